@@ -1,0 +1,126 @@
+"""Terminal rendering of a run: the live progress display and the end-of-run table.
+
+The live display is a transcript listener: it sees the same events that are written
+to disk and computes its figures with the protocol's own metric functions.
+Member-written text is printed with `rich.markup.escape` and control characters
+stripped, so a member cannot inject markup or terminal escapes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assembly.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
+from assembly.protocols import protocol_class
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: Any) -> str:
+    """Member text made inert for the terminal: no rich markup, no escape sequences."""
+    return escape(_CONTROL.sub("", str(text)))
+
+
+class LiveProgress:
+    """Round, votes cast, quorum and dispersion while a run goes."""
+
+    def __init__(self, console: Console, max_rounds: int) -> None:
+        self.console = console
+        self.progress = Progress(TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
+        self.task = self.progress.add_task("", total=max_rounds)
+        self.live = Live(Group(self.progress, Table()), console=console, refresh_per_second=8, transient=False)
+        self.started: RunStarted | None = None
+        self.seated: Seated | None = None
+        self.round_events: list[Any] = []
+        self.rows: list[dict[str, Any]] = []
+        self.turns = 0
+        self.failed = 0
+
+    def __enter__(self) -> LiveProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, RunStarted):
+            self.started = event
+        elif isinstance(event, Seated):
+            self.seated = event
+        elif isinstance(event, RoundStarted):
+            self.round_events = [event]
+            self.progress.update(self.task, description=f"round {event.round}: speaking")
+        elif isinstance(event, Turn | Tally | Disclosure):
+            self.round_events.append(event)
+            if isinstance(event, Turn):
+                self.turns += 1
+                self.failed += event.status != "ok"
+                self.progress.update(self.task, description=f"round {event.round}: {event.phase}")
+        elif isinstance(event, RoundEnded) and self.started and self.seated:
+            figs = protocol_class(self.started.protocol).round_figures(self.round_events, self.started,
+                                                                       self.seated)
+            self.rows.append({"round": event.round, **figs})
+            self.progress.update(self.task, completed=event.round,
+                                 description=f"{self.turns} turns, {self.failed} failed")
+            self.live.update(Group(self.progress, rounds_table(self.rows[-8:])))
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return safe(v)
+
+
+# Columns shown when present, in this order; protocols add their own figures.
+_COLUMNS = ("round", "speakers", "dispersion", "modal_share", "disclosures", "ballots_counted",
+            "quorum_met", "leading", "support", "honest_mean", "honest_sd", "honest_modal_share",
+            "stop_votes", "turn_timeouts", "malformed", "provider_errors", "abstentions")
+
+
+def rounds_table(rows: list[dict[str, Any]]) -> Table:
+    cols = [c for c in _COLUMNS if any(c in r for r in rows)]
+    table = Table(box=None, pad_edge=False)
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for r in rows:
+        table.add_row(*(_fmt(r.get(c)) for c in cols))
+    return table
+
+
+def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> None:
+    style = {"valid_decision": "green", "invalid_decision": "yellow", "no_decision": "red"}.get(
+        summary.get("outcome") or "", "red")
+    head = Table(show_header=False, box=None)
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("outcome", f"[{style}]{summary.get('outcome') or summary.get('status')}[/]")
+    if summary.get("cause"):
+        head.add_row("cause", safe(summary["cause"]))
+    if summary.get("decision") is not None:
+        head.add_row("decision", safe(summary["decision"]))
+    head.add_row("reason", safe(summary.get("reason") or ""))
+    head.add_row("rounds / members / seed", f"{summary['rounds']} / {summary['members']} / {summary['seed']}")
+    t = summary["totals"]
+    head.add_row("liveness", f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
+                             f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions")
+    if t.get("calls"):
+        head.add_row("model calls", f"{t['calls']} ({t['cache_hits']} cached), {t['prompt_tokens']} in / "
+                                    f"{t['completion_tokens']} out tokens, ${t['cost_usd']:.4f}")
+    for k, v in summary.get("figures", {}).items():
+        head.add_row(k.replace("_", " "), _fmt(v))
+    head.add_row("run folder", safe(run_dir))
+    console.print(head)
+    console.print(rounds_table(summary["per_round"]))

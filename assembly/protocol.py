@@ -1,0 +1,67 @@
+"""The protocol interface: what a round is, what members are asked, when a run ends.
+
+The engine is protocol-agnostic: it hands a protocol a `RoundContext` whose `ask`
+runs members concurrently under deadlines and whose `emit` appends events. A
+protocol keeps its state only by folding events in `apply`, so that resuming or
+replaying a transcript rebuilds exactly the state a live run had.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol as TypingProtocol
+
+from assembly.actions import Action
+from assembly.events import Event, RunEnded, RunStarted, Seated, SeatedMember, Turn
+from assembly.member import Member
+from assembly.scenario import Scenario
+from assembly.view import ViewBuilder
+
+
+class RoundContext(TypingProtocol):
+    round: int
+    views: ViewBuilder
+
+    async def ask(self, phase: str, member_ids: Sequence[str], action: type[Action],
+                  params: dict[str, object] | None = None) -> list[Turn]:
+        """Ask members concurrently, each under the turn deadline; events are emitted."""
+        ...
+
+    def emit(self, *events: Event) -> None: ...
+
+
+class Protocol(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+
+    @abstractmethod
+    def seat(self) -> Seated:
+        """Deal seats, roles, private facts and protocol-private state (seeded)."""
+
+    def apply(self, event: Any) -> None:  # noqa: B027 - folding is optional
+        """Fold one event into protocol state (live and on replay/resume alike)."""
+
+    @abstractmethod
+    async def play_round(self, ctx: RoundContext) -> RunEnded | None:
+        """Run one round; return the run's end if the protocol stops here."""
+
+    @abstractmethod
+    def conclude(self, cause: str) -> RunEnded:
+        """End the run for an engine-level reason (`round_limit` or `budget`)."""
+
+    @abstractmethod
+    def sim_member(self, seated: SeatedMember) -> Member:
+        """The offline policy for this protocol's members."""
+
+    @classmethod
+    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated) -> dict[str, Any]:
+        """Protocol-specific per-round figures, a pure function of that round's events."""
+        return {}
+
+    @classmethod
+    def run_figures(cls, events: list[Any]) -> dict[str, Any]:
+        """Protocol-specific per-run figures, a pure function of the transcript."""
+        return {}

@@ -1,0 +1,111 @@
+"""One run, end to end: seat, build members, drive the engine, write the run folder.
+
+The run folder holds `transcript.jsonl` (written as the run goes) and
+`summary.json`, which is computed by re-reading the transcript from disk, so the
+summary can only report what the transcript supports.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from assembly import metrics
+from assembly.engine import Engine, Listener
+from assembly.events import RunStarted, Seated, SeatedMember
+from assembly.member import Member
+from assembly.protocol import Protocol
+from assembly.protocols import protocol_class
+from assembly.scenario import Scenario, resolved, run_key
+from assembly.transcript import SUMMARY, TRANSCRIPT, TranscriptWriter, read_transcript
+from assembly.view import ViewBuilder
+
+# Builds a member for a seat that is not `sim`; installed by the LLM layer, and by
+# tests that seat scripted members.
+MemberFactory = Callable[[SeatedMember, Protocol, Scenario, Path], Member]
+
+_VERSIONED = ("assembly", "pydantic", "numpy", "networkx", "autogen-agentchat", "autogen-ext", "openai", "litellm")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def new_run_dir(base: Path, scenario: Scenario) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stem = f"{scenario.name}-{stamp}-s{scenario.seed}"
+    path, n = base / stem, 1
+    while path.exists():
+        n += 1
+        path = base / f"{stem}-{n}"
+    return path
+
+
+def build_members(seated: Seated, protocol: Protocol, scenario: Scenario, run_dir: Path,
+                  factory: MemberFactory | None = None) -> dict[str, Member]:
+    seats = list(seated.members) + ([seated.facilitator] if seated.facilitator else [])
+    members: dict[str, Member] = {}
+    for seat in seats:
+        if seat.policy == "sim":
+            members[seat.id] = protocol.sim_member(seat)
+        else:
+            if factory is None:
+                from assembly.llm_member import member_factory  # imported only for LLM seats
+
+                factory = member_factory
+            members[seat.id] = factory(seat, protocol, scenario, run_dir)
+    return members
+
+
+async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[Listener] = (),
+                  factory: MemberFactory | None = None,
+                  overrides: dict[str, Callable[[SeatedMember], Member]] | None = None) -> dict[str, Any]:
+    """Run a scenario into `run_dir` and return its summary.
+
+    `overrides` replaces the member at given seat ids (tests use it to seat scripted
+    members); everything else is built from the scenario.
+    """
+    protocol = protocol_class(scenario.protocol.kind)(scenario)
+    views = ViewBuilder(scenario)
+    seated = protocol.seat()
+    members = build_members(seated, protocol, scenario, run_dir, factory)
+    for seat_id, make in (overrides or {}).items():
+        seat = next(s for s in [*seated.members, seated.facilitator] if s is not None and s.id == seat_id)
+        members[seat_id] = make(seat)
+    writer = TranscriptWriter(run_dir / TRANSCRIPT)
+    engine = Engine(scenario, protocol, members, writer, views, listeners)
+    try:
+        engine.emit(RunStarted(run_id=run_dir.name, run_key=run_key(scenario), scenario=resolved(scenario),
+                               seed=scenario.seed, protocol=protocol.name, versions=versions(),
+                               timing={"started_at": time.time()}), seated)
+        await engine.run()
+    finally:
+        writer.close()
+        await _close(members)
+    return write_summary(run_dir)
+
+
+def write_summary(run_dir: Path) -> dict[str, Any]:
+    summary = metrics.summarize(read_transcript(run_dir / TRANSCRIPT).events)
+    tmp = run_dir / (SUMMARY + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    tmp.replace(run_dir / SUMMARY)  # atomic: a summary is whole or absent
+    return summary
+
+
+async def _close(members: dict[str, Member]) -> None:
+    for m in members.values():
+        close = getattr(m, "close", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,517 @@
+"""The scenario file format: pydantic schema, YAML loading, overrides, clear errors.
+
+A scenario is validated completely before anything runs. Every error names the file,
+the dotted field path and, where the YAML has it, the line: researchers edit these
+files by hand and should never have to read a traceback to find a typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from assembly.errors import ScenarioError
+from assembly.rules import DecisionRuleSpec
+
+MAX_FILE_BYTES = 5 * 1024 * 1024  # a scenario is a few KB; anything this big is a mistake
+MAX_YAML_NODES = 200_000  # bounds alias bombs ("billion laughs") before they expand
+MAX_MEMBERS = 20_000
+MAX_ROUNDS = 1_000
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------- content
+
+
+class OptionSpec(Strict):
+    id: Name
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    # How the option scores on each value dimension; a member's valuation of the
+    # option is the dot product with its value weights (see docs/sim_model.md).
+    attributes: dict[Name, Annotated[float, Field(ge=-10, le=10)]] = Field(default_factory=dict)
+
+
+class Quota(Strict):
+    min: Annotated[int, Field(ge=0)] = 0
+    max: Annotated[int, Field(ge=0)] | None = None
+
+
+class RoleSpec(Strict):
+    name: Name
+    share: Annotated[float, Field(gt=0.0, le=1.0)]
+    description: str = ""
+    values: dict[Name, Annotated[float, Field(ge=-10, le=10)]] = Field(default_factory=dict)
+    value_noise: Annotated[float, Field(ge=0.0, le=5.0)] = 0.1
+    quota: Quota = Field(default_factory=Quota)
+    policy: Literal["sim", "llm"] | None = None  # overrides members.policy for this role
+    profile: Name | None = None  # model profile for LLM members of this role
+
+
+class Population(Strict):
+    size: Annotated[int, Field(ge=1, le=MAX_MEMBERS)]
+    roles: Annotated[list[RoleSpec], Field(min_length=1)]
+
+
+class Holders(Strict):
+    """Who is dealt a fact: `count` members drawn from `roles` (all roles if empty)."""
+
+    roles: list[Name] = Field(default_factory=list)
+    count: Annotated[int, Field(ge=1)] | None = None  # None: every member of those roles
+
+
+class FactSpec(Strict):
+    id: Name
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    effects: dict[Name, Annotated[float, Field(ge=-10, le=10)]] = Field(default_factory=dict)
+    holders: Literal["all"] | Holders = "all"
+
+
+class FacilitatorSpec(Strict):
+    policy: Literal["sim", "llm"] = "sim"
+    profile: Name | None = None
+    name: str = "facilitator"
+
+
+class TopologySpec(Strict):
+    """Who hears whom during speech: everyone, table groups, or a small world.
+
+    Facilitator syntheses and candidates are always plenary (heard by all).
+    """
+
+    kind: Literal["all_to_all", "tables", "small_world"] = "all_to_all"
+    table_size: Annotated[int, Field(ge=2, le=1000)] = 6
+    k: Annotated[int, Field(ge=2, le=100)] = 4  # small world: neighbours per member
+    p: Unit = 0.1  # small world: rewiring probability
+
+
+# ----------------------------------------------------------------------------- protocols
+
+
+class StallSpec(Strict):
+    """Stop as `stalled` when neither dispersion nor leading support moved for `rounds` rounds."""
+
+    rounds: Annotated[int, Field(ge=1, le=100)] = 3
+    tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+
+
+class ValiditySpec(Strict):
+    """When a decision counts as valid: `any` decision, or one of `options`."""
+
+    kind: Literal["any", "option_in"] = "any"
+    options: list[Name] = Field(default_factory=list)
+
+
+class ProtocolBase(Strict):
+    max_rounds: Annotated[int, Field(ge=1, le=MAX_ROUNDS)] = 10
+    turn_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0
+    round_timeout_s: Annotated[float, Field(gt=0.0, le=86400.0)] = 300.0
+    budget_s: Annotated[float, Field(gt=0.0)] | None = None  # whole-run clock budget
+    max_cost: Annotated[float, Field(ge=0.0)] | None = None  # USD
+    view_window: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class AssemblyProtocol(ProtocolBase):
+    kind: Literal["assembly"] = "assembly"
+    quorum: Unit = 0.5
+    decision_rule: DecisionRuleSpec = Field(default_factory=lambda: _default_rule())
+    stall: StallSpec | None = None
+    validity: ValiditySpec = Field(default_factory=ValiditySpec)
+    first_vote_round: Annotated[int, Field(ge=1)] = 2
+    candidates: Annotated[int, Field(ge=1, le=20)] = 3
+
+
+def _default_rule() -> Any:
+    from assembly.rules import MajorityRule
+
+    return MajorityRule()
+
+
+ProtocolSpec = Annotated[AssemblyProtocol, Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------- members
+
+
+class SimLatency(Strict):
+    """Seeded per-turn latency. `virtual` accounts it without sleeping (fast, exact);
+    `real` sleeps it, to exercise the engine's real cancellation path."""
+
+    mode: Literal["virtual", "real"] = "virtual"
+    median_s: Annotated[float, Field(ge=0.0, le=3600)] = 1.0
+    sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5  # lognormal shape
+
+
+class SimFaults(Strict):
+    timeout_rate: Unit = 0.0  # the turn hangs past any deadline
+    malformed_rate: Unit = 0.0  # each attempt is unusable with this probability
+    provider_error_rate: Unit = 0.0  # each attempt fails like a 5xx with this probability
+
+
+class SimParams(Strict):
+    """Parameters of the opinion-dynamics baseline (docs/sim_model.md)."""
+
+    susceptibility: Unit = 0.6  # Friedkin–Johnsen lambda: weight on others vs own anchor
+    confidence_bound: Annotated[float, Field(gt=0.0)] | None = 0.35  # Hegselmann–Krause epsilon
+    homophily: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0  # trust multiplier for same-role speakers
+    valuation_scale: Annotated[float, Field(gt=0.0, le=100.0)] = 3.0  # logistic slope: valuation -> support
+    speech_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    disclosure_rate: Unit = 0.3  # Stasser–Titus: per-round chance to mention each private fact
+    shared_bias: Annotated[float, Field(ge=1.0, le=100.0)] = 2.0  # boost for facts already in the record
+    abstain_below: Unit = 0.0  # abstain when no candidate has at least this support
+    approval_threshold: Unit = 0.6
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    latency: SimLatency = Field(default_factory=SimLatency)
+    faults: SimFaults = Field(default_factory=SimFaults)
+
+
+class MembersSpec(Strict):
+    policy: Literal["sim", "llm"] = "sim"
+    sim: SimParams = Field(default_factory=SimParams)
+    profile: Name | None = None  # default model profile for LLM members
+
+
+# ----------------------------------------------------------------------------- scenario
+
+
+class Scenario(Strict):
+    name: Name
+    description: str = ""
+    question: Annotated[str, Field(min_length=1, max_length=4000)]
+    options: Annotated[list[OptionSpec], Field(min_length=2, max_length=50)]
+    population: Population
+    facts: list[FactSpec] = Field(default_factory=list, max_length=1000)
+    facilitator: FacilitatorSpec = Field(default_factory=FacilitatorSpec)
+    topology: TopologySpec = Field(default_factory=TopologySpec)
+    protocol: ProtocolSpec = Field(default_factory=AssemblyProtocol)
+    members: MembersSpec = Field(default_factory=MembersSpec)
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Scenario:
+        option_ids = [o.id for o in self.options]
+        _unique("options", option_ids)
+        role_names = [r.name for r in self.population.roles]
+        _unique("population.roles", role_names)
+        _unique("facts", [f.id for f in self.facts])
+        for i, fact in enumerate(self.facts):
+            for opt in fact.effects:
+                _known(f"facts.{i}.effects", opt, option_ids, "option")
+            if isinstance(fact.holders, Holders):
+                for role in fact.holders.roles:
+                    _known(f"facts.{i}.holders.roles", role, role_names, "role")
+        mins = sum(r.quota.min for r in self.population.roles)
+        if mins > self.population.size:
+            raise _cross("population.roles", f"quota minimums add up to {mins}, more than "
+                         f"population.size = {self.population.size}")
+        for i, r in enumerate(self.population.roles):
+            if r.quota.max is not None and r.quota.max < r.quota.min:
+                raise _cross(f"population.roles.{i}.quota", "max is below min")
+        if sum(r.quota.max if r.quota.max is not None else self.population.size
+               for r in self.population.roles) < self.population.size:
+            raise _cross("population.roles", "quota maximums cannot seat population.size members")
+        proto = self.protocol
+        if isinstance(proto, AssemblyProtocol):
+            for opt in proto.validity.options:
+                _known("protocol.validity.options", opt, option_ids, "option")
+            if proto.validity.kind == "option_in" and not proto.validity.options:
+                raise _cross("protocol.validity.options", "option_in needs at least one option")
+        if self.members.policy == "llm" and not self.members.profile:
+            # The CLI fills profile from --model; a file that asks for LLM members
+            # without saying which model cannot run.
+            raise _cross("members.profile", "llm members need a model profile (or pass --model)")
+        return self
+
+    @property
+    def member_count(self) -> int:
+        return self.population.size
+
+
+class _CrossRefError(ValueError):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _cross(path: str, message: str) -> _CrossRefError:
+    return _CrossRefError(path, message)
+
+
+def _unique(path: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise _cross(path, f"duplicate id {i!r}")
+        seen.add(i)
+
+
+def _known(path: str, name: str, known: list[str], what: str) -> None:
+    if name not in known:
+        hint = difflib.get_close_matches(name, known, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(known)})"
+        raise _cross(path, f"unknown {what} {name!r}{extra}")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+# CLI flag shorthands, shared with sweep grids: `members: 48` means population.size.
+ALIASES = {
+    "members": "population.size",
+    "rounds": "protocol.max_rounds",
+    "turn_timeout": "protocol.turn_timeout_s",
+}
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, override and validate a scenario file; raise ScenarioError on any problem."""
+    p = Path(path)
+    text = _read_text(p)
+    data, lines = parse_yaml(text, str(p))
+    return build_scenario(data, overrides or {}, file=str(p), lines=lines)
+
+
+def _read_text(p: Path) -> str:
+    if not p.exists():
+        raise ScenarioError("no such file", file=str(p))
+    if p.is_dir():
+        raise ScenarioError("is a directory, not a scenario file", file=str(p))
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ScenarioError(f"file is {size / 1e6:.1f} MB; scenarios are limited to "
+                            f"{MAX_FILE_BYTES // (1024 * 1024)} MB", file=str(p))
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(p)) from None
+
+
+def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """Parse YAML into a mapping plus a (path -> line) index for error messages."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        raise ScenarioError("scenario text is too large", file=file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"YAML syntax error: {problem}", file=file, line=line) from None
+    if node is None:
+        raise ScenarioError("file is empty; a scenario is a YAML mapping", file=file)
+    if not isinstance(node, yaml.MappingNode):
+        kind = {"SequenceNode": "a list", "ScalarNode": "a single value"}.get(type(node).__name__, "not a mapping")
+        raise ScenarioError(f"a scenario is a YAML mapping of fields, but this file is {kind}",
+                            file=file, line=node.start_mark.line + 1)
+    _check_size(node, file)
+    lines: dict[tuple[Any, ...], int] = {}
+    _index_lines(node, (), lines)
+    try:
+        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+    except yaml.YAMLError as exc:  # e.g. unhashable keys, caught only on construction
+        mark = getattr(exc, "problem_mark", None)
+        raise ScenarioError(f"YAML error: {getattr(exc, 'problem', exc)}", file=file,
+                            line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ScenarioError("top-level keys must be strings", file=file)
+    return data, lines
+
+
+def _check_size(root: yaml.Node, file: str) -> None:
+    """Count nodes as they would expand, so aliases cannot multiply the work."""
+    memo: dict[int, int] = {}
+
+    def size(n: yaml.Node, depth: int) -> int:
+        if depth > 64:
+            raise ScenarioError("YAML nesting is deeper than 64 levels", file=file, line=n.start_mark.line + 1)
+        if id(n) in memo:
+            return memo[id(n)]
+        total = 1
+        if isinstance(n, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total += sum(size(v, depth + 1) for v in n.value)
+        if total > MAX_YAML_NODES:
+            raise ScenarioError(f"YAML expands to more than {MAX_YAML_NODES} nodes (alias bomb or "
+                                "data that does not belong in a scenario)", file=file)
+        memo[id(n)] = total
+        return total
+
+    size(root, 0)
+
+
+def _index_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = (*path, key.value)
+            out.setdefault(sub, key.start_mark.line + 1)
+            _index_lines(value, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            sub = (*path, i)
+            out.setdefault(sub, value.start_mark.line + 1)
+            _index_lines(value, sub, out)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`dotted.path=value` with the value read as a YAML scalar or flow collection."""
+    if "=" not in text:
+        raise ScenarioError(f"override {text!r} is not of the form dotted.path=value", path=text)
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ScenarioError(f"override {text!r} has an empty field name", path=key or text)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: take it as the literal string
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted paths in a copy of `data`; list items are addressed by index."""
+    out = json.loads(json.dumps(data, default=str))
+    for dotted, value in overrides.items():
+        path = ALIASES.get(dotted, dotted).split(".")
+        cur: Any = out
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(cur, list):
+                if not part.isdigit() or int(part) >= len(cur):
+                    raise ScenarioError(f"no list item {part!r} (the list has {len(cur)} items)",
+                                        path=".".join(path[: i + 1]))
+                idx = int(part)
+                if last:
+                    cur[idx] = value
+                else:
+                    cur = cur[idx]
+            elif isinstance(cur, dict):
+                if last:
+                    cur[part] = value
+                else:
+                    if part not in cur or cur[part] is None:
+                        cur[part] = {}
+                    cur = cur[part]
+            else:
+                raise ScenarioError("cannot set a field inside a plain value", path=".".join(path[: i + 1]))
+    return out
+
+
+def build_scenario(data: dict[str, Any], overrides: dict[str, Any], *, file: str | None = None,
+                   lines: dict[tuple[Any, ...], int] | None = None) -> Scenario:
+    merged = apply_overrides(data, overrides) if overrides else data
+    try:
+        return Scenario.model_validate(merged)
+    except ValidationError as exc:
+        raise _explain(exc, merged, file, lines or {}, overrides) from None
+
+
+def _explain(exc: ValidationError, data: dict[str, Any], file: str | None,
+             lines: dict[tuple[Any, ...], int], overrides: dict[str, Any]) -> ScenarioError:
+    err = exc.errors(include_url=False)[0]
+    cross = _find_cross(exc)
+    if cross is not None:
+        path = tuple(int(p) if p.isdigit() else p for p in cross.path.split("."))
+        return ScenarioError(str(cross), file=file, path=cross.path, line=_line_for(path, lines))
+    loc = _data_path(err["loc"], data)
+    dotted = ".".join(str(p) for p in loc)
+    overridden = any(ALIASES.get(k, k) == dotted or dotted.startswith(ALIASES.get(k, k) + ".")
+                     for k in overrides)
+    line = None if overridden else _line_for(loc, lines)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        hint = difflib.get_close_matches(key, sorted(_field_vocabulary()), n=1)
+        msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    elif "input" in err and not isinstance(err["input"], dict | list):
+        msg = f"{msg} (got {err['input']!r})"
+    if overridden:
+        msg += " (from a command-line override)"
+    return ScenarioError(msg, file=file, path=dotted or None, line=line)
+
+
+def _find_cross(exc: ValidationError) -> _CrossRefError | None:
+    for e in exc.errors(include_url=False):
+        ctx = e.get("ctx") or {}
+        if isinstance(ctx.get("error"), _CrossRefError):
+            return ctx["error"]  # type: ignore[no-any-return]
+    return None
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop pydantic's union-tag entries so the path matches what the user wrote."""
+    out: list[Any] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and part in _field_vocabulary():
+            out.append(part)  # a missing or unknown field: still the user's own name
+            cur = None
+    return tuple(out)
+
+
+def _line_for(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
+
+
+_VOCAB: set[str] = set()
+
+
+def _field_vocabulary() -> set[str]:
+    if not _VOCAB:
+        seen: set[type] = set()
+
+        def walk(model: type[BaseModel]) -> None:
+            if model in seen:
+                return
+            seen.add(model)
+            for name, f in model.model_fields.items():
+                _VOCAB.add(name)
+                for t in _models_in(f.annotation):
+                    walk(t)
+
+        walk(Scenario)
+    return _VOCAB
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        out.extend(_models_in(arg))
+    return out
+
+
+def resolved(scenario: Scenario) -> dict[str, Any]:
+    """The scenario with every default filled in, as recorded in the transcript."""
+    return scenario.model_dump(mode="json")
+
+
+def run_key(scenario: Scenario) -> str:
+    """Hash of the resolved scenario (seed included): the identity of a run."""
+    blob = json.dumps(resolved(scenario), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

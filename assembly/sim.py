@@ -1,0 +1,198 @@
+"""`sim` members: the offline opinion-dynamics baseline (see docs/sim_model.md).
+
+A sim member holds a support score in [0, 1] for every option and updates it each
+round by a Friedkin–Johnsen step over the scores it heard, ignoring speakers farther
+than its Hegselmann–Krause confidence bound, while staying anchored to its own
+judgement. That judgement is a logistic of its valuation of each option: its value
+weights times the options' attributes, plus the effects of every fact it knows.
+Facts are disclosed Stasser–Titus style, more readily when already in the record,
+and every disclosed fact shifts every listener's valuation.
+
+Everything is computed from the member's `View` and a random stream derived from
+(seed, member, round, phase), so the policy is deterministic, stateless between
+turns (resume needs nothing but the transcript), and blind to anything the view does
+not contain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+
+from assembly.actions import Action, Ballot, Candidate, Speech, Synthesis
+from assembly.events import Attempt
+from assembly.member import Request, TurnResult
+from assembly.scenario import SimParams
+from assembly.seeding import rng
+from assembly.view import View
+
+
+class SimFaults:
+    """Seeded latency and faults shared by every sim policy."""
+
+    def __init__(self, params: SimParams, seed: int) -> None:
+        self.params = params
+        self.seed = seed
+
+    async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
+        """Wrap a computed action in the seeded fault model, sleeping in real mode."""
+        p = self.params
+        r = rng(self.seed, "fault", member_id, request.round, request.phase)
+        hang = bool(r.random() < p.faults.timeout_rate)
+        attempts: list[Attempt] = []
+        latency = 0.0
+        status = "ok"
+        for n in range(1, p.max_retries + 2):
+            latency += _lognormal(r, p.latency.median_s, p.latency.sigma)
+            u = r.random()
+            if u < p.faults.provider_error_rate:
+                attempts.append(Attempt(attempt=n, outcome="provider_error", error_kind="server_error",
+                                        detail="simulated provider error"))
+                status = "provider_error"
+            elif u < p.faults.provider_error_rate + p.faults.malformed_rate:
+                attempts.append(Attempt(attempt=n, outcome="malformed", detail="simulated malformed output"))
+                status = "malformed"
+            else:
+                attempts.append(Attempt(attempt=n, outcome="ok"))
+                status = "ok"
+                break
+        action = make if status == "ok" else None
+        if p.latency.mode == "real":
+            if hang or latency >= request.deadline_s:
+                await asyncio.sleep(max(request.deadline_s * 10, 3600.0))  # cut off by the engine
+            await asyncio.sleep(latency)
+            return TurnResult(action=action, status=status, attempts=attempts)  # type: ignore[arg-type]
+        return TurnResult(action=action, status=status, attempts=attempts,  # type: ignore[arg-type]
+                          sim_latency_s=math.inf if hang else latency)
+
+
+def _lognormal(r: np.random.Generator, median: float, sigma: float) -> float:
+    if median <= 0:
+        return 0.0
+    return float(median * math.exp(sigma * r.standard_normal()))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class SimMember:
+    """An assembly member (or facilitator) following the opinion-dynamics model."""
+
+    def __init__(self, member_id: str, params: SimParams, seed: int) -> None:
+        self.id = member_id
+        self.params = params
+        self.seed = seed
+        self.faults = SimFaults(params, seed)
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        policy_rng = rng(self.seed, "policy", self.id, request.round, request.phase)
+        if request.action is Speech:
+            action: Action = self.speak(view, policy_rng)
+        elif request.action is Synthesis:
+            action = self.synthesize(view, int(request.params.get("candidates", 3)))
+        elif request.action is Ballot:
+            action = self.vote(view)
+        else:
+            raise TypeError(f"sim assembly member cannot produce {request.action.__name__}")
+        return await self.faults.run(self.id, request, action)
+
+    # ---- the model
+
+    def anchor(self, view: View) -> np.ndarray:
+        """Own judgement: logistic of centred valuations given every known fact."""
+        values = view.member.values
+        val = np.array([sum(w * o.attributes.get(d, 0.0) for d, w in values.items()) for o in view.options])
+        option_index = {o.id: i for i, o in enumerate(view.options)}
+        for fact in (*view.own_facts, *view.heard_facts):
+            for opt, effect in fact.effects.items():
+                val[option_index[opt]] += effect
+        return _sigmoid(self.params.valuation_scale * (val - val.mean()))
+
+    def current(self, view: View) -> np.ndarray:
+        """Own most recently stated scores (the opinion x_i(t-1)), else the anchor."""
+        for h in view.own_history:
+            if h.kind == "speech":
+                return np.array([float(h.public["scores"].get(o.id, 0.0)) for o in view.options])
+        return self.anchor(view)
+
+    def opinion(self, view: View, r: np.random.Generator | None = None) -> np.ndarray:
+        """Friedkin–Johnsen step with a Hegselmann–Krause confidence bound."""
+        p = self.params
+        a = self.anchor(view)
+        heard = view.heard_matrix
+        if heard is None or heard.scores.shape[0] == 0:
+            x = a
+        else:
+            own = self.current(view)
+            scores = heard.scores
+            if p.confidence_bound is not None:
+                near = np.abs(scores - own).mean(axis=1) <= p.confidence_bound
+                scores = scores[near] if near.any() else own[None, :]
+            x = p.susceptibility * scores.mean(axis=0) + (1.0 - p.susceptibility) * a
+        if r is not None and p.speech_noise > 0:
+            x = x + r.normal(0.0, p.speech_noise, size=x.shape)
+        return np.clip(x, 0.0, 1.0)
+
+    def speak(self, view: View, r: np.random.Generator) -> Speech:
+        x = self.opinion(view, r)
+        ids = [o.id for o in view.options]
+        best = int(np.argmax(x))
+        disclose = self._disclose(view, r)
+        ranked = sorted(range(len(ids)), key=lambda i: -x[i])
+        parts = [f"I favour {ids[best]}: {view.options[best].text}"]
+        if len(ranked) > 1:
+            parts.append(f"My second choice is {ids[ranked[1]]} ({x[ranked[1]]:.2f} vs {x[best]:.2f}).")
+        for fact in view.own_facts:
+            if fact.id in disclose:
+                parts.append(f"Something you may not know ({fact.id}): {fact.text}")
+        return Speech(message=" ".join(parts), position=ids[best],
+                      scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
+                      disclose=disclose)
+
+    def _disclose(self, view: View, r: np.random.Generator) -> list[str]:
+        """Stasser–Titus sampling: each unmentioned own fact is mentioned with some
+        probability, boosted by `shared_bias` when others already brought it up."""
+        p = self.params
+        said = {f for h in view.own_history if h.kind == "speech" for f in h.public.get("disclose", ())}
+        in_record = {f.id for f in view.heard_facts} | set(view.mentioned)
+        out = []
+        for fact in view.own_facts:
+            draw = r.random()  # drawn for every fact so streams do not shift with history
+            if fact.id in said:
+                continue
+            prob = p.disclosure_rate * (p.shared_bias if fact.id in in_record else 1.0)
+            if draw < min(1.0, prob):
+                out.append(fact.id)
+        return out
+
+    def synthesize(self, view: View, k: int) -> Synthesis:
+        """Facilitator: the k options with most mean support among this round's speeches."""
+        ids = [o.id for o in view.options]
+        latest = view.recent[0] if view.recent else ()
+        speeches = [h for h in latest if h.kind == "speech"]
+        if speeches:
+            mean = np.array([[float(h.public["scores"].get(o, 0.0)) for o in ids] for h in speeches]).mean(axis=0)
+        else:
+            mean = np.full(len(ids), 0.5)
+        order = sorted(range(len(ids)), key=lambda i: (-mean[i], i))[: max(1, min(k, len(ids)))]
+        top = ", ".join(f"{ids[i]} ({mean[i]:.2f})" for i in order)
+        summary = (f"Round {view.round}: {len(speeches)} members spoke. Most support: {top}."
+                   + (f" Facts shared so far: {', '.join(sorted(view.mentioned))}." if view.mentioned else ""))
+        return Synthesis(
+            candidates=[Candidate(option=ids[i], statement=f"Recommend {ids[i]}: {view.options[i].text}")
+                        for i in order],
+            summary=summary,
+        )
+
+    def vote(self, view: View) -> Ballot:
+        cands = [c["option"] for c in view.candidates]
+        x = dict(zip([o.id for o in view.options], self.current(view), strict=True))
+        scored = sorted(((x.get(c, 0.0), -i, c) for i, c in enumerate(cands)), reverse=True)
+        if not scored or scored[0][0] < self.params.abstain_below:
+            return Ballot(abstain=True)
+        ranking = [c for _, _, c in scored]
+        approve = [c for s, _, c in scored if s >= self.params.approval_threshold] or ranking[:1]
+        return Ballot(choice=ranking[0], approve=approve, ranking=ranking)
