@@ -115,3 +115,7 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
 
 def main() -> None:  # pragma: no cover - console-script shim
     sys.exit(app())
+
+
+if __name__ == "__main__":  # `python -m assembly.cli`, used by the tests
+    main()

@@ -36,7 +36,7 @@ class LiveProgress:
         self.progress = Progress(TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
         self.task = self.progress.add_task("", total=max_rounds)
-        self.live = Live(Group(self.progress, Table()), console=console, refresh_per_second=8, transient=False)
+        self.live = Live(Group(self.progress, Table()), console=console, refresh_per_second=8, transient=True)
         self.started: RunStarted | None = None
         self.seated: Seated | None = None
         self.round_events: list[Any] = []
@@ -80,21 +80,34 @@ def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.3f}"
+        return f"{v:.2f}"
     return safe(v)
 
 
 # Columns shown when present, in this order; protocols add their own figures.
-_COLUMNS = ("round", "speakers", "dispersion", "modal_share", "disclosures", "ballots_counted",
-            "quorum_met", "leading", "support", "honest_mean", "honest_sd", "honest_modal_share",
+_COLUMNS = ("round", "speakers", "dispersion", "modal_share", "idea_similarity", "disclosures",
+            "ballots_counted",
+            "quorum_met", "support", "honest_mean", "honest_sd", "honest_modal_share",
             "stop_votes", "turn_timeouts", "malformed", "provider_errors", "abstentions")
+
+
+# Short headers so the per-round table fits an 80-column terminal.
+_HEADERS = {"round": "rd", "speakers": "spoke", "dispersion": "disp", "modal_share": "modal",
+            "disclosures": "discl", "ballots_counted": "votes", "quorum_met": "quorum",
+            "leading": "leading", "support": "supp", "honest_mean": "h.mean", "honest_sd": "h.sd",
+            "honest_modal_share": "h.modal", "stop_votes": "stops", "turn_timeouts": "t/o",
+            "malformed": "malf", "provider_errors": "err", "abstentions": "abst",
+            "idea_similarity": "idea"}
 
 
 def rounds_table(rows: list[dict[str, Any]]) -> Table:
     cols = [c for c in _COLUMNS if any(c in r for r in rows)]
-    table = Table(box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False, caption="rd round, disp dispersion, modal modal share, discl "
+                  "disclosures, supp leading support, t/o timeouts, malf malformed, err provider errors, "
+                  "abst abstentions", caption_justify="left")
     for c in cols:
-        table.add_column(c.replace("_", " "), justify="right")
+        table.add_column(_HEADERS.get(c, c.replace("_", " ")), justify="right", no_wrap=True,
+                         overflow="ellipsis", max_width=18 if c == "leading" else None)
     for r in rows:
         table.add_row(*(_fmt(r.get(c)) for c in cols))
     return table

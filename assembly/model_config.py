@@ -45,7 +45,8 @@ def _check_kinds(values: dict[str, Any]) -> dict[str, Any]:
 class ModelProfile(BaseModel):
     """One named way of calling a model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Inputs are hidden in validation errors: a misplaced key must not be echoed to logs.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str = Field(default="", description="Filled from the key in models.yaml.")
     model: str = Field(
@@ -54,12 +55,15 @@ class ModelProfile(BaseModel):
     client: Literal["litellm", "openai"] = "litellm"
     api_base: str | None = None
     api_key_env: str | None = Field(
-        default=None, description="NAME of the environment variable holding the key; None for keyless servers."
+        default=None,
+        description="NAME of the environment variable holding the key; None for keyless servers.",
     )
     temperature: dict[str, float] = Field(default_factory=dict)
     max_tokens: dict[str, int] = Field(default_factory=dict)
     timeout_s: float = Field(default=60.0, gt=0)
-    retries: int = Field(default=3, ge=0, description="Retries of provider errors (429, 5xx, connection, timeout).")
+    retries: int = Field(
+        default=3, ge=0, description="Retries of provider errors (429, 5xx, connection, timeout)."
+    )
     max_concurrent: int = Field(default=8, ge=1)
     rpm: float | None = Field(default=None, gt=0, description="Requests per minute; None means unlimited.")
     price_per_1k_input: float | None = Field(default=None, ge=0)
@@ -134,14 +138,16 @@ class ModelProfile(BaseModel):
             return None
         value = os.environ.get(self.api_key_env)
         if not value:
-            raise KeyError(f"environment variable {self.api_key_env} (api_key_env of profile {self.name!r}) is not set")
+            raise KeyError(
+                f"environment variable {self.api_key_env} (api_key_env of profile {self.name!r}) is not set"
+            )
         return value
 
 
 class ModelsFile(BaseModel):
     """Top level of ``configs/models.yaml``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     default: str | None = None
     profiles: dict[str, ModelProfile] = Field(default_factory=dict)

@@ -14,9 +14,10 @@ from typing import Any, ClassVar, Protocol as TypingProtocol
 
 from assembly.actions import Action
 from assembly.events import Event, RunEnded, RunStarted, Seated, SeatedMember, Turn
-from assembly.member import Member
+from assembly.member import Member, Request
+from assembly.prompts import Prompt
 from assembly.scenario import Scenario
-from assembly.view import ViewBuilder
+from assembly.view import View, ViewBuilder
 
 
 class RoundContext(TypingProtocol):
@@ -55,6 +56,17 @@ class Protocol(ABC):
     @abstractmethod
     def sim_member(self, seated: SeatedMember) -> Member:
         """The offline policy for this protocol's members."""
+
+    def prompt(self, view: View, request: Request) -> Prompt:
+        """Render a member's view into messages for an LLM member."""
+        raise NotImplementedError(f"protocol {self.name!r} has no LLM prompt renderer")
+
+    def output_model(self, view: View, request: Request) -> type[Action]:
+        """The pydantic type an LLM member must return for this request.
+
+        Protocols narrow `request.action` here (e.g. option ids as an enum) so that
+        constrained decoding and validation reject impossible answers."""
+        return request.action
 
     @classmethod
     def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -138,7 +139,76 @@ def _default_rule() -> Any:
     return MajorityRule()
 
 
-ProtocolSpec = Annotated[AssemblyProtocol, Field(discriminator="kind")]
+class GenerationSettings(Strict):
+    """Sampling settings for one kind of LLM call."""
+
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)]
+    max_tokens: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class ConsensusGeneration(Strict):
+    """LLM generation defaults of arXiv:2603.01213 (its authors' LLM_CONFIG), keyed by phase.
+
+    The engine passes the phase's settings to members in `Request.params["generation"]`."""
+
+    propose: GenerationSettings = Field(default_factory=lambda: GenerationSettings(temperature=0.5,
+                                                                                   max_tokens=300))
+    stop_vote: GenerationSettings = Field(default_factory=lambda: GenerationSettings(temperature=0.3,
+                                                                                     max_tokens=200))
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3  # tries at valid JSON per call
+
+
+class ConsensusGameProtocol(ProtocolBase):
+    """The scalar consensus game of arXiv:2603.01213 (docs/consensus_game.md).
+
+    `honest`, when set, fixes the group size: population.size = honest + byzantine
+    (leave population.size out, or set it to null, e.g. `--set members=null`).
+    """
+
+    kind: Literal["consensus_game"] = "consensus_game"
+    max_rounds: Annotated[int, Field(ge=1, le=MAX_ROUNDS)] = 50
+    byzantine: Annotated[int, Field(ge=0, le=MAX_MEMBERS)] = 0
+    honest: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | None = None
+    awareness: Literal["may_exist", "none_exist"] = "may_exist"
+    value_min: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
+    value_max: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 50
+    stop_threshold: str = "2/3"  # share of ALL agents voting stop that ends the game (exact fraction)
+    history_window: Annotated[int, Field(ge=1, le=50)] = 3  # rounds of history an LLM agent is shown
+    notes_window: Annotated[int, Field(ge=0, le=50)] = 5  # own strategy notes an LLM agent is shown
+    justification_chars: Annotated[int, Field(ge=1, le=2000)] = 200  # others' justifications are cut here
+    # Own actions kept in a view: proposal + stop vote per round, so 10 keeps 5 rounds of notes.
+    view_window: Annotated[int, Field(ge=1, le=100)] = 10
+    generation: ConsensusGeneration = Field(default_factory=ConsensusGeneration)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threshold_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("stop_threshold"), int | float):
+            data = {**data, "stop_threshold": str(data["stop_threshold"])}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConsensusGameProtocol:
+        try:
+            threshold = Fraction(self.stop_threshold.strip())
+        except (ValueError, ZeroDivisionError):
+            raise _cross("protocol.stop_threshold", f"{self.stop_threshold!r} is not a fraction such as "
+                         "2/3 or 0.75") from None
+        if not 0 < threshold <= 1:
+            raise _cross("protocol.stop_threshold", "must be above 0 and at most 1")
+        if self.value_max <= self.value_min:
+            raise _cross("protocol.value_max", f"must be above value_min = {self.value_min}")
+        if self.view_window < max(self.history_window + 1, 2 * self.notes_window):
+            raise _cross("protocol.view_window", "must be at least history_window + 1 and 2 x notes_window "
+                         "(a view keeps a proposal and a stop vote per round)")
+        return self
+
+    @property
+    def threshold(self) -> Fraction:
+        return Fraction(self.stop_threshold.strip())
+
+
+ProtocolSpec = Annotated[AssemblyProtocol | ConsensusGameProtocol, Field(discriminator="kind")]
 
 
 # ----------------------------------------------------------------------------- members
@@ -159,6 +229,18 @@ class SimFaults(Strict):
     provider_error_rate: Unit = 0.0  # each attempt fails like a 5xx with this probability
 
 
+class ConsensusSimParams(Strict):
+    """Offline agents of the consensus game (docs/consensus_game.md)."""
+
+    aggregate: Literal["median", "trimmed_mean"] = "median"
+    # Share of values dropped at each end before aggregating; None: 1/3 when Byzantine agents
+    # may exist (the largest tolerated fraction), 0 when all agents are said to be honest.
+    trim: Annotated[float, Field(ge=0.0, lt=0.5)] | None = None
+    inertia: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5  # share of the gap to the target NOT closed
+    noise_sd: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0  # Gaussian noise on each step, before rounding
+    byzantine_strategy: Literal["zigzag"] = "zigzag"
+
+
 class SimParams(Strict):
     """Parameters of the opinion-dynamics baseline (docs/sim_model.md)."""
 
@@ -174,6 +256,7 @@ class SimParams(Strict):
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     latency: SimLatency = Field(default_factory=SimLatency)
     faults: SimFaults = Field(default_factory=SimFaults)
+    consensus: ConsensusSimParams = Field(default_factory=ConsensusSimParams)
 
 
 class MembersSpec(Strict):
@@ -188,8 +271,8 @@ class MembersSpec(Strict):
 class Scenario(Strict):
     name: Name
     description: str = ""
-    question: Annotated[str, Field(min_length=1, max_length=4000)]
-    options: Annotated[list[OptionSpec], Field(min_length=2, max_length=50)]
+    question: Annotated[str, Field(min_length=1, max_length=4000)] = "Reach agreement."
+    options: Annotated[list[OptionSpec], Field(max_length=50)] = Field(default_factory=list)
     population: Population
     facts: list[FactSpec] = Field(default_factory=list, max_length=1000)
     facilitator: FacilitatorSpec = Field(default_factory=FacilitatorSpec)
@@ -197,6 +280,11 @@ class Scenario(Strict):
     protocol: ProtocolSpec = Field(default_factory=AssemblyProtocol)
     members: MembersSpec = Field(default_factory=MembersSpec)
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_size(cls, data: Any) -> Any:
+        return _consensus_size(data)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Scenario:
@@ -223,10 +311,14 @@ class Scenario(Strict):
             raise _cross("population.roles", "quota maximums cannot seat population.size members")
         proto = self.protocol
         if isinstance(proto, AssemblyProtocol):
+            if len(option_ids) < 2:
+                raise _cross("options", "the assembly protocol needs at least two options")
             for opt in proto.validity.options:
                 _known("protocol.validity.options", opt, option_ids, "option")
             if proto.validity.kind == "option_in" and not proto.validity.options:
                 raise _cross("protocol.validity.options", "option_in needs at least one option")
+        if isinstance(proto, ConsensusGameProtocol):
+            _check_consensus(proto, self.population.size)
         if self.members.policy == "llm" and not self.members.profile:
             # The CLI fills profile from --model; a file that asks for LLM members
             # without saying which model cannot run.
@@ -246,6 +338,29 @@ class _CrossRefError(ValueError):
 
 def _cross(path: str, message: str) -> _CrossRefError:
     return _CrossRefError(path, message)
+
+
+def _consensus_size(data: Any) -> Any:
+    """Fill population.size from protocol.honest + protocol.byzantine when it is left out."""
+    if not isinstance(data, dict):
+        return data
+    proto, pop = data.get("protocol"), data.get("population")
+    if not (isinstance(proto, dict) and proto.get("kind") == "consensus_game" and isinstance(pop, dict)):
+        return data
+    honest, byzantine = proto.get("honest"), proto.get("byzantine", 0)
+    if isinstance(honest, int) and isinstance(byzantine, int) and pop.get("size") is None:
+        data = {**data, "population": {**pop, "size": honest + byzantine}}
+    return data
+
+
+def _check_consensus(proto: ConsensusGameProtocol, size: int) -> None:
+    if proto.honest is not None and proto.honest + proto.byzantine != size:
+        raise _cross("population.size", f"protocol.honest + protocol.byzantine = {proto.honest} + "
+                     f"{proto.byzantine} agents, but population.size is {size}; give only one of them "
+                     "(e.g. --set members=null)")
+    if 3 * proto.byzantine > size:
+        raise _cross("protocol.byzantine", f"{proto.byzantine} Byzantine agents among {size} is "
+                     f"f = {proto.byzantine}/{size} > 1/3; the game allows at most {size // 3} here")
 
 
 def _unique(path: str, ids: list[str]) -> None:
@@ -410,7 +525,10 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def build_scenario(data: dict[str, Any], overrides: dict[str, Any], *, file: str | None = None,
                    lines: dict[tuple[Any, ...], int] | None = None) -> Scenario:
-    merged = apply_overrides(data, overrides) if overrides else data
+    try:
+        merged = apply_overrides(data, overrides) if overrides else data
+    except ScenarioError as exc:
+        raise ScenarioError(exc.reason + " (from a command-line override)", file=file, path=exc.path) from None
     try:
         return Scenario.model_validate(merged)
     except ValidationError as exc:

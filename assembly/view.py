@@ -80,6 +80,7 @@ class View:
     framing: str
     window: int
     mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot
+    roster: tuple[str, ...] = ()  # ids of all seated members (shared, public)
     heard_matrix: HeardMatrix | None = None
 
     @property
@@ -118,6 +119,7 @@ class ViewBuilder:
         self.option_ids = tuple(o.id for o in scenario.options)
         self.facts = {f.id: f for f in scenario.facts}
         self.members: dict[str, SeatedMember] = {}
+        self.roster: tuple[str, ...] = ()
         self.index: dict[str, int] = {}
         self._audiences: list[_Audience] = []
         self._audience_of: list[int] = []
@@ -146,6 +148,7 @@ class ViewBuilder:
             seated.append(event.facilitator)
         self.members = {m.id: m for m in seated}
         self.index = {m.id: i for i, m in enumerate(event.members)}
+        self.roster = tuple(m.id for m in event.members)
         self._audiences = [_Audience() for _ in event.audiences]
         self._audience_of = list(event.audience_of)
         self._audience_sizes = [len(g) for g in event.audiences]
@@ -219,7 +222,7 @@ class ViewBuilder:
             own_facts=own_facts, heard_facts=heard_facts, recent=recent,
             own_history=tuple(self._own.get(member_id, ())), summary=self.summary,
             candidates=self.candidates, framing=self.framing, window=self.window, mentioned=mentioned,
-            heard_matrix=matrix,
+            roster=self.roster, heard_matrix=matrix,
         )
 
     def _matrix(self, aud: _Audience, round: int) -> HeardMatrix | None:

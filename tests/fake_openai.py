@@ -11,7 +11,7 @@ API for the OpenAI SDK, litellm and autogen to treat it as a real provider:
   re-run and a live run see the same content.
 * ``GET /v1/models`` lists the configured model names.
 * Faults (``latency``, ``hang``, ``rate_limit``, ``server_error``, ``malformed``,
-  ``empty``, ``disconnect``) are injected per request from a ``random.Random``
+  ``empty``, ``disconnect``, ``auth_error``) are injected per request from a ``random.Random``
   seeded by (seed, request index), so a faulty run is reproducible and tests can
   compare ``fault_counts`` with what the client recorded.
 
@@ -49,6 +49,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "malformed",
     "empty",
     "disconnect",
+    "auth_error",
 )
 
 _WORDS = [
@@ -665,6 +666,20 @@ class FakeOpenAIServer:
                     }
                 },
                 headers={"Retry-After": retry_after, "retry-after-ms": str(int(float(retry_after) * 1000))},
+            )
+            return
+        if fault == "auth_error":
+            # Like real providers, echo (part of) the key back: clients must scrub it.
+            auth = handler.headers.get("Authorization", "")
+            handler.send_json(
+                401,
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {auth.removeprefix('Bearer ')}",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
             )
             return
         if fault == "server_error":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from assembly.protocol import Protocol
+from assembly.protocols.consensus_game import ConsensusGame
 from assembly.protocols.facilitated import FacilitatedAssembly
 
 PROTOCOLS: dict[str, type[Protocol]] = {
     FacilitatedAssembly.name: FacilitatedAssembly,
+    ConsensusGame.name: ConsensusGame,
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from assembly import population, rules, topology
+from assembly import population, rules, textsim, topology
 from assembly.actions import Ballot, Speech, Synthesis
 from assembly.events import Disclosure, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.member import Member
@@ -190,6 +190,11 @@ class FacilitatedAssembly(Protocol):
         figs["leading"] = tally.leading if tally else None
         figs["ballots_counted"] = tally.counted if tally else 0
         figs["disclosures"] = sum(isinstance(e, Disclosure) for e in round_events)
+        # Idea convergence beside the action convergence above (see assembly/textsim.py).
+        similarity = textsim.mean_pairwise_similarity(
+            [str(e.action.get("message", "")) for e in round_events
+             if isinstance(e, Turn) and e.phase == "speak" and e.status == "ok" and e.action])
+        figs["idea_similarity"] = round(similarity, 6) if similarity is not None else None
         return figs
 
     @classmethod

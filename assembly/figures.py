@@ -1,0 +1,393 @@
+"""Sweep figures (PNG + SVG): outcomes, liveness, rounds and usage against group size.
+
+Every figure is drawn from the sweep's two tables (results: one row per run; cells:
+one row per grid cell, see `stats.cell_table`), so a figure never shows a number
+that is not in summary.csv or results.csv.
+
+The x axis is the group size when the grid has it (`members` or
+`population.size`), otherwise the first grid factor; every other grid factor
+becomes a separate series. Doubling sizes (6, 12, 24, ...) are drawn on a log2 axis
+so that each step gets the same room.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from assembly.scenario import ALIASES  # noqa: E402
+from assembly.stats import CAUSES, DECIDED, mean_ci, median_ci  # noqa: E402
+
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+OUTCOME_COLORS = {"valid_decision": "#009E73", "invalid_decision": "#E69F00", "no_decision": "#D55E00"}
+OUTCOME_LABELS = {"valid_decision": "valid decision", "invalid_decision": "invalid decision",
+                  "no_decision": "no decision"}
+CAUSE_COLORS = {"round_limit": "#0072B2", "quorum_not_met": "#E69F00", "stalled": "#CC79A7",
+                "budget": "#999999"}
+CAUSE_LABELS = {"round_limit": "round limit", "quorum_not_met": "quorum never met",
+                "stalled": "stalled", "budget": "budget spent"}
+EVENT_COLORS = {"turn_timeouts": "#56B4E9", "malformed": "#F0E442", "provider_errors": "#CC79A7"}
+EVENT_LABELS = {"turn_timeouts": "turn timeouts", "malformed": "malformed output",
+                "provider_errors": "provider errors"}
+SERIES_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+MAX_SERIES = 7
+REFERENCE_MARKER = dict(marker="s", markersize=8, markerfacecolor="none", markeredgewidth=1.6, linestyle=":")
+
+
+@dataclass
+class Drawn:
+    paths: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Axis:
+    """How the sweep maps onto a figure: x column, its scale, and series."""
+
+    column: str
+    label: str
+    values: list[Any]
+    numeric: bool
+    log2: bool
+    series_keys: list[str]
+
+    def pos(self, value: Any) -> float:
+        return float(value) if self.numeric else float(self.values.index(value))
+
+    def dodge(self, value: Any, i: int, m: int) -> float:
+        """Position of series i of m at `value`, spread so interval bars do not overlap."""
+        shift = i - (m - 1) / 2
+        if self.numeric and self.log2:
+            return float(value) * 2 ** (0.07 * shift)
+        if self.numeric:
+            span = (max(self.values) - min(self.values)) or 1.0
+            return float(value) + 0.015 * span * shift
+        return self.pos(value) + 0.12 * shift
+
+    def jitter(self, x: float, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self.log2:
+            return x * 2 ** rng.uniform(-0.05, 0.05, size)
+        width = 0.01 * ((max(self.values) - min(self.values)) or 1.0) if self.numeric else 0.06
+        return x + rng.uniform(-width, width, size)
+
+    def setup(self, ax: Axes) -> None:
+        if self.numeric and self.log2:
+            ax.set_xscale("log", base=2)
+        if self.numeric:
+            ax.set_xticks([float(v) for v in self.values])
+            ax.set_xticklabels([_fmt(v) for v in self.values])
+            ax.minorticks_off()
+            lo, hi = float(min(self.values)), float(max(self.values))
+            if self.log2:
+                ax.set_xlim(lo / 2 ** 0.4, hi * 2 ** 0.4)
+        else:
+            ax.set_xticks(range(len(self.values)))
+            ax.set_xticklabels([_fmt(v) for v in self.values], rotation=20 if len(self.values) > 5 else 0)
+            ax.set_xlim(-0.6, len(self.values) - 0.4)
+        ax.set_xlabel(self.label)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def choose_axis(cells: pd.DataFrame, grid_keys: Sequence[str]) -> Axis:
+    keys = [k for k in grid_keys if k in cells]
+    size = next((k for k in keys if ALIASES.get(k, k) == "population.size"), None)
+    column = size or (keys[0] if keys else "cell")
+    values = list(dict.fromkeys(cells[column].tolist()))
+    numeric = all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+                  for v in values)
+    if numeric:
+        values = sorted(values)
+    log2 = numeric and all(v > 0 for v in values) and len(values) > 2 and max(values) / min(values) >= 8
+    label = "group size (members)" if size else column
+    return Axis(column, label, values, numeric, log2, [k for k in keys if k != column])
+
+
+def _series(cells: pd.DataFrame, axis: Axis) -> list[tuple[str, pd.DataFrame]]:
+    if not axis.series_keys:
+        return [("", cells)]
+    out = []
+    for values, group in cells.groupby(axis.series_keys, sort=False, dropna=False):
+        vals = values if isinstance(values, tuple) else (values,)
+        label = ", ".join(f"{k}={_fmt(v)}" for k, v in zip(axis.series_keys, vals, strict=True))
+        out.append((label, group))
+    return out[:MAX_SERIES]
+
+
+def _n_note(cells: pd.DataFrame) -> str:
+    ns = sorted(set(int(n) for n in cells["n"]))
+    if not ns:
+        return ""
+    return f"n = {ns[0]} runs per point" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} runs per point"
+
+
+def _errorbar(ax: Axes, axis: Axis, group: pd.DataFrame, prefix: str, i: int, m: int, color: str,
+              label: str, rate_suffix: str = "_rate", **kw: Any) -> None:
+    group = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
+    xs = [axis.dodge(v, i, m) for v in group[axis.column]]
+    y = group[f"{prefix}{rate_suffix}"].to_numpy(dtype=float)
+    lo = group[f"{prefix}_lo"].to_numpy(dtype=float)
+    hi = group[f"{prefix}_hi"].to_numpy(dtype=float)
+    yerr = np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)])
+    ax.errorbar(xs, y, yerr=yerr, color=color, label=label, capsize=3, linewidth=1.5, elinewidth=1.1,
+                **{"marker": "o", "markersize": 5, **kw})
+
+
+def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "svg"):
+        path = out / f"{stem}.{ext}"
+        fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        drawn.paths.append(path)
+    plt.close(fig)
+
+
+def _title(fig: Figure, title: str, what: str, note: str) -> None:
+    fig.suptitle(f"{title}: {what}" if title else what, fontsize=12, fontweight="bold", x=0.01, ha="left")
+    if note:
+        fig.text(0.01, 0.005, note, fontsize=8.5, color="#555555", ha="left", va="bottom")
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def outcome_rates(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) -> None:
+    series = _series(cells, axis)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.0), sharey=True, layout="constrained")
+    for ax, outcome in zip(axes, OUTCOME_COLORS, strict=True):
+        for i, (label, group) in enumerate(series):
+            color = OUTCOME_COLORS[outcome] if len(series) == 1 else SERIES_COLORS[i]
+            _errorbar(ax, axis, group, outcome, i, len(series), color, label or OUTCOME_LABELS[outcome])
+        axis.setup(ax)
+        ax.set_title(OUTCOME_LABELS[outcome])
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("share of runs")
+    if len(series) > 1:
+        axes[-1].legend(fontsize=8, loc="best")
+    _title(fig, title, "outcome rates", f"Points: share of completed runs; bars: 95% Wilson intervals; "
+                                        f"{_n_note(cells)}.")
+    _save(fig, out, "outcome_rates", drawn)
+
+
+def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str,
+             drawn: Drawn) -> None:
+    series = _series(cells, axis)
+    rows = len(series)
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 3.8 * rows), squeeze=False, layout="constrained")
+    done = results[results["status"] == "complete"] if "status" in results else results
+    for r, (label, group) in enumerate(series):
+        ax_c, ax_e = axes[r]
+        group = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
+        pos = np.arange(len(group))
+        bottom = np.zeros(len(group))
+        for cause in CAUSES:
+            share = group[f"cause_{cause}_rate"].to_numpy(dtype=float)
+            if np.nansum(share) == 0:
+                continue
+            ax_c.bar(pos, share, bottom=bottom, color=CAUSE_COLORS[cause], label=CAUSE_LABELS[cause], width=0.6)
+            bottom += np.nan_to_num(share)
+        top = float(np.nanmax(bottom)) if len(bottom) else 0.0
+        for p, total, n in zip(pos, bottom, group["n"], strict=True):
+            ax_c.text(p, total + 0.01, f"{total:.0%}", ha="center", va="bottom", fontsize=8)
+            ax_c.text(p, -0.02, f"n={int(n)}", ha="center", va="top", fontsize=7.5, color="#555555",
+                      transform=ax_c.get_xaxis_transform())
+        ax_c.set_ylim(0, max(0.1, top * 1.25))
+        ax_c.set_ylabel("share of runs with no decision")
+        ax_c.set_title("why runs ended without a decision" + (f" ({label})" if label else ""))
+        if top == 0:
+            ax_c.text(0.5, 0.5, "every run reached a decision", transform=ax_c.transAxes, ha="center",
+                      color="#555555")
+        else:
+            ax_c.legend(fontsize=8, loc="upper left")
+        # Per member-round rates of failed turns: comparable across group sizes.
+        bottom = np.zeros(len(group))
+        per = _member_round_rates(done, group, axis)
+        for kind in EVENT_COLORS:
+            vals = np.array([per[v][kind] for v in group[axis.column]])
+            if np.nansum(vals) == 0:
+                continue
+            ax_e.bar(pos, vals, bottom=bottom, color=EVENT_COLORS[kind], label=EVENT_LABELS[kind], width=0.6)
+            bottom += np.nan_to_num(vals)
+        abst = np.array([per[v]["abstentions"] for v in group[axis.column]])
+        ax_e.plot(pos, abst, color="#333333", marker="D", markersize=4, linewidth=1,
+                  label="abstentions (incl. failed turns)")
+        ax_e.set_ylabel("events per member per round")
+        ax_e.set_title("liveness events per member-round" + (f" ({label})" if label else ""))
+        ax_e.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([bottom, abst]))) * 1.3))
+        ax_e.legend(fontsize=8, loc="upper left")
+        for ax in (ax_c, ax_e):
+            ax.set_xticks(pos)
+            ax.set_xticklabels([_fmt(v) for v in group[axis.column]])
+            ax.set_xlabel(axis.label)
+            ax.grid(axis="y", alpha=0.3)
+    _title(fig, title, "liveness loss", "Left: completed runs that ended without a decision, by cause "
+                                        "(stacked). Right: failed turns and abstentions per member and round, "
+                                        "averaged over runs.")
+    _save(fig, out, "liveness", drawn)
+
+
+def _member_round_rates(done: pd.DataFrame, group: pd.DataFrame, axis: Axis) -> dict[Any, dict[str, float]]:
+    out: dict[Any, dict[str, float]] = {}
+    for _, cell in group.iterrows():
+        runs = done[done["cell"] == cell["cell"]] if "cell" in done else done
+        denom = (runs["members"].astype(float) * runs["rounds"].astype(float)).replace(0, np.nan)
+        out[cell[axis.column]] = {k: float(np.nanmean(runs[k].astype(float) / denom)) if len(runs) else np.nan
+                                  for k in (*EVENT_COLORS, "abstentions")}
+    return out
+
+
+def rounds_to_decision(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str,
+                       drawn: Drawn) -> None:
+    series = _series(cells, axis)
+    fig, ax = plt.subplots(figsize=(8.5, 4.6), layout="constrained")
+    rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
+    decided = results[results["outcome"].isin(DECIDED)] if "outcome" in results else results.iloc[:0]
+    m = len(series)
+    ymax = 1.0
+    for i, (label, group) in enumerate(series):
+        color = SERIES_COLORS[i]
+        for _, cell in group.iterrows():
+            runs = decided[decided["cell"] == cell["cell"]]["rounds"].to_numpy(dtype=float)
+            x = axis.dodge(cell[axis.column], i, m)
+            if runs.size:
+                ax.scatter(axis.jitter(x, rng, runs.size), runs + rng.uniform(-0.12, 0.12, runs.size), s=9, color=color, alpha=0.25,
+                           linewidths=0)
+                ymax = max(ymax, float(runs.max()))
+        name = f" ({label})" if label else ""
+        _errorbar(ax, axis, group, "rounds_mean", i, m, color, f"mean, 95% t interval{name}",
+                  rate_suffix="")
+        med = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
+        xs = [axis.dodge(v, i, m) * (2 ** 0.035 if axis.log2 else 1) for v in med[axis.column]]
+        y = med["rounds_median"].to_numpy(dtype=float)
+        yerr = np.vstack([np.nan_to_num(y - med["rounds_median_lo"].to_numpy(dtype=float)),
+                          np.nan_to_num(med["rounds_median_hi"].to_numpy(dtype=float) - y)])
+        ax.errorbar(xs, y, yerr=yerr, color=color, marker="D", markersize=5, markerfacecolor="white",
+                    linestyle="none", capsize=3, label=f"median, 95% order-statistic interval{name}")
+    for _, cell in cells.iterrows():
+        ax.text(axis.pos(cell[axis.column]), 0.01, f"{int(cell['decided'])}/{int(cell['n'])}", ha="center",
+                va="bottom", fontsize=7.5, color="#555555", transform=ax.get_xaxis_transform())
+    axis.setup(ax)
+    ax.set_ylim(0, ymax + 1)
+    ax.set_ylabel("rounds to decision")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    _title(fig, title, "rounds to decision", "Decided runs only (count decided/completed at the bottom); "
+                                             "faint dots: individual runs, jittered.")
+    _save(fig, out, "rounds_to_decision", drawn)
+
+
+def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) -> None:
+    series = _series(cells, axis)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
+    panels = (("tokens_mean", "tokens per run (prompt + completion)"), ("cost_usd_mean", "cost per run (USD)"))
+    for ax, (prefix, ylabel) in zip(axes, panels, strict=True):
+        axis.setup(ax)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+        if prefix not in cells or float(np.nansum(cells[prefix].to_numpy(dtype=float))) == 0:
+            ax.set_ylim(0, 1)
+            ax.text(0.5, 0.5, "no model calls in this sweep\n(sim members: 0 tokens, $0)", ha="center",
+                    va="center", transform=ax.transAxes, color="#555555")
+            continue
+        for i, (label, group) in enumerate(series):
+            _errorbar(ax, axis, group, prefix, i, len(series), SERIES_COLORS[i], label or "mean", rate_suffix="")
+        ax.set_ylim(bottom=0)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+    total = float(cells["cost_usd_total"].sum()) if "cost_usd_total" in cells else 0.0
+    _title(fig, title, "tokens and cost", f"Mean per completed run with 95% t intervals; "
+                                          f"total spend ${total:,.4f}.")
+    _save(fig, out, "tokens_cost", drawn)
+
+
+def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, title: str,
+                         drawn: Drawn) -> None:
+    """Our outcome rates beside the paper's, per outcome; the paper's points are hollow."""
+    try:
+        from assembly.reference import points  # type: ignore[attr-defined]
+    except ImportError:
+        drawn.notes.append(f"reference {ref!r} not drawn: assembly.reference is not available")
+        return
+    try:
+        paper = pd.DataFrame(points(ref))
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        drawn.notes.append(f"reference {ref!r} not drawn: {exc}")
+        return
+    if paper.empty or "members" not in paper:
+        drawn.notes.append(f"reference {ref!r} has no points with a group size")
+        return
+    # Keep the paper's conditions that this sweep varies, matched by field name
+    # (a grid key `protocol.byzantine` matches the paper's `byzantine`).
+    for key in axis.series_keys:
+        leaf = key.split(".")[-1]
+        if leaf in paper and key in cells:
+            paper = paper[paper[leaf].astype(str).isin({str(v) for v in cells[key]})]
+    conditions = [c for c in ("model", "honest", "byzantine", "awareness") if c in paper]
+    groups = list(paper.groupby(conditions, sort=False, dropna=False)) if conditions else [((), paper)]
+    series = _series(cells, axis)
+    panels = (("valid_decision", "valid", "valid decision"), ("invalid_decision", "invalid", "invalid decision"),
+              ("no_decision", "timeout", "no decision (paper: timeout)"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), sharey=True, layout="constrained")
+    for ax, (ours, theirs, name) in zip(axes, panels, strict=True):
+        for i, (label, group) in enumerate(series):
+            _errorbar(ax, axis, group, ours, i, len(series) + 1, SERIES_COLORS[i],
+                      f"this sweep{': ' + label if label else ''}")
+        for j, (values, grp) in enumerate(groups[:MAX_SERIES]):
+            if theirs not in grp:
+                continue
+            vals = values if isinstance(values, tuple) else (values,)
+            desc = ", ".join(f"{c}={v}" for c, v in zip(conditions, vals, strict=True) if c != "model")
+            model = dict(zip(conditions, vals, strict=True)).get("model", "")
+            grp = grp.sort_values("members")
+            xs = [axis.dodge(v, len(series), len(series) + 1) if axis.numeric else v for v in grp["members"]]
+            ax.plot(xs, grp[theirs].astype(float), color=SERIES_COLORS[(len(series) + j) % len(SERIES_COLORS)],
+                    label=f"paper ({ref}): {model} {desc}".strip(), **REFERENCE_MARKER)
+        axis.setup(ax)
+        ax.set_title(name)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("share of runs")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8)
+    _title(fig, title, f"this sweep vs the paper ({ref})",
+           "Filled: this sweep with 95% Wilson intervals. Hollow squares, dotted: values reported in the paper.")
+    _save(fig, out, "reference_comparison", drawn)
+
+
+def draw_sweep(results: pd.DataFrame, cells: pd.DataFrame, out: Path, *, grid_keys: Sequence[str],
+               reference: str | None = None, title: str = "") -> Drawn:
+    """Draw every sweep figure into `out`; returns the files written and any notes."""
+    drawn = Drawn()
+    if cells.empty or not int(cells["n"].sum()):
+        drawn.notes.append("no completed runs: no figures drawn")
+        return drawn
+    cells = cells[cells["n"] > 0]
+    axis = choose_axis(cells, grid_keys)
+    outcome_rates(cells, axis, out, title, drawn)
+    liveness(cells, results, axis, out, title, drawn)
+    rounds_to_decision(cells, results, axis, out, title, drawn)
+    usage(cells, axis, out, title, drawn)
+    if reference:
+        reference_comparison(cells, axis, reference, out, title, drawn)
+    if math.isnan(float(cells["rounds_mean"].max())):
+        drawn.notes.append("no run reached a decision: rounds-to-decision figure is empty")
+    return drawn

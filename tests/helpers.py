@@ -1,0 +1,34 @@
+"""Small builders shared by the core tests."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from assembly.runner import execute
+from assembly.scenario import Scenario, build_scenario, load_scenario
+from assembly.transcript import read_transcript
+from tests.conftest import SCENARIOS
+
+
+def scenario(name: str = "citizens_assembly", **overrides: Any) -> Scenario:
+    return load_scenario(SCENARIOS / f"{name}.yaml", overrides)
+
+
+def tiny(n: int = 6, **overrides: Any) -> Scenario:
+    """A small assembly with no faults and two options, for engine tests."""
+    data: dict[str, Any] = {
+        "name": "tiny", "question": "A or B?",
+        "options": [{"id": "A", "text": "a", "attributes": {"x": 1.0}},
+                    {"id": "B", "text": "b", "attributes": {"x": -1.0}}],
+        "population": {"size": n, "roles": [{"name": "r", "share": 1.0, "values": {"x": 0.5}}]},
+        "protocol": {"kind": "assembly", "max_rounds": 3, "turn_timeout_s": 5, "first_vote_round": 1},
+        "members": {"sim": {"latency": {"median_s": 0.0}}},
+    }
+    return build_scenario(data, overrides)
+
+
+def run(sc: Scenario, out: Path, **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
+    summary = asyncio.run(execute(sc, out, **kwargs))
+    return summary, read_transcript(out).events

@@ -1,0 +1,118 @@
+"""The engine: real deadlines, round budgets, failures that never end a run, determinism."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from assembly.events import SeatedMember, Turn
+from assembly.member import Request, TurnResult
+from assembly.transcript import canonical
+from assembly.view import View
+from tests.helpers import run, scenario, tiny
+
+
+class SlowMember:
+    """Answers only after `delay` seconds; records whether it was cancelled."""
+
+    def __init__(self, member_id: str, delay: float) -> None:
+        self.id, self.delay = member_id, delay
+        self.cancelled = 0
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        try:
+            await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        raise AssertionError("a slow member must never get to answer")
+
+
+class RaisingMember:
+    def __init__(self, member_id: str) -> None:
+        self.id = member_id
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        raise RuntimeError("boom")
+
+
+def test_slow_member_is_cut_off_and_round_completes(tmp_path: Path) -> None:
+    slow: list[SlowMember] = []
+
+    def make(seat: SeatedMember) -> SlowMember:
+        slow.append(SlowMember(seat.id, delay=60.0))
+        return slow[-1]
+
+    sc = tiny(6, **{"protocol.turn_timeout_s": 0.3, "rounds": 2})
+    t0 = time.monotonic()
+    summary, events = run(sc, tmp_path / "run", overrides={"member_0": make})
+    elapsed = time.monotonic() - t0
+    turns = [e for e in events if isinstance(e, Turn)]
+    mine = [t for t in turns if t.member == "member_0"]
+    assert mine and all(t.status == "timeout" for t in mine)
+    assert slow[0].cancelled == len(mine), "every late turn must be cancelled, not left running"
+    others = [t for t in turns if t.member != "member_0"]
+    assert others and all(t.status == "ok" for t in others)
+    assert summary["status"] == "complete"
+    assert summary["totals"]["turn_timeouts"] == len(mine)
+    assert summary["per_round"][0]["turn_timeouts"] == sum(t.round == 1 for t in mine)
+    # 2 rounds x 3 phases x 0.3 s of deadline is under 2 s; a member that was waited
+    # for would take 60 s per turn.
+    assert elapsed < 30
+
+
+def test_round_timeout_caps_every_phase(tmp_path: Path) -> None:
+    sc = tiny(4, **{"protocol.turn_timeout_s": 0.25, "protocol.round_timeout_s": 0.4, "rounds": 1})
+    _, events = run(sc, tmp_path / "run",
+                    overrides={m: (lambda seat: SlowMember(seat.id, 60.0)) for m in ("member_0", "member_1")})
+    turns = [e for e in events if isinstance(e, Turn)]
+    speak = [t for t in turns if t.phase == "speak" and t.member == "member_0"]
+    synth = [t for t in turns if t.phase == "synthesize"]
+    assert speak[0].status == "timeout" and "0.25" in (speak[0].detail or "")
+    # The speak phase used 0.25 s of the 0.4 s round, so synthesis had at most 0.15 s.
+    assert synth[0].status == "ok"
+    votes = [t for t in turns if t.phase == "vote" and t.member == "member_0"]
+    assert votes and votes[0].status == "timeout"
+    assert float((votes[0].detail or "").split("within ")[1].rstrip("s")) <= 0.15 + 1e-9
+
+
+def test_member_exception_is_recorded_not_fatal(tmp_path: Path) -> None:
+    summary, events = run(tiny(5), tmp_path / "run", overrides={"member_2": lambda s: RaisingMember(s.id)})
+    bad = [e for e in events if isinstance(e, Turn) and e.member == "member_2"]
+    assert bad and all(t.status == "provider_error" and "boom" in (t.detail or "") for t in bad)
+    assert summary["status"] == "complete"
+
+
+def test_same_seed_same_transcript_whatever_the_interleaving(tmp_path: Path) -> None:
+    """Real sleeps with a wide latency spread make tasks finish in a different order
+    each run; the transcript must not notice."""
+    over = {"members.sim.latency": {"mode": "real", "median_s": 0.004, "sigma": 1.2}, "rounds": 3,
+            "members": 12, "members.sim.faults": {}}
+    _, a = run(scenario(**over), tmp_path / "a")
+    _, b = run(scenario(**over), tmp_path / "b")
+    assert canonical(a) == canonical(b)
+    # ...and the order of completion really did differ from member order somewhere.
+    walls = [(t.member, (t.timing or {}).get("wall_s", 0)) for t in a if isinstance(t, Turn) and t.phase == "speak"]
+    assert sorted(walls, key=lambda w: w[1]) != walls
+
+
+def test_virtual_time_with_faults_is_deterministic(tmp_path: Path) -> None:
+    over = {"members.sim.faults": {"timeout_rate": 0.2, "malformed_rate": 0.3, "provider_error_rate": 0.2},
+            "members.sim.max_retries": 1}
+    sa, a = run(scenario(**over), tmp_path / "a")
+    sb, b = run(scenario(**over), tmp_path / "b")
+    assert canonical(a) == canonical(b)
+    assert sa["totals"] == sb["totals"]
+    t = sa["totals"]
+    assert t["turn_timeouts"] > 0 and t["malformed"] > 0 and t["provider_errors"] > 0
+    # A different seed gives a different run.
+    _, c = run(scenario(seed=12345, **over), tmp_path / "c")
+    assert canonical(a) != canonical(c)
+
+
+def test_budget_stops_cleanly(tmp_path: Path) -> None:
+    # Sim latency is accounted in virtual seconds: a 3 s budget is spent in round 1.
+    summary, _ = run(scenario(**{"protocol.budget_s": 3.0}), tmp_path / "run")
+    assert summary["outcome"] == "no_decision" and summary["cause"] == "budget"
+    assert summary["rounds"] == 1
