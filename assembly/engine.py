@@ -16,6 +16,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from assembly.actions import Action
@@ -148,22 +149,22 @@ class Engine:
         return result, time.perf_counter() - t0
 
     def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
-        base = {"round": self.round, "phase": phase, "member": member}
+        turn = partial(Turn, round=self.round, phase=phase, member=member)
         if not task.done() or task.cancelled():
-            return Turn(**base, status="timeout", detail=f"no answer within {deadline:g}s",
+            return turn(status="timeout", detail=f"no answer within {deadline:g}s",
                         timing={"wall_s": round(deadline, 6)})
         exc = task.exception()
         if exc is not None:
             # A member that raises must not end the run; it is recorded and visible.
-            return Turn(**base, status="provider_error", detail=f"member raised {type(exc).__name__}: {exc}"[:500],
+            return turn(status="provider_error", detail=f"member raised {type(exc).__name__}: {exc}"[:500],
                         timing={"wall_s": 0.0})
         result, wall = task.result()
         timing = {"wall_s": round(wall, 6)}
         sim = result.sim_latency_s
         if sim is not None and (math.isinf(sim) or sim > deadline):
-            return Turn(**base, status="timeout", detail=f"no answer within {deadline:g}s",
+            return turn(status="timeout", detail=f"no answer within {deadline:g}s",
                         attempts=result.attempts, latency_s=round(deadline, 6), timing=timing)
-        return Turn(**base, status=result.status,
+        return turn(status=result.status,
                     action=result.action.model_dump(mode="json") if result.action is not None else None,
                     attempts=result.attempts, detail=result.detail,
                     latency_s=round(sim, 6) if sim is not None else None, timing=timing)

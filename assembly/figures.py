@@ -67,9 +67,9 @@ class Axis:
     def pos(self, value: Any) -> float:
         return float(value) if self.numeric else float(self.values.index(value))
 
-    def dodge(self, value: Any, i: int, m: int) -> float:
+    def dodge(self, value: Any, i: int, m: int, step: float = 1.0) -> float:
         """Position of series i of m at `value`, spread so interval bars do not overlap."""
-        shift = i - (m - 1) / 2
+        shift = (i - (m - 1) / 2) * step
         if self.numeric and self.log2:
             return float(value) * 2 ** (0.07 * shift)
         if self.numeric:
@@ -139,9 +139,9 @@ def _n_note(cells: pd.DataFrame) -> str:
 
 
 def _errorbar(ax: Axes, axis: Axis, group: pd.DataFrame, prefix: str, i: int, m: int, color: str,
-              label: str, rate_suffix: str = "_rate", **kw: Any) -> None:
+              label: str, rate_suffix: str = "_rate", step: float = 1.0, **kw: Any) -> None:
     group = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
-    xs = [axis.dodge(v, i, m) for v in group[axis.column]]
+    xs = [axis.dodge(v, i, m, step) for v in group[axis.column]]
     y = group[f"{prefix}{rate_suffix}"].to_numpy(dtype=float)
     lo = group[f"{prefix}_lo"].to_numpy(dtype=float)
     hi = group[f"{prefix}_hi"].to_numpy(dtype=float)
@@ -162,7 +162,8 @@ def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
 def _title(fig: Figure, title: str, what: str, note: str) -> None:
     fig.suptitle(f"{title}: {what}" if title else what, fontsize=12, fontweight="bold", x=0.01, ha="left")
     if note:
-        fig.text(0.01, 0.005, note, fontsize=8.5, color="#555555", ha="left", va="bottom")
+        # Below the axes (outside the figure box; savefig uses a tight bbox).
+        fig.text(0.01, -0.01, note, fontsize=8.5, color="#555555", ha="left", va="top")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -205,10 +206,8 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
             ax_c.bar(pos, share, bottom=bottom, color=CAUSE_COLORS[cause], label=CAUSE_LABELS[cause], width=0.6)
             bottom += np.nan_to_num(share)
         top = float(np.nanmax(bottom)) if len(bottom) else 0.0
-        for p, total, n in zip(pos, bottom, group["n"], strict=True):
+        for p, total in zip(pos, bottom, strict=True):
             ax_c.text(p, total + 0.01, f"{total:.0%}", ha="center", va="bottom", fontsize=8)
-            ax_c.text(p, -0.02, f"n={int(n)}", ha="center", va="top", fontsize=7.5, color="#555555",
-                      transform=ax_c.get_xaxis_transform())
         ax_c.set_ylim(0, max(0.1, top * 1.25))
         ax_c.set_ylabel("share of runs with no decision")
         ax_c.set_title("why runs ended without a decision" + (f" ({label})" if label else ""))
@@ -235,7 +234,8 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
         ax_e.legend(fontsize=8, loc="upper left")
         for ax in (ax_c, ax_e):
             ax.set_xticks(pos)
-            ax.set_xticklabels([_fmt(v) for v in group[axis.column]])
+            ax.set_xticklabels([f"{_fmt(v)}\nn={int(n)}" for v, n in zip(group[axis.column], group["n"],
+                                                                           strict=True)])
             ax.set_xlabel(axis.label)
             ax.grid(axis="y", alpha=0.3)
     _title(fig, title, "liveness loss", "Left: completed runs that ended without a decision, by cause "
@@ -266,23 +266,24 @@ def rounds_to_decision(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, o
         color = SERIES_COLORS[i]
         for _, cell in group.iterrows():
             runs = decided[decided["cell"] == cell["cell"]]["rounds"].to_numpy(dtype=float)
-            x = axis.dodge(cell[axis.column], i, m)
+            centre = axis.dodge(cell[axis.column], i, m, step=4.0)  # between this series' mean and median
             if runs.size:
-                ax.scatter(axis.jitter(x, rng, runs.size), runs + rng.uniform(-0.12, 0.12, runs.size), s=9, color=color, alpha=0.25,
-                           linewidths=0)
+                ax.scatter(axis.jitter(centre, rng, runs.size), runs + rng.uniform(-0.12, 0.12, runs.size), s=10,
+                           color=color, alpha=0.3, linewidths=0)
                 ymax = max(ymax, float(runs.max()))
         name = f" ({label})" if label else ""
-        _errorbar(ax, axis, group, "rounds_mean", i, m, color, f"mean, 95% t interval{name}",
-                  rate_suffix="")
+        # Mean left of the runs, median right of them: two interval bars per cell.
+        _errorbar(ax, axis, group, "rounds_mean", 2 * i, 2 * m, color, f"mean, 95% t interval{name}",
+                  rate_suffix="", step=2.0)
         med = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
-        xs = [axis.dodge(v, i, m) * (2 ** 0.035 if axis.log2 else 1) for v in med[axis.column]]
+        xs = [axis.dodge(v, 2 * i + 1, 2 * m, step=2.0) for v in med[axis.column]]
         y = med["rounds_median"].to_numpy(dtype=float)
         yerr = np.vstack([np.nan_to_num(y - med["rounds_median_lo"].to_numpy(dtype=float)),
                           np.nan_to_num(med["rounds_median_hi"].to_numpy(dtype=float) - y)])
         ax.errorbar(xs, y, yerr=yerr, color=color, marker="D", markersize=5, markerfacecolor="white",
                     linestyle="none", capsize=3, label=f"median, 95% order-statistic interval{name}")
     for _, cell in cells.iterrows():
-        ax.text(axis.pos(cell[axis.column]), 0.01, f"{int(cell['decided'])}/{int(cell['n'])}", ha="center",
+        ax.text(axis.pos(cell[axis.column]), 0.01, f"{int(cell['decided'])}/{int(cell['n'])} decided", ha="center",
                 va="bottom", fontsize=7.5, color="#555555", transform=ax.get_xaxis_transform())
     axis.setup(ax)
     ax.set_ylim(0, ymax + 1)
@@ -290,7 +291,7 @@ def rounds_to_decision(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, o
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    _title(fig, title, "rounds to decision", "Decided runs only (count decided/completed at the bottom); "
+    _title(fig, title, "rounds to decision", "Decided runs only (decided/completed runs at the bottom); "
                                              "faint dots: individual runs, jittered.")
     _save(fig, out, "rounds_to_decision", drawn)
 
@@ -305,6 +306,7 @@ def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) 
         ax.grid(axis="y", alpha=0.3)
         if prefix not in cells or float(np.nansum(cells[prefix].to_numpy(dtype=float))) == 0:
             ax.set_ylim(0, 1)
+            ax.set_yticks([0])
             ax.text(0.5, 0.5, "no model calls in this sweep\n(sim members: 0 tokens, $0)", ha="center",
                     va="center", transform=ax.transAxes, color="#555555")
             continue

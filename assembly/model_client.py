@@ -415,9 +415,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient):
             # Unknown tokenizer: the usual ~4 characters per token estimate.
             return sum(len(json.dumps(m.get("content"))) for m in oai) // 4 + 4 * len(oai)
 
-    def remaining_tokens(
-        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
-    ) -> int:
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         window = self._context_window
         if window is None:
             try:
@@ -569,9 +567,7 @@ class _DelegatingClient(ChatCompletionClient):
     def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         return self.inner.count_tokens(messages, tools=tools)
 
-    def remaining_tokens(
-        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
-    ) -> int:
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         return self.inner.remaining_tokens(messages, tools=tools)
 
     @property
@@ -787,9 +783,7 @@ def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCom
         from autogen_ext.cache_store.diskcache import DiskCacheStore
         from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
 
-        store = DiskCacheStore[CHAT_CACHE_VALUE_TYPE](
-            _disk_cache(Path(cache_dir) / _cache_namespace(profile.model))
-        )
+        store = DiskCacheStore[CHAT_CACHE_VALUE_TYPE](_disk_cache(Path(cache_dir) / _cache_namespace(profile.model)))
         client = ChatCompletionCache(client, store)
     return client
 
@@ -983,9 +977,7 @@ class _Malformed(Exception):
 def _validation_summary(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False, include_input=False)
     kind = "invalid_json" if any(e.get("type") == "json_invalid" for e in errors) else "schema"
-    parts = [
-        f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg', '')}" for e in errors[:3]
-    ]
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg', '')}" for e in errors[:3]]
     return kind, "; ".join(parts)
 
 
@@ -996,9 +988,7 @@ def _reask(messages: Sequence[LLMMessage], bad: str, reason: str, structured: bo
         out.append(AssistantMessage(content=bad[:4000], source="assistant"))
     wanted = "only a JSON object that matches the required schema" if structured else "a non-empty answer"
     out.append(
-        UserMessage(
-            content=f"Your previous reply could not be used ({reason}). Reply with {wanted}.", source="system"
-        )
+        UserMessage(content=f"Your previous reply could not be used ({reason}). Reply with {wanted}.", source="system")
     )
     return out
 
@@ -1044,11 +1034,7 @@ async def _call(
         )
 
     def was_cancelled() -> bool:
-        return (
-            cancellation_token is not None
-            and cancellation_token.is_cancelled()
-            and not _task_is_being_cancelled()
-        )
+        return cancellation_token is not None and cancellation_token.is_cancelled() and not _task_is_being_cancelled()
 
     while True:
         # Re-asks change the salt: the cache must not hand back the malformed answer.
@@ -1075,9 +1061,7 @@ async def _call(
                 return CallResult(None, attempts, last_content)
             provider_failures += 1
             try:
-                await _await_linked(
-                    asyncio.sleep(_retry_delay(exc, provider_failures, profile)), cancellation_token
-                )
+                await _await_linked(asyncio.sleep(_retry_delay(exc, provider_failures, profile)), cancellation_token)
             except asyncio.CancelledError:
                 if was_cancelled():
                     record("cancelled", None, "cancelled by token during backoff", time.monotonic())

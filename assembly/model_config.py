@@ -61,9 +61,7 @@ class ModelProfile(BaseModel):
     temperature: dict[str, float] = Field(default_factory=dict)
     max_tokens: dict[str, int] = Field(default_factory=dict)
     timeout_s: float = Field(default=60.0, gt=0)
-    retries: int = Field(
-        default=3, ge=0, description="Retries of provider errors (429, 5xx, connection, timeout)."
-    )
+    retries: int = Field(default=3, ge=0, description="Retries of provider errors (429, 5xx, connection, timeout).")
     max_concurrent: int = Field(default=8, ge=1)
     rpm: float | None = Field(default=None, gt=0, description="Requests per minute; None means unlimited.")
     price_per_1k_input: float | None = Field(default=None, ge=0)
@@ -138,9 +136,7 @@ class ModelProfile(BaseModel):
             return None
         value = os.environ.get(self.api_key_env)
         if not value:
-            raise KeyError(
-                f"environment variable {self.api_key_env} (api_key_env of profile {self.name!r}) is not set"
-            )
+            raise KeyError(f"environment variable {self.api_key_env} (api_key_env of profile {self.name!r}) is not set")
         return value
 
 

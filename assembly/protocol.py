@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol as TypingProtocol
+from typing import Any, ClassVar
+from typing import Protocol as TypingProtocol
 
 from assembly.actions import Action
 from assembly.events import Event, RunEnded, RunStarted, Seated, SeatedMember, Turn

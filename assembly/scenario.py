@@ -246,7 +246,6 @@ class SimParams(Strict):
 
     susceptibility: Unit = 0.6  # Friedkin–Johnsen lambda: weight on others vs own anchor
     confidence_bound: Annotated[float, Field(gt=0.0)] | None = 0.35  # Hegselmann–Krause epsilon
-    homophily: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0  # trust multiplier for same-role speakers
     valuation_scale: Annotated[float, Field(gt=0.0, le=100.0)] = 3.0  # logistic slope: valuation -> support
     speech_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
     disclosure_rate: Unit = 0.3  # Stasser–Titus: per-round chance to mention each private fact
@@ -433,7 +432,7 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ..
     lines: dict[tuple[Any, ...], int] = {}
     _index_lines(node, (), lines)
     try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:  # e.g. unhashable keys, caught only on construction
         mark = getattr(exc, "problem_mark", None)
         raise ScenarioError(f"YAML error: {getattr(exc, 'problem', exc)}", file=file,
@@ -574,10 +573,9 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     out: list[Any] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and part in cur:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+        in_dict = isinstance(cur, dict) and part in cur
+        in_list = isinstance(cur, list) and isinstance(part, int) and part < len(cur)
+        if in_dict or in_list:
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and part in _field_vocabulary():

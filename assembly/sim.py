@@ -92,7 +92,7 @@ class SimMember:
         if request.action is Speech:
             action: Action = self.speak(view, policy_rng)
         elif request.action is Synthesis:
-            action = self.synthesize(view, int(request.params.get("candidates", 3)))
+            action = self.synthesize(view, int(str(request.params.get("candidates", 3))))
         elif request.action is Ballot:
             action = self.vote(view)
         else:

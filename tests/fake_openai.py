@@ -598,9 +598,7 @@ class FakeOpenAIServer:
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
         except ValueError as exc:
-            handler.send_json(
-                400, {"error": {"message": f"invalid JSON body: {exc}", "type": "invalid_request_error"}}
-            )
+            handler.send_json(400, {"error": {"message": f"invalid JSON body: {exc}", "type": "invalid_request_error"}})
             return
         with self._lock:
             index = self._counter
@@ -683,17 +681,13 @@ class FakeOpenAIServer:
             )
             return
         if fault == "server_error":
-            handler.send_json(
-                500, {"error": {"message": "Internal server error (injected)", "type": "server_error"}}
-            )
+            handler.send_json(500, {"error": {"message": "Internal server error (injected)", "type": "server_error"}})
             return
 
         messages = body.get("messages") or []
         schema = self._schema_of(body)
         content_rng = random.Random(
-            int.from_bytes(
-                hashlib.sha256(f"{seed}|{_canonical(messages)}|{_canonical(schema)}".encode()).digest()[:8]
-            )
+            int.from_bytes(hashlib.sha256(f"{seed}|{_canonical(messages)}|{_canonical(schema)}".encode()).digest()[:8])
         )
         fault_rng = random.Random(f"content:{seed}:{index}")
         try:
@@ -724,9 +718,7 @@ class FakeOpenAIServer:
         created = int(time.time())
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(
-                handler, ident, created, model, content, finish_reason, usage if include_usage else None
-            )
+            self._stream(handler, ident, created, model, content, finish_reason, usage if include_usage else None)
             return
         handler.send_json(
             200,
@@ -793,9 +785,7 @@ class FakeOpenAIServer:
         handler.send_header("Connection", "close")
         handler.end_headers()
 
-        def chunk(
-            delta: Mapping[str, Any], finish: str | None, extra: Mapping[str, Any] | None = None
-        ) -> None:
+        def chunk(delta: Mapping[str, Any], finish: str | None, extra: Mapping[str, Any] | None = None) -> None:
             payload: dict[str, Any] = {
                 "id": ident,
                 "object": "chat.completion.chunk",

@@ -37,9 +37,7 @@ def server() -> Iterator[FakeOpenAIServer]:
 _HTTP = httpx.Client(timeout=10)
 
 
-def _chat(
-    srv: FakeOpenAIServer, *, content: str = "Should we fund the bus line?", **extra: Any
-) -> httpx.Response:
+def _chat(srv: FakeOpenAIServer, *, content: str = "Should we fund the bus line?", **extra: Any) -> httpx.Response:
     body = {"model": "fake-model", "messages": [{"role": "user", "content": content}], **extra}
     return _HTTP.post(f"{srv.base_url}/chat/completions", json=body)
 

@@ -16,14 +16,14 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 import pytest
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import StructuredMessage
 from autogen_core import CancellationToken
-from autogen_core.models import CreateResult, LLMMessage, SystemMessage, UserMessage
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, SystemMessage, UserMessage
 from autogen_core.tools import ToolSchema
 from pydantic import BaseModel, Field, ValidationError
 
@@ -96,9 +96,7 @@ def make_profile(srv: FakeOpenAIServer, client_kind: str, **overrides: Any) -> M
 
 MESSAGES: list[LLMMessage] = [
     SystemMessage(content="You are member 3 of a citizen assembly on the city budget."),
-    UserMessage(
-        content="Private fact: the bus depot lease ends in 2027. Propose one measure.", source="user"
-    ),
+    UserMessage(content="Private fact: the bus depot lease ends in 2027. Propose one measure.", source="user"),
 ]
 
 
@@ -110,9 +108,7 @@ def _records_text(records: list[Any]) -> str:
 
 
 @CLIENTS
-async def test_call_structured_returns_schema_conforming_object(
-    server: FakeOpenAIServer, client_kind: str
-) -> None:
+async def test_call_structured_returns_schema_conforming_object(server: FakeOpenAIServer, client_kind: str) -> None:
     profile = make_profile(server, client_kind)
     result = await call_structured(
         make_client(profile), MESSAGES, Proposal, profile=profile, kind="propose", salt="member=3|round=1"
@@ -327,7 +323,12 @@ async def test_schema_violation_is_malformed(server: FakeOpenAIServer, client_ki
     profile = make_profile(server, client_kind)
     client = make_client(profile)
     result = await call_structured(
-        _SchemaSwap(client, Loose), MESSAGES, Strict, profile=profile, kind="propose", max_malformed_retries=1
+        cast(ChatCompletionClient, _SchemaSwap(client, Loose)),
+        MESSAGES,
+        Strict,
+        profile=profile,
+        kind="propose",
+        max_malformed_retries=1,
     )
     assert result.value is None
     assert [a.error_kind for a in result.attempts] == ["schema", "schema"]
@@ -366,9 +367,7 @@ async def test_seeded_fault_mix_matches_records(server: FakeOpenAIServer, client
     client = make_client(profile)
     attempts = []
     for i in range(25):
-        result = await call_structured(
-            client, MESSAGES, Proposal, profile=profile, kind="propose", salt=str(i)
-        )
+        result = await call_structured(client, MESSAGES, Proposal, profile=profile, kind="propose", salt=str(i))
         attempts += result.attempts
     seen = {kind: sum(a.error_kind == kind for a in attempts) for kind in ("rate_limit", "server_error")}
     assert seen == {
@@ -454,9 +453,7 @@ async def test_limiter_is_shared_across_event_loops(server: FakeOpenAIServer) ->
             client = make_client(profile)  # HTTP clients are per loop; the limiter is not
             await asyncio.gather(
                 *[
-                    call_structured(
-                        client, MESSAGES, StopVote, profile=profile, kind="vote", salt=f"{offset}-{i}"
-                    )
+                    call_structured(client, MESSAGES, StopVote, profile=profile, kind="vote", salt=f"{offset}-{i}")
                     for i in range(6)
                 ]
             )
@@ -540,11 +537,7 @@ async def test_cache_replays_without_http(server: FakeOpenAIServer, client_kind:
     assert server.request_count == 1
     assert again.content == first.content and again.value == first.value
     (attempt,) = again.attempts
-    assert (
-        attempt.cache_hit
-        and attempt.cost_usd == 0.0
-        and attempt.prompt_tokens == first.attempts[0].prompt_tokens
-    )
+    assert attempt.cache_hit and attempt.cost_usd == 0.0 and attempt.prompt_tokens == first.attempts[0].prompt_tokens
 
 
 @CLIENTS
@@ -680,7 +673,11 @@ async def test_litellm_client_rejects_tools() -> None:
     # AssistantAgent checks this flag before offering tools to a model.
     assert client.model_info["function_calling"] is False
     assert client.model_info["structured_output"] is True
-    tool: ToolSchema = {"name": "lookup", "description": "look up a fact", "parameters": {"type": "object"}}
+    tool: ToolSchema = {
+        "name": "lookup",
+        "description": "look up a fact",
+        "parameters": {"type": "object", "properties": {}},
+    }
     with pytest.raises(ValueError, match="tools"):
         await client.create(MESSAGES, tools=[tool])
 
@@ -698,9 +695,7 @@ def test_models_yaml_loads() -> None:
 
 
 def test_profile_kind_fallbacks() -> None:
-    profile = ModelProfile(
-        model="openai/m", temperature={"default": 0.7, "vote": 0.0}, max_tokens={"speak": 200}
-    )
+    profile = ModelProfile(model="openai/m", temperature={"default": 0.7, "vote": 0.0}, max_tokens={"speak": 200})
     assert profile.temperature_for("vote") == 0.0
     assert profile.temperature_for("speak") == 0.7
     assert profile.max_tokens_for("speak") == 200 and profile.max_tokens_for("vote") is None
