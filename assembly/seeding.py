@@ -9,6 +9,7 @@ an uninterrupted run would have drawn.
 from __future__ import annotations
 
 import hashlib
+import random
 
 import numpy as np
 
@@ -22,3 +23,14 @@ def derive_seed(seed: int, *keys: object) -> int:
 def rng(seed: int, *keys: object) -> np.random.Generator:
     """An independent numpy Generator for one (seed, key path)."""
     return np.random.Generator(np.random.PCG64(derive_seed(seed, *keys)))
+
+
+def stream(seed: int, *keys: object) -> random.Random:
+    """A cheap scalar stream for hot paths (one per member turn).
+
+    `random.Random` seeds in ~8 µs and draws in ~0.05 µs, against ~21 µs and
+    ~0.5 µs for a numpy Generator; per-turn draws are a handful of scalars, so this
+    is where the sim's per-member-turn cost goes down. Python guarantees that
+    `random()` sequences for a given integer seed are stable across versions.
+    """
+    return random.Random(derive_seed(seed, *keys))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from assembly.actions import Action, Ballot, Candidate, Speech, Synthesis
 from assembly.events import Attempt
 from assembly.member import Request, TurnResult
 from assembly.scenario import SimParams
-from assembly.seeding import rng
+from assembly.seeding import stream
 from assembly.view import View
 
 
@@ -39,7 +40,7 @@ class SimFaults:
     async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
         """Wrap a computed action in the seeded fault model, sleeping in real mode."""
         p = self.params
-        r = rng(self.seed, "fault", member_id, request.round, request.phase)
+        r = stream(self.seed, "fault", member_id, request.round, request.phase)
         hang = bool(r.random() < p.faults.timeout_rate)
         attempts: list[Attempt] = []
         latency = 0.0
@@ -68,10 +69,10 @@ class SimFaults:
                           sim_latency_s=math.inf if hang else latency)
 
 
-def _lognormal(r: np.random.Generator, median: float, sigma: float) -> float:
+def _lognormal(r: random.Random, median: float, sigma: float) -> float:
     if median <= 0:
         return 0.0
-    return float(median * math.exp(sigma * r.standard_normal()))
+    return median * math.exp(sigma * r.gauss(0.0, 1.0))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -88,7 +89,7 @@ class SimMember:
         self.faults = SimFaults(params, seed)
 
     async def act(self, view: View, request: Request) -> TurnResult:
-        policy_rng = rng(self.seed, "policy", self.id, request.round, request.phase)
+        policy_rng = stream(self.seed, "policy", self.id, request.round, request.phase)
         if request.action is Speech:
             action: Action = self.speak(view, policy_rng)
         elif request.action is Synthesis:
@@ -118,7 +119,7 @@ class SimMember:
                 return np.array([float(h.public["scores"].get(o.id, 0.0)) for o in view.options])
         return self.anchor(view)
 
-    def opinion(self, view: View, r: np.random.Generator | None = None) -> np.ndarray:
+    def opinion(self, view: View, r: random.Random | None = None) -> np.ndarray:
         """Friedkin–Johnsen step with a Hegselmann–Krause confidence bound."""
         p = self.params
         a = self.anchor(view)
@@ -126,17 +127,20 @@ class SimMember:
         if heard is None or heard.scores.shape[0] == 0:
             x = a
         else:
-            own = self.current(view)
-            scores = heard.scores
-            if p.confidence_bound is not None:
-                near = np.abs(scores - own).mean(axis=1) <= p.confidence_bound
-                scores = scores[near] if near.any() else own[None, :]
-            x = p.susceptibility * scores.mean(axis=0) + (1.0 - p.susceptibility) * a
+            if p.confidence_bound is None:
+                others = heard.mean
+            else:
+                own = self.current(view)
+                cols = heard.by_option
+                near = (np.abs(cols - own[:, None]).sum(axis=0) <= p.confidence_bound * len(own)).astype(float)
+                count = near.sum()
+                others = cols @ near / count if count else own
+            x = p.susceptibility * others + (1.0 - p.susceptibility) * a
         if r is not None and p.speech_noise > 0:
-            x = x + r.normal(0.0, p.speech_noise, size=x.shape)
+            x = x + np.array([r.gauss(0.0, p.speech_noise) for _ in range(len(x))])
         return np.clip(x, 0.0, 1.0)
 
-    def speak(self, view: View, r: np.random.Generator) -> Speech:
+    def speak(self, view: View, r: random.Random) -> Speech:
         x = self.opinion(view, r)
         ids = [o.id for o in view.options]
         best = int(np.argmax(x))
@@ -152,7 +156,7 @@ class SimMember:
                       scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
                       disclose=disclose)
 
-    def _disclose(self, view: View, r: np.random.Generator) -> list[str]:
+    def _disclose(self, view: View, r: random.Random) -> list[str]:
         """Stasser–Titus sampling: each unmentioned own fact is mentioned with some
         probability, boosted by `shared_bias` when others already brought it up."""
         p = self.params

@@ -101,12 +101,16 @@ class HeardMatrix:
             [[float(h.public["scores"].get(o, 0.0)) for o in option_ids] for h in heard],
             dtype=float,
         ).reshape(len(heard), len(option_ids))
+        # Options-major copy: per-listener reductions over speakers run on contiguous rows.
+        self.by_option = np.ascontiguousarray(self.scores.T)
+        self.mean = self.scores.mean(axis=0) if len(heard) else np.zeros(len(option_ids))
 
 
 @dataclass
 class _Audience:
     record: Record = field(default_factory=Record)
-    matrix_cache: dict[tuple[int, int], HeardMatrix] = field(default_factory=dict)
+    shared_key: tuple[int, int, int] | None = None
+    shared: tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]] | None = None
 
 
 class ViewBuilder:
@@ -208,12 +212,9 @@ class ViewBuilder:
         if member_id in self.index:
             aud = self._audiences[self._audience_of[self.index[member_id]]]
             rec = aud.record
-            recent = tuple(tuple(rec.by_round[r]) for r in range(round, round - self.window - 1, -1)
-                           if r in rec.by_round)
-            mine = set(m.facts)
+            recent, matrix, mentioned = self._shared(aud, round)
+            mine = m.facts
             heard_facts = tuple(self.facts[f] for f in rec.disclosed if f not in mine and f in self.facts)
-            matrix = self._matrix(aud, round)
-            mentioned = frozenset(rec.disclosed)
         else:  # the facilitator hears the plenary: every audience
             recent = self._plenary_recent(round)
             mentioned = frozenset(f for aud in self._audiences for f in aud.record.disclosed)
@@ -225,17 +226,26 @@ class ViewBuilder:
             roster=self.roster, heard_matrix=matrix,
         )
 
-    def _matrix(self, aud: _Audience, round: int) -> HeardMatrix | None:
-        """Scores of the newest speech round heard (this round's if already spoken)."""
+    def _shared(self, aud: _Audience, round: int
+                ) -> tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]]:
+        """The parts of a view that every member of an audience shares, built once
+        per (round, record version) and handed out by reference, never copied."""
         rec = aud.record
+        key = (round, rec.version, len(rec.disclosed))
+        if aud.shared_key != key:
+            recent = tuple(tuple(rec.by_round[r]) for r in range(round, round - self.window - 1, -1)
+                           if r in rec.by_round)
+            aud.shared = (recent, self._matrix(rec, round), frozenset(rec.disclosed))
+            aud.shared_key = key
+        assert aud.shared is not None
+        return aud.shared
+
+    def _matrix(self, rec: Record, round: int) -> HeardMatrix | None:
+        """Scores of the newest speech round heard (this round's if already spoken)."""
         for r in (round, round - 1):
             speeches = [h for h in rec.by_round.get(r, ()) if h.kind == "speech"]
             if speeches:
-                key = (r, len(speeches))
-                if key not in aud.matrix_cache:
-                    aud.matrix_cache.clear()
-                    aud.matrix_cache[key] = HeardMatrix(speeches, self.option_ids)
-                return aud.matrix_cache[key]
+                return HeardMatrix(speeches, self.option_ids)
         return None
 
     def _plenary_recent(self, round: int) -> tuple[tuple[Heard, ...], ...]:
