@@ -113,6 +113,227 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
         print_summary(console, summary, str(run_dir))
 
 
+@app.command()
+def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (configs/sweeps/*.yaml).")],
+          resume: Annotated[bool, typer.Option(help="Keep runs already complete; re-run the rest.")] = False,
+          executor: Annotated[str | None, typer.Option(help="local | process | ray (default: process for "
+                                                            "sim-only sweeps, local otherwise).")] = None,
+          address: Annotated[str | None, typer.Option(help="Ray cluster address ('auto' joins a running "
+                                                           "cluster); implies --executor ray.")] = None,
+          out: Annotated[Path | None, typer.Option(help="Sweep folder (default: the file's `out`).")] = None,
+          concurrency: Annotated[int | None, typer.Option(min=1, help="Runs in flight (default: the file's "
+                                                                      "`concurrency`).")] = None,
+          max_cost: Annotated[float | None, typer.Option(min=0.0, help="Stop starting runs once the sweep "
+                                                                       "has spent this many USD.")] = None,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+          ) -> None:
+    """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
+    import shlex
+
+    from assembly.executor import make_executor
+    from assembly.sweep import SweepProgress, load_sweep, print_report, run_sweep
+
+    try:
+        plan = load_sweep(sweep_file)
+        folder = out or plan.default_out()
+        kind = executor or ("ray" if address else "process" if plan.sim_only else "local")
+        runner = make_executor(kind, concurrency or plan.spec.concurrency, address)
+    except UserError as exc:
+        raise fail(exc) from None
+    if not quiet:
+        console.print(f"[bold]{_plain(plan.spec.name)}[/]: {len(plan.cells)} cells x {len(plan.spec.seed_list)} "
+                      f"seeds = {len(plan.runs)} runs, executor {kind} ({runner.concurrency} at a time) "
+                      f"-> {_plain(str(folder))}")
+    try:
+        if quiet:
+            report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost)
+        else:
+            with SweepProgress(console, plan.spec.name) as bar:
+                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar)
+    except KeyboardInterrupt as exc:
+        args = [*sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])]
+        done = getattr(exc, "report", None)
+        kept = f"{done.tally.done} of {done.tally.total} runs" if done else "Finished runs"
+        err_console.print(f"[yellow]interrupted.[/] {kept} are complete and kept in {_plain(str(folder))}. "
+                          f"Resume with: {_plain(shlex.join(['assembly', *args]))}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except UserError as exc:
+        raise fail(exc) from None
+    if quiet:
+        t = report.tally
+        console.print(f"{t.done}/{t.total} runs, {t.failed} failed, {t.line()} -> {report.out}",
+                      highlight=False, markup=False)
+    else:
+        print_report(console, report, plan.grid_keys)
+
+
+RunArg = Annotated[Path, typer.Argument(help="Run folder (or its transcript.jsonl).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No live display; one line at the end.")]
+
+
+@app.command()
+def replay(run_dir: RunArg,
+           round_: Annotated[int | None, typer.Option("--round", min=1, help="Show only this round.")] = None,
+           follow: Annotated[bool, typer.Option("--follow", help="Follow a live run round by round until it "
+                                                                 "ends.")] = False,
+           as_: Annotated[str | None, typer.Option("--as", help="Show exactly what this member was given at "
+                                                                "each turn (e.g. member_7).")] = None,
+           check: Annotated[bool, typer.Option("--check", help="Recompute every figure from the transcript; "
+                                                               "exit 0 iff it equals summary.json.")] = False,
+           prompt: Annotated[bool | None, typer.Option("--prompt/--no-prompt", help="With --as: render the "
+                                                       "LLM prompt (default: for LLM members).")] = None,
+           page: Annotated[bool | None, typer.Option("--page/--no-page", help="Page long output (default: "
+                                                     "when writing to a terminal).")] = None,
+           ) -> None:
+    """Walk through a run round by round, see it as one member saw it, or check its figures."""
+    import os
+
+    from assembly import replay as rp
+
+    if sum([follow, as_ is not None, check]) > 1:
+        raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
+    try:
+        if check:
+            result = rp.check(run_dir)
+            if result.torn:
+                err_console.print("[yellow]note:[/] the transcript ends in a torn line, which was ignored")
+            if result.ok:
+                console.print(f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
+                              "is recomputed identically from the transcript")
+                return
+            console.print(f"[bold red]mismatch:[/] {len(result.differences)} figures in summary.json differ "
+                          "from what the transcript gives:")
+            for line in result.differences:
+                console.print(f"  {_plain(line)}", highlight=False)
+            raise typer.Exit(1)
+        if follow:
+            try:
+                for part in rp.follow(run_dir):
+                    console.print(part)
+            except KeyboardInterrupt:
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            return
+        transcript = rp.open_transcript(run_dir)
+        if as_ is not None:
+            from assembly.replay_as import member_walkthrough
+
+            parts = member_walkthrough(transcript, as_, round_, prompt)
+        else:
+            parts = list(rp.walkthrough(transcript, round_))
+    except UserError as exc:
+        raise fail(exc) from None
+    if page if page is not None else console.is_terminal:
+        os.environ.setdefault("LESS", "-RFX")  # keep colours; quit at once if it fits the screen
+        with console.pager(styles=True):
+            for part in parts:
+                console.print(part)
+    else:
+        for part in parts:
+            console.print(part)
+
+
+@app.command()
+def rerun(run_dir: RunArg,
+          from_round: Annotated[int | None, typer.Option("--from-round", min=1, help="Fork: keep the rounds "
+                                                         "before this one, then continue live.")] = None,
+          set_: SetOpt = None, seed: SeedOpt = None, rounds: RoundsOpt = None, turn_timeout: TimeoutOpt = None,
+          out: Annotated[Path | None, typer.Option(help="New run folder (default: next to the source).")] = None,
+          quiet: QuietOpt = False) -> None:
+    """Re-execute a run exactly and compare transcripts, or fork it with --from-round and --set."""
+    from assembly.console import print_summary
+    from assembly.rerun import fork
+    from assembly.rerun import rerun as rerun_run
+
+    try:
+        overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
+        if overrides and from_round is None:
+            raise UserError("a rerun re-executes the run exactly; to change something, fork it with "
+                            "--from-round R (R = 1 keeps nothing but the seating)")
+        with _progress(quiet, run_dir, overrides) as live:
+            listeners = [live] if live is not None else []
+            if from_round is None:
+                result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
+            else:
+                new_dir, summary = asyncio.run(fork(run_dir, from_round, overrides, out, listeners=listeners))
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted.[/] The new run folder keeps what was written; "
+                          "`assembly resume` continues it.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except UserError as exc:
+        raise fail(exc) from None
+    if from_round is not None:
+        if not quiet:
+            print_summary(console, summary, str(new_dir))
+        console.print(f"forked {_plain(str(run_dir))} at round {from_round} -> {_plain(str(new_dir))}: "
+                      f"{summary['outcome']} ({summary['rounds']} rounds)", highlight=False)
+        return
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {_plain(note)}")
+    cmp = result.comparison
+    if not quiet:
+        print_summary(console, result.summary, str(result.run_dir))
+    if cmp.identical:
+        aside = "timing" + "".join(f", {k}" for k in result.ignored)
+        console.print(f"[green]identical[/]: the rerun reproduces all {cmp.source_events} events ({aside} "
+                      f"aside) -> {_plain(str(result.run_dir))}")
+        return
+    console.print(f"[bold red]differs[/]: {_plain(cmp.first_difference or '')} -> {_plain(str(result.run_dir))}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
+    """Continue an interrupted or killed run in place from its last complete round."""
+    from assembly.console import print_summary
+    from assembly.rerun import resume_async
+
+    try:
+        with _progress(quiet, run_dir) as live:
+            result = asyncio.run(resume_async(run_dir, listeners=[live] if live is not None else []))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted again.[/] Continue with: assembly resume {run_dir}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except UserError as exc:
+        raise fail(exc) from None
+    if not quiet:
+        print_summary(console, result.summary, str(result.run_dir))
+    dropped = f", set aside {result.dropped_events} events of the unfinished round" if result.dropped_events else ""
+    torn = " and a torn last line" if result.torn else ""
+    console.print(f"resumed from round {result.from_round}{dropped}{torn}: {result.summary['outcome']} "
+                  f"-> {_plain(str(result.run_dir))}", highlight=False)
+
+
+@app.command()
+def report(path: Annotated[Path, typer.Argument(help="Run folder or sweep folder.")],
+           out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write (default: "
+                                                    "report.html inside the folder).")] = None) -> None:
+    """Write one self-contained HTML page (no network needed) for a run or a sweep."""
+    from assembly.report import write
+
+    try:
+        target = write(path, out or (path if path.is_dir() else path.parent) / "report.html")
+    except UserError as exc:
+        raise fail(exc) from None
+    console.print(f"report -> {_plain(str(target))}", highlight=False)
+
+
+def _progress(quiet: bool, run_dir: Path, overrides: dict[str, Any] | None = None) -> Any:
+    """A live display for a run continued from `run_dir` (a null context when quiet)."""
+    from contextlib import nullcontext
+
+    from assembly.console import LiveProgress
+    from assembly.transcript import TranscriptError, read_transcript
+
+    if quiet:
+        return nullcontext()
+    try:
+        rounds = int(read_transcript(run_dir).started.scenario["protocol"]["max_rounds"])
+    except (TranscriptError, KeyError, TypeError, ValueError):
+        rounds = 0  # the command itself reports what is wrong with the run
+    override = (overrides or {}).get("rounds", (overrides or {}).get("protocol.max_rounds"))
+    return LiveProgress(console, int(override) if isinstance(override, int) else rounds)
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     sys.exit(app())
 

@@ -751,6 +751,14 @@ def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCom
 
     Retries inside the provider SDKs are disabled so that every provider error is
     seen, recorded and retried by :func:`call_structured`.
+
+    With ``cache_dir``, answers are cached on disk by autogen's ``ChatCompletionCache``,
+    whose key is a SHA-256 over the messages (including each message's ``source``),
+    tools, the ``json_output`` schema and all ``extra_create_args`` -- which carry
+    temperature, max_tokens, ``response_format`` and the ``assembly_salt``. The key
+    does not include the model, so each model gets its own subdirectory. Failed
+    calls are not cached; malformed answers are (a re-run replays them, and the
+    re-ask that followed, exactly).
     """
     api_key = profile.api_key()
     register_secret(api_key)

@@ -250,7 +250,8 @@ def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
         elif seen.prompt_note:
             parts.append(Text.from_markup(f"[dim]prompt: {safe(seen.prompt_note)}[/]"))
     rule = req.params.get("rule")
-    parts.append(Panel(describe_turn(seen.turn, rule if isinstance(rule, str) else None), title="answered", title_align="left",
+    answer = describe_turn(seen.turn, rule if isinstance(rule, str) else None)
+    parts.append(Panel(answer, title="answered", title_align="left",
                        border_style="red" if seen.turn.status != "ok" else "green"))
     return Group(*parts)
 

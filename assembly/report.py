@@ -39,7 +39,8 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # Qualitative palette (matplotlib tab10), readable with white text.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-FAIL_MARK = {"timeout": "⏱", "malformed": "✗", "provider_error": "✗", "skipped": "–"}
+# Plain words, not symbols: a missing glyph must not hide a liveness event.
+FAIL_MARK = {"timeout": "t/o", "malformed": "bad", "provider_error": "err", "skipped": "skip"}
 
 
 class ReportError(UserError):
@@ -186,6 +187,10 @@ def disclosure_chart(rounds: Sequence[int], cumulative: dict[str, list[int]], de
         if dealt.get(key):
             ax.plot(rounds, cumulative[key], "-o", color=color, label=f"{label}: disclosed")
             ax.axhline(dealt[key], color=color, linestyle=":", linewidth=1, label=f"{label}: dealt")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_ylim(-0.3, max(dealt.values()) + 0.6)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("distinct facts")
     ax.set_xticks(list(rounds))
@@ -295,6 +300,7 @@ def _run_header(transcript: Transcript, seated: Seated, summary: dict[str, Any])
 
 def _outcome(summary: dict[str, Any], end: RunEnded | None, interrupted: RunInterrupted | None,
              transcript: Transcript) -> str:
+    cls: str
     if end is not None:
         cls, verdict = end.outcome, end.outcome.replace("_", " ")
     elif interrupted is not None:
@@ -398,8 +404,10 @@ def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[st
                                   if isinstance(c, dict))
                 msgs.append(f"<li>{who} {e(_message(t.action))}"
                             + (f' <span class="meta">candidates: {cands}</span>' if cands else "") + "</li>")
-        spoken = sum(1 for t in turns if t.member in seat_ids and t.phase in ("speak", "propose"))
-        details = (f"<details><summary>{spoken} contributions and {len(failed)} failures</summary>"
+        spoken = sum(1 for t in turns if t.member in seat_ids and t.phase in ("speak", "propose")
+                     and t.status == "ok")
+        summary = f"{spoken} contributions" + (f", {len(failed)} failed turns" if failed else "")
+        details = (f"<details><summary>{summary}</summary>"
                    f'<ul class="messages">{"".join(msgs)}</ul></details>') if msgs else ""
         cls = "stop" if ended is not None and ended.stop else ("" if ended is not None else "incomplete")
         title = f"Round {r}" + ("" if ended is not None else " (incomplete)")
@@ -436,7 +444,8 @@ def _matrix(events: Sequence[Any], seated: Seated, colors: dict[str, str]) -> st
     legend = "" if numeric else '<p class="legend">' + "".join(
         f'<span><i style="background:{c}"></i>{e(o)}</span>' for o, c in colors.items()) + "</p>"
     note = ('<p class="note">What each member stated in each round (hover a cell for its message). '
-            "⏱ timed out, ✗ failed, blank: not asked.</p>")
+            '<span class="fail">t/o</span> timed out, <span class="fail">bad</span> malformed output, '
+            '<span class="fail">err</span> provider error; blank: not asked.</p>')
     if len(members) > MATRIX_MAX_MEMBERS and not numeric:
         img = matrix_image(members, rounds, cells, colors)
         return (f'<section id="positions"><h2>Positions: member × round</h2>{legend}'
@@ -451,7 +460,8 @@ def _matrix(events: Sequence[Any], seated: Seated, colors: dict[str, str]) -> st
         for r in rounds:
             key = (m.id, r)
             if key in failed:
-                tds.append(f'<td class="cell missing" title="{e(failed[key])}">{FAIL_MARK.get(failed[key], "✗")}</td>')
+                mark = FAIL_MARK.get(failed[key], "err")
+                tds.append(f'<td class="cell missing" title="{e(failed[key])}">{mark}</td>')
             elif key not in cells:
                 tds.append('<td class="cell absent"></td>')
             else:

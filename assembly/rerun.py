@@ -282,9 +282,9 @@ def cached_factory(source_dir: Path) -> MemberFactory:
     pointed at the source run folder, so every recorded answer is found there."""
     from assembly import llm_member
 
-    make: Callable[..., Member] | None = getattr(llm_member, "replay_factory", None)
+    make: Callable[[Path], MemberFactory] | None = getattr(llm_member, "replay_factory", None)
     if make is not None:
-        return make(source_dir)  # type: ignore[no-any-return]
+        return make(source_dir)
     base = llm_member.member_factory
 
     def factory(seat: SeatedMember, protocol: Any, scenario: Scenario, run_dir: Path) -> Member:

@@ -317,7 +317,7 @@ class Scenario(Strict):
             if proto.validity.kind == "option_in" and not proto.validity.options:
                 raise _cross("protocol.validity.options", "option_in needs at least one option")
         if isinstance(proto, ConsensusGameProtocol):
-            _check_consensus(proto, self.population.size)
+            _check_consensus(proto, self.population.size, self.topology.kind)
         if self.members.policy == "llm" and not self.members.profile:
             # The CLI fills profile from --model; a file that asks for LLM members
             # without saying which model cannot run.
@@ -352,7 +352,9 @@ def _consensus_size(data: Any) -> Any:
     return data
 
 
-def _check_consensus(proto: ConsensusGameProtocol, size: int) -> None:
+def _check_consensus(proto: ConsensusGameProtocol, size: int, topology: str) -> None:
+    if topology != "all_to_all":
+        raise _cross("topology.kind", "the consensus game is played on an all-to-all network")
     if proto.honest is not None and proto.honest + proto.byzantine != size:
         raise _cross("population.size", f"protocol.honest + protocol.byzantine = {proto.honest} + "
                      f"{proto.byzantine} agents, but population.size is {size}; give only one of them "

@@ -185,8 +185,9 @@ def _check_keys(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -
     resolved_set = {ALIASES.get(k, k): k for k in spec.set_}
     for key in spec.grid:
         if ALIASES.get(key, key) in resolved_set:
-            raise ScenarioError(f"{key!r} is both a grid factor and a fixed `set:` override",
-                                file=file, path=f"grid.{key}", line=lines.get(("grid", key)))
+            fixed = resolved_set[ALIASES.get(key, key)]
+            raise ScenarioError(f"{fixed!r} is fixed here but also a grid factor ({key!r}); keep one",
+                                file=file, path=f"set.{fixed}", line=lines.get(("set", fixed)))
         values = [json.dumps(v, sort_keys=True) for v in spec.grid[key]]
         for i, v in enumerate(values):
             if v in values[:i]:
@@ -504,3 +505,47 @@ def iter_failed(report: SweepReport) -> Iterator[tuple[str, str]]:
     failed = report.results[report.results["status"] == "failed"]
     for _, row in failed.iterrows():
         yield str(row["run"]), str(row.get("error"))
+
+
+def _pct(rate: float, lo: float, hi: float) -> str:
+    if pd.isna(rate):
+        return "–"
+    return f"{rate:.0%} ({lo * 100:.0f}–{hi * 100:.0f})"
+
+
+def print_report(console: Console, report: SweepReport, grid_keys: list[str]) -> None:
+    """The per-cell table and where everything was written."""
+    from rich.table import Table
+
+    from assembly.console import safe
+
+    cells = report.cells
+    if not cells.empty:
+        table = Table(title="outcome rates, % (95% Wilson interval)", title_justify="left", box=None)
+        for col in ("cell", "n", "valid", "invalid", "no decision", "rounds mean/median"):
+            table.add_column(col, justify="left" if col == "cell" else "right", no_wrap=True)
+        for _, c in cells.iterrows():
+            table.add_row(safe(c["cell"]), f"{int(c['n'])}" + (f" (+{int(c['failed'])} failed)" if c["failed"]
+                                                               else ""),
+                          _pct(c["valid_decision_rate"], c["valid_decision_lo"], c["valid_decision_hi"]),
+                          _pct(c["invalid_decision_rate"], c["invalid_decision_lo"], c["invalid_decision_hi"]),
+                          _pct(c["no_decision_rate"], c["no_decision_lo"], c["no_decision_hi"]),
+                          "–" if pd.isna(c["rounds_mean"]) else f"{c['rounds_mean']:.1f} / {c['rounds_median']:g}")
+        console.print(table)
+        causes = {k: int(cells[f"cause_{k}_k"].sum()) for k in stats.CAUSES}
+        if any(causes.values()):
+            console.print("no decision, by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items() if v),
+                          highlight=False, markup=False)
+    t = report.tally
+    rate = (t.done - t.skipped) / report.wall_s if report.wall_s > 0 else 0.0
+    console.print(f"{t.done}/{t.total} runs ({t.skipped} kept from before, {t.failed} failed) in "
+                  f"{report.wall_s:.1f} s ({rate:.1f} runs/s); {t.line()}", highlight=False, markup=False)
+    for run, error in list(iter_failed(report))[:10]:
+        console.print(f"[red]failed[/] {safe(run)}: {safe(error)}")
+    if report.stopped_for_cost:
+        console.print(f"[yellow]stopped at the spend limit:[/] {report.not_started} runs not started; raise "
+                      "--max-cost and add --resume to finish")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {safe(note)}")
+    console.print(f"tables: {safe(report.out / RESULTS)}, {safe(report.out / CELLS)}"
+                  + (f"\nfigures: {safe(report.out / FIGURES)}/" if report.figures else ""))

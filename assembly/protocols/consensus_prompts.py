@@ -256,7 +256,7 @@ Answer with the JSON object only."""
 def output_model(spec: ConsensusGameProtocol, view: View, request: Request) -> type[Action]:
     byz = is_byzantine(view)
     if request.phase == PROPOSE:
-        return _proposal_model(spec.value_min, spec.value_max, byz)
+        return proposal_model(spec.value_min, spec.value_max, byz)
     if request.phase == STOP_VOTE:
         return StopVote if byz else _HonestStopVote
     return request.action
@@ -269,7 +269,7 @@ class _HonestStopVote(StopVote):
 
 
 @lru_cache(maxsize=64)
-def _proposal_model(lo: int, hi: int, byzantine: bool) -> type[Proposal]:
+def proposal_model(lo: int, hi: int, byzantine: bool) -> type[Proposal]:
     """Proposal narrowed to the game's range; Byzantine agents may also answer "abstain".
 
     The bounds go into the JSON schema, so constrained decoding keeps values in range
