@@ -147,7 +147,7 @@ def load_rounds(path: str | Path) -> pd.DataFrame:
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder")
     cells = _manifest_cells(root)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run_dir in run_dirs(root):
         summary = read_summary(run_dir)
         if summary is None:

@@ -19,6 +19,7 @@ limit stops a sweep between runs without cancelling any.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -196,7 +197,7 @@ class RayExecutor(Executor):
         owned = not ray.is_initialized()
         if owned:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     logging_level="WARNING")
+                     logging_level=logging.WARNING)
         task = ray.remote(num_cpus=1, max_retries=0)(run_job)
         it = iter(jobs)
         running: dict[Any, Job] = {}

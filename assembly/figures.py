@@ -22,14 +22,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from assembly.scenario import ALIASES  # noqa: E402
-from assembly.stats import CAUSES, DECIDED, mean_ci, median_ci  # noqa: E402
+from assembly.errors import UserError
+from assembly.scenario import ALIASES
+from assembly.stats import CAUSES, DECIDED
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 OUTCOME_COLORS = {"valid_decision": "#009E73", "invalid_decision": "#E69F00", "no_decision": "#D55E00"}
@@ -288,7 +290,7 @@ def rounds_to_decision(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, o
     axis.setup(ax)
     ax.set_ylim(0, ymax + 1)
     ax.set_ylabel("rounds to decision")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     _title(fig, title, "rounds to decision", "Decided runs only (decided/completed runs at the bottom); "
@@ -331,7 +333,7 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
         return
     try:
         paper = pd.DataFrame(points(ref))
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (UserError, KeyError, ValueError, OSError) as exc:
         drawn.notes.append(f"reference {ref!r} not drawn: {exc}")
         return
     if paper.empty or "members" not in paper:

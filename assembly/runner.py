@@ -7,6 +7,7 @@ summary can only report what the transcript supports.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import time
@@ -32,6 +33,7 @@ MemberFactory = Callable[[SeatedMember, Protocol, Scenario, Path], Member]
 _VERSIONED = ("assembly", "pydantic", "numpy", "networkx", "autogen-agentchat", "autogen-ext", "openai", "litellm")
 
 
+@functools.cache
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
@@ -70,7 +72,8 @@ def build_members(seated: Seated, protocol: Protocol, scenario: Scenario, run_di
 
 async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[Listener] = (),
                   factory: MemberFactory | None = None,
-                  overrides: dict[str, Callable[[SeatedMember], Member]] | None = None) -> dict[str, Any]:
+                  overrides: dict[str, Callable[[SeatedMember], Member]] | None = None,
+                  durable: bool = True) -> dict[str, Any]:
     """Run a scenario into `run_dir` and return its summary.
 
     `overrides` replaces the member at given seat ids (tests use it to seat scripted
@@ -83,11 +86,11 @@ async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[List
     for seat_id, make in (overrides or {}).items():
         seat = next(s for s in [*seated.members, seated.facilitator] if s is not None and s.id == seat_id)
         members[seat_id] = make(seat)
-    writer = TranscriptWriter(run_dir / TRANSCRIPT)
+    writer = TranscriptWriter(run_dir / TRANSCRIPT, durable=durable)
     engine = Engine(scenario, protocol, members, writer, views, listeners)
     try:
         engine.emit(RunStarted(run_id=run_dir.name, run_key=run_key(scenario), scenario=resolved(scenario),
-                               seed=scenario.seed, protocol=protocol.name, versions=versions(),
+                               seed=scenario.seed, protocol=protocol.name, versions=dict(versions()),
                                timing={"started_at": time.time()}), seated)
         await engine.run()
     finally:

@@ -87,6 +87,7 @@ class SimMember:
         self.params = params
         self.seed = seed
         self.faults = SimFaults(params, seed)
+        self._anchors: dict[tuple[str, frozenset[str]], np.ndarray] = {}
 
     async def act(self, view: View, request: Request) -> TurnResult:
         policy_rng = stream(self.seed, "policy", self.id, request.round, request.phase)
@@ -103,7 +104,16 @@ class SimMember:
     # ---- the model
 
     def anchor(self, view: View) -> np.ndarray:
-        """Own judgement: logistic of centred valuations given every known fact."""
+        """Own judgement: logistic of centred valuations given every known fact.
+
+        Cached per set of known facts: it only changes when a fact is learned."""
+        key = (view.member.id, view.known_fact_ids)
+        cached = self._anchors.get(key)
+        if cached is None:
+            cached = self._anchors[key] = self._compute_anchor(view)
+        return cached
+
+    def _compute_anchor(self, view: View) -> np.ndarray:
         values = view.member.values
         val = np.array([sum(w * o.attributes.get(d, 0.0) for d, w in values.items()) for o in view.options])
         option_index = {o.id: i for i, o in enumerate(view.options)}

@@ -32,14 +32,12 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from assembly import analysis, stats
 from assembly.errors import ScenarioError, UserError
 from assembly.executor import ERROR_FILE, Executor, Job, JobResult
-from assembly.scenario import (ALIASES, Scenario, _read_text, build_scenario, parse_yaml, resolved,
-                               run_key)
+from assembly.scenario import ALIASES, Scenario, _read_text, build_scenario, parse_yaml, resolved, run_key
 from assembly.transcript import SUMMARY
 
 MAX_RUNS = 100_000
@@ -122,6 +120,7 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None) -> Sweep:
     except ValidationError as exc:
         raise _explain(exc, str(file), lines) from None
     _check_keys(spec, str(file), lines)
+    _check_reference(spec, str(file), lines)
     scenario_file = (file.parent / spec.scenario)
     if not scenario_file.exists():
         raise ScenarioError(f"no scenario file {scenario_file}", file=str(file), path="scenario",
@@ -176,12 +175,11 @@ def _slug(label: str) -> str:
 def _check_keys(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -> None:
     for section, keys in (("grid", list(spec.grid)), ("set", list(spec.set_))):
         for key in keys:
-            where = {"file": file, "path": f"{section}.{key}", "line": lines.get((section, key))}
-            if not key or any(not p for p in key.split(".")):
-                raise ScenarioError(f"{key!r} is not a dotted field path", **where)
-            if key in _SWEEP_ONLY:
-                raise ScenarioError("seeds are set with `seeds:` (a count or a list), not as an override",
-                                    **where)
+            problem = (f"{key!r} is not a dotted field path" if not key or any(not p for p in key.split("."))
+                       else "seeds are set with `seeds:` (a count or a list), not as an override"
+                       if key in _SWEEP_ONLY else None)
+            if problem:
+                raise ScenarioError(problem, file=file, path=f"{section}.{key}", line=lines.get((section, key)))
     resolved_set = {ALIASES.get(k, k): k for k in spec.set_}
     for key in spec.grid:
         if ALIASES.get(key, key) in resolved_set:
@@ -195,6 +193,19 @@ def _check_keys(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -
                                     path=f"grid.{key}.{i}", line=lines.get(("grid", key, i)))
     if isinstance(spec.seeds, list) and len(set(spec.seeds)) != len(spec.seeds):
         raise ScenarioError("duplicate seeds", file=file, path="seeds", line=lines.get(("seeds",)))
+
+
+def _check_reference(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -> None:
+    if not spec.reference:
+        return
+    try:
+        from assembly.reference import points
+    except ImportError:
+        return  # figures will say the reference could not be drawn
+    try:
+        points(spec.reference)
+    except UserError as exc:
+        raise ScenarioError(str(exc), file=file, path="reference", line=lines.get(("reference",))) from None
 
 
 def _touches(key: str, path: str | None) -> bool:
@@ -451,7 +462,7 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Arrow needs one type per column; mixed object columns (e.g. a decision that is an
     option id in one protocol and a number in another) are stored as text."""
     out = frame.copy()
-    for col in out.columns[out.dtypes == object]:
+    for col in out.select_dtypes(include="object").columns:
         kinds = {type(v) for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))}
         if len(kinds) > 1:
             out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v))

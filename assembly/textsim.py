@@ -6,15 +6,43 @@ each other's arguments. To let users test that, each round also gets a lexical
 measure of how similar its messages are: the mean pairwise cosine similarity of
 their TF-IDF vectors (0 = no shared vocabulary, 1 = identical word distributions).
 
+The vectors are exactly scikit-learn's `TfidfVectorizer()` with its defaults
+(lower-cased words of two or more word characters, raw term counts, smoothed idf
+`ln((1 + n) / (1 + df)) + 1`, L2-normalised rows); tests check the figure against
+scikit-learn itself. It is computed here in plain Python because importing
+scikit-learn costs over three seconds per process, which every run, replay and
+sweep worker would pay for one number per round.
+
 TF-IDF is fitted per round on that round's messages only, so the figure is a pure
-function of the round's text (summary.json stays reproducible from the transcript)
-and words every member uses in a round weigh less than distinctive ones.
-scikit-learn is imported lazily: it is only needed once a round has two messages.
+function of the round's text (summary.json stays reproducible from the transcript),
+and words every member uses weigh less than distinctive ones.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections import Counter
 from collections.abc import Sequence
+
+# scikit-learn's default `token_pattern`.
+TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def tfidf_vectors(texts: Sequence[str]) -> list[dict[str, float]]:
+    """L2-normalised TF-IDF vectors (sparse, as dicts), one per text."""
+    counts = [Counter(TOKEN.findall(t.lower())) for t in texts]
+    n = len(counts)
+    df: Counter[str] = Counter()
+    for c in counts:
+        df.update(c.keys())
+    idf = {w: math.log((1 + n) / (1 + d)) + 1.0 for w, d in df.items()}
+    vectors = []
+    for c in counts:
+        v = {w: tf * idf[w] for w, tf in c.items()}
+        norm = math.sqrt(sum(x * x for x in v.values()))
+        vectors.append({w: x / norm for w, x in v.items()} if norm > 0 else {})
+    return vectors
 
 
 def mean_pairwise_similarity(texts: Sequence[str]) -> float | None:
@@ -27,18 +55,15 @@ def mean_pairwise_similarity(texts: Sequence[str]) -> float | None:
     docs = [t for t in texts if isinstance(t, str)]
     if len(docs) < 2:
         return None
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    try:
-        matrix = TfidfVectorizer(lowercase=True, norm="l2").fit_transform(docs)
-    except ValueError:  # empty vocabulary: nobody used a single word
+    vectors = tfidf_vectors(docs)
+    if not any(vectors):
         return None
-    n = matrix.shape[0]
-    # Rows are L2-normalised, so x_i . x_j is the cosine. The sum over pairs i < j is
-    # (|sum_i x_i|^2 - sum_i |x_i|^2) / 2: linear in the text, never an n x n matrix,
-    # which matters for 2,000-member assemblies.
-    total = matrix.sum(axis=0)
-    sum_sq = float((total @ total.T).item())
-    self_sq = float(matrix.multiply(matrix).sum())
-    pairs = n * (n - 1) / 2
-    return max(0.0, min(1.0, (sum_sq - self_sq) / 2 / pairs))
+    # Rows are unit vectors, so x_i . x_j is the cosine, and the sum over pairs i < j
+    # is (|sum_i x_i|^2 - sum_i |x_i|^2) / 2: linear in the text, never n x n.
+    total: Counter[str] = Counter()
+    for v in vectors:
+        total.update(v)
+    self_sq = sum(1 for v in vectors if v)
+    pairs = len(docs) * (len(docs) - 1) / 2
+    value = (sum(x * x for x in total.values()) - self_sq) / 2 / pairs
+    return max(0.0, min(1.0, value))
