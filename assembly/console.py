@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assembly.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
+from assembly.metrics import liveness
 from assembly.protocols import protocol_class
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -64,11 +65,15 @@ class LiveProgress:
             if isinstance(event, Turn):
                 self.turns += 1
                 self.failed += event.status != "ok"
-                self.progress.update(self.task, description=f"round {event.round}: {event.phase}")
+                phase_turns = [e for e in self.round_events if isinstance(e, Turn) and e.phase == event.phase]
+                cast = sum(t.status == "ok" for t in phase_turns)
+                self.progress.update(self.task, description=f"round {event.round}: {event.phase} "
+                                                            f"({cast}/{len(phase_turns)} answered)")
         elif isinstance(event, RoundEnded) and self.started and self.seated:
             figs = protocol_class(self.started.protocol).round_figures(self.round_events, self.started,
                                                                        self.seated)
-            self.rows.append({"round": event.round, **figs})
+            turns = [e for e in self.round_events if isinstance(e, Turn)]
+            self.rows.append({"round": event.round, **figs, **liveness(turns)})
             self.progress.update(self.task, completed=event.round,
                                  description=f"{self.turns} turns, {self.failed} failed")
             self.live.update(Group(self.progress, rounds_table(self.rows[-8:])))
@@ -102,9 +107,9 @@ _HEADERS = {"round": "rd", "speakers": "spoke", "dispersion": "disp", "modal_sha
 
 def rounds_table(rows: list[dict[str, Any]]) -> Table:
     cols = [c for c in _COLUMNS if any(c in r for r in rows)]
-    table = Table(box=None, pad_edge=False, caption="rd round, disp dispersion, modal modal share, discl "
-                  "disclosures, supp leading support, t/o timeouts, malf malformed, err provider errors, "
-                  "abst abstentions", caption_justify="left")
+    table = Table(box=None, pad_edge=False, caption="rd round, disp dispersion, modal modal share, idea "
+                  "TF-IDF similarity of messages, discl disclosures, supp leading support, t/o timeouts, "
+                  "malf malformed, err provider errors, abst abstentions", caption_justify="left")
     for c in cols:
         table.add_column(_HEADERS.get(c, c.replace("_", " ")), justify="right", no_wrap=True,
                          overflow="ellipsis", max_width=18 if c == "leading" else None)

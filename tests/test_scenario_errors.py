@@ -160,3 +160,16 @@ def test_any_override_gives_clean_error_or_scenario(overrides: dict[str, object]
         assert "citizens_assembly.yaml" in str(exc)
     else:
         assert sc.population.size >= 1
+
+
+def test_hundred_megabyte_yaml_is_refused_before_parsing(tmp_path: Path) -> None:
+    f = tmp_path / "huge.yaml"
+    with open(f, "w") as fh:
+        fh.write("name: huge\nquestion: q\nfacts:\n")
+        chunk = "  - {id: f, text: " + "x" * 1000 + "}\n"
+        for _ in range(100_000):
+            fh.write(chunk)
+    assert f.stat().st_size > 100_000_000
+    res = run_cli("validate", str(f))
+    assert res.returncode == 2
+    assert "MB" in res.stderr and "limited" in res.stderr and "Traceback" not in res.stderr
