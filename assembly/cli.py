@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = 130
 
 
 def fail(exc: UserError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {_plain(str(exc))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {_plain(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -73,20 +73,62 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
                   f"seed {sc.seed}, run key {run_key(sc)}")
 
 
+# Model flags (run, models; `llm_setup.from_flags` turns them into profiles + overrides).
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="Play every member and the facilitator with this model: a litellm model string "
+                    "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B) or a profile name from the models file.")]
+ApiBaseOpt = Annotated[str | None, typer.Option(
+    "--api-base", help="Base URL of an OpenAI-compatible server for --model (vLLM, Ollama, LM Studio, "
+                       "a litellm proxy), e.g. http://127.0.0.1:8000/v1.")]
+ClientOpt = Annotated[str | None, typer.Option(
+    "--client", help="litellm | openai. Default: openai when --api-base is given for an openai/... model "
+                     "(autogen's OpenAI client), litellm otherwise.")]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(
+    "--api-key-env", help="NAME of the environment variable holding the key for --model (keys are only "
+                          "ever read from the environment).")]
+ModelsFileOpt = Annotated[Path | None, typer.Option(
+    "--models", help="Model profiles file (default: configs/models.yaml when present).")]
+CacheOpt = Annotated[Path | None, typer.Option(
+    "--cache", help="Response cache shared across runs (default: <run folder>/cache). Re-running the same "
+                    "scenario and seed with the same cache calls no model.")]
+
+
+def model_setup(model: str | None, api_base: str | None, client: str | None, api_key_env: str | None,
+                models_file: Path | None, cache: Path | None) -> Any:
+    """The `LLMSetup` for the model flags (raises UserError)."""
+    from assembly.llm_setup import ModelSetupError, from_flags
+
+    if client not in (None, "litellm", "openai"):
+        raise ModelSetupError(f"--client must be litellm or openai, not {client!r}")
+    return from_flags(model=model, api_base=api_base, client=client, api_key_env=api_key_env,  # type: ignore[arg-type]
+                      models_file=models_file, cache=cache)
+
+
 @app.command()
 def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
         seed: SeedOpt = None, members: MembersOpt = None, rounds: RoundsOpt = None,
         turn_timeout: TimeoutOpt = None, set_: SetOpt = None,
         out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<run-id>).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display; one line at the end.")] = False,
+        model: ModelOpt = None, api_base: ApiBaseOpt = None, client: ClientOpt = None,
+        api_key_env: ApiKeyEnvOpt = None, models_file: ModelsFileOpt = None, cache: CacheOpt = None,
+        max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop the run cleanly "
+                                                       "(cause budget) once model calls cost this many USD.")] = None,
         ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
+    from assembly import llm_setup
     from assembly.console import LiveProgress, print_summary
     from assembly.runner import execute, new_run_dir
     from assembly.scenario import load_scenario
 
     try:
-        sc = load_scenario(scenario, collect_overrides(seed, members, rounds, turn_timeout, set_))
+        setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
+        overrides = {**setup.scenario_overrides_for(scenario),
+                     **({"protocol.max_cost": max_cost} if max_cost is not None else {}),
+                     **collect_overrides(seed, members, rounds, turn_timeout, set_)}
+        sc = load_scenario(scenario, overrides)
+        setup.check(sc)
+        llm_setup.activate(setup)
         run_dir = out or new_run_dir(Path("runs"), sc)
         if (run_dir / "transcript.jsonl").exists():
             raise UserError(f"{run_dir} already holds a run; pick another --out "
@@ -98,6 +140,8 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
             summary = asyncio.run(execute(sc, run_dir))
         else:
             console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
+            if llm_setup.profiles_named(sc):
+                console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
             with LiveProgress(console, sc.protocol.max_rounds) as live:
                 summary = asyncio.run(execute(sc, run_dir, listeners=[live]))
     except KeyboardInterrupt:
@@ -126,15 +170,24 @@ def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (conf
           max_cost: Annotated[float | None, typer.Option(min=0.0, help="Stop starting runs once the sweep "
                                                                        "has spent this many USD.")] = None,
           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+          model: Annotated[str | None, typer.Option(help="Put every seat on this model: a profile name, or a "
+                                                         "litellm model string such as openai/Qwen/Qwen3-14B.")]
+          = None,
+          api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server for "
+                                                            "--model.")] = None,
+          models: Annotated[Path | None, typer.Option(help="Model profiles file (default "
+                                                           "configs/models.yaml).")] = None,
+          cache: Annotated[Path | None, typer.Option(help="One response cache for all runs (default: each "
+                                                          "run's own folder).")] = None,
           ) -> None:
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
 
     from assembly.executor import make_executor
-    from assembly.sweep import SweepProgress, load_sweep, print_report, run_sweep
+    from assembly.sweep import SweepProgress, load_with_models, print_report, run_sweep
 
     try:
-        plan = load_sweep(sweep_file)
+        plan, llm = load_with_models(sweep_file, model=model, api_base=api_base, models_file=models, cache=cache)
         folder = out or plan.default_out()
         kind = executor or ("ray" if address else "process" if plan.sim_only else "local")
         runner = make_executor(kind, concurrency or plan.spec.concurrency, address)
@@ -146,10 +199,10 @@ def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (conf
                       f"-> {_plain(str(folder))}")
     try:
         if quiet:
-            report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost)
+            report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
         else:
             with SweepProgress(console, plan.spec.name) as bar:
-                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar)
+                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm)
     except KeyboardInterrupt as exc:
         args = [*sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])]
         done = getattr(exc, "report", None)
@@ -164,7 +217,7 @@ def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (conf
         console.print(f"{t.done}/{t.total} runs, {t.failed} failed, {t.line()} -> {report.out}",
                       highlight=False, markup=False)
     else:
-        print_report(console, report, plan.grid_keys)
+        print_report(console, report)
 
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (or its transcript.jsonl).")]
@@ -315,6 +368,49 @@ def report(path: Annotated[Path, typer.Argument(help="Run folder or sweep folder
     except UserError as exc:
         raise fail(exc) from None
     console.print(f"report -> {_plain(str(target))}", highlight=False)
+
+
+@app.command()
+def models(models_file: ModelsFileOpt = None, model: ModelOpt = None, api_base: ApiBaseOpt = None,
+           client: ClientOpt = None, api_key_env: ApiKeyEnvOpt = None,
+           check: Annotated[bool, typer.Option("--check/--no-check", help="Check that each profile is "
+                                               "reachable (default) or only list them.")] = True,
+           timeout: Annotated[float, typer.Option(min=0.1, help="Seconds allowed per check.")] = 15.0) -> None:
+    """List the configured model profiles and check that each one is reachable.
+
+    A profile with an api_base is checked with GET /models (free); one without gets a
+    one-token completion. Keys are never printed, only whether their variable is set."""
+    import os
+
+    from rich.table import Table
+
+    from assembly.model_check import check_all
+
+    try:
+        setup = model_setup(model, api_base, client, api_key_env, models_file, None)
+    except UserError as exc:
+        raise fail(exc) from None
+    profiles = [setup.profiles[name] for name in sorted(setup.profiles)]
+    if not profiles:
+        raise fail(UserError(f"no model profiles ({setup.source}); pass --models FILE or --model"))
+    results = {r.profile: r for r in asyncio.run(check_all(profiles, timeout))} if check else {}
+    table = Table(box=None, pad_edge=False)
+    for col in ("profile", "model", "client", "api base", "key", "limits", *(("status",) if check else ())):
+        table.add_column(col, overflow="fold")
+    for p in profiles:
+        key = "none" if p.api_key_env is None else \
+            f"{p.api_key_env} ({'set' if os.environ.get(p.api_key_env) else 'NOT SET'})"
+        limits = f"{p.max_concurrent} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
+        name = p.name + (" (--model)" if p.name == setup.model else "")
+        row = [_plain(v) for v in (name, p.model, p.client, p.api_base or "-", key, limits)]
+        if check:
+            r = results[p.name]
+            row.append(f"[green]OK[/] {_plain(r.reason)}" if r.ok else f"[red]FAIL[/] {_plain(r.reason)}")
+        table.add_row(*row)
+    console.print(f"model profiles from {_plain(setup.source)}:", highlight=False)
+    console.print(table)
+    if check and not all(r.ok for r in results.values()):
+        raise typer.Exit(1)
 
 
 def _progress(quiet: bool, run_dir: Path, overrides: dict[str, Any] | None = None) -> Any:

@@ -41,6 +41,7 @@ class LiveProgress:
         self.started: RunStarted | None = None
         self.seated: Seated | None = None
         self.round_events: list[Any] = []
+        self.history: list[Any] = []
         self.rows: list[dict[str, Any]] = []
         self.turns = 0
         self.failed = 0
@@ -58,6 +59,7 @@ class LiveProgress:
         elif isinstance(event, Seated):
             self.seated = event
         elif isinstance(event, RoundStarted):
+            self.history.extend(self.round_events)
             self.round_events = [event]
             self.progress.update(self.task, description=f"round {event.round}: speaking")
         elif isinstance(event, Turn | Tally | Disclosure):
@@ -71,7 +73,7 @@ class LiveProgress:
                                                             f"({cast}/{len(phase_turns)} answered)")
         elif isinstance(event, RoundEnded) and self.started and self.seated:
             figs = protocol_class(self.started.protocol).round_figures(self.round_events, self.started,
-                                                                       self.seated)
+                                                                       self.seated, self.history)
             turns = [e for e in self.round_events if isinstance(e, Turn)]
             self.rows.append({"round": event.round, **figs, **liveness(turns)})
             self.progress.update(self.task, completed=event.round,

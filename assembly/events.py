@@ -68,6 +68,10 @@ class RunStarted(Event):
     seed: int
     protocol: str
     versions: dict[str, str]
+    # The model profiles LLM seats use, by name, as resolved when the run started
+    # (never keys: a profile only names the environment variable holding one), so a
+    # rerun can rebuild the same clients. None for runs without LLM members.
+    models: dict[str, Any] | None = None
     # Set when this run continues another one (fork or resume): where it came from.
     parent: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None

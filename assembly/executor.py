@@ -28,11 +28,15 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from assembly.errors import UserError
+
+if TYPE_CHECKING:
+    from assembly.llm_setup import LLMSetup
 
 ERROR_FILE = "error.txt"
 
@@ -42,6 +46,9 @@ class Job:
     key: str  # run key of `scenario`; checked again in the worker
     run_dir: str
     scenario: dict[str, Any]  # resolved scenario (plain JSON), so jobs pickle and ship anywhere
+    # Model profiles and cache for LLM seats. Carried by the job rather than activated
+    # in the parent, because worker processes and Ray tasks do not share its state.
+    llm: LLMSetup | None = None
 
 
 @dataclass(frozen=True)
@@ -73,15 +80,36 @@ async def run_job_async(job: Job) -> JobResult:
         if run_key(scenario) != job.key:
             raise RuntimeError(f"resolved scenario does not reproduce run key {job.key}; "
                                "this assembly version resolves scenarios differently")
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an incomplete earlier attempt: start it over
-        summary = await execute(scenario, run_dir)
+        clear_attempt(run_dir)
+        factory = None
+        if job.llm is not None:
+            from assembly.llm_setup import register_env_secrets
+
+            register_env_secrets()  # the scrubber's registry is per process
+            factory = job.llm.factory()
+        summary = await execute(scenario, run_dir, factory=factory)
     except Exception as exc:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
         return JobResult(job.key, job.run_dir, None, f"{type(exc).__name__}: {exc}",
                          time.perf_counter() - t0)
     return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0)
+
+
+def clear_attempt(run_dir: Path) -> None:
+    """Remove an earlier, unfinished attempt at a run, but keep its response cache: the
+    same seed asks the same first questions, so a re-run replays what was paid for."""
+    from assembly.llm_setup import CACHE_DIR
+
+    if not run_dir.exists():
+        return
+    for child in run_dir.iterdir():
+        if child.name == CACHE_DIR and child.is_dir():
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def run_job(job: Job) -> JobResult:
@@ -131,6 +159,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+POOL_BROKEN = ("a worker process died, so the process executor cannot go on (finished runs are kept; "
+               "--resume continues). If this is a Python script calling run_sweep, guard it with "
+               "`if __name__ == '__main__':`; otherwise check memory, or use --executor local")
+
+
 class ProcessExecutor(Executor):
     name = "process"
 
@@ -150,7 +183,10 @@ class ProcessExecutor(Executor):
         try:
             while True:
                 while len(running) < self.concurrency and (job := _next(it, should_stop)) is not None:
-                    running[pool.submit(run_job, job)] = job
+                    try:
+                        running[pool.submit(run_job, job)] = job
+                    except BrokenProcessPool:
+                        raise UserError(POOL_BROKEN) from None
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from assembly.errors import UserError
 from assembly.scenario import ALIASES
@@ -46,7 +46,9 @@ EVENT_LABELS = {"turn_timeouts": "turn timeouts", "malformed": "malformed output
                 "provider_errors": "provider errors"}
 SERIES_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 MAX_SERIES = 7
-REFERENCE_MARKER = dict(marker="s", markersize=8, markerfacecolor="none", markeredgewidth=1.6, linestyle=":")
+PAPER_MARKERS = ["s", "^", "D", "v", "P"]
+REFERENCE_STYLE: dict[str, Any] = {"markersize": 8, "markerfacecolor": "none", "markeredgewidth": 1.6,
+                                   "linestyle": ":", "linewidth": 1.2}
 
 
 @dataclass
@@ -95,11 +97,22 @@ class Axis:
             lo, hi = float(min(self.values)), float(max(self.values))
             if self.log2:
                 ax.set_xlim(lo / 2 ** 0.4, hi * 2 ** 0.4)
+            else:
+                pad = 0.1 * ((hi - lo) or 1.0)
+                ax.set_xlim(lo - pad, hi + pad)
         else:
             ax.set_xticks(range(len(self.values)))
             ax.set_xticklabels([_fmt(v) for v in self.values], rotation=20 if len(self.values) > 5 else 0)
             ax.set_xlim(-0.6, len(self.values) - 0.4)
         ax.set_xlabel(self.label)
+
+
+def _dollars(v: float, _: Any = None) -> str:
+    return f"${v:,.4g}"
+
+
+def _thousands(v: float, _: Any = None) -> str:
+    return f"{v:,.0f}"
 
 
 def _fmt(v: Any) -> str:
@@ -128,7 +141,8 @@ def _series(cells: pd.DataFrame, axis: Axis) -> list[tuple[str, pd.DataFrame]]:
     out = []
     for values, group in cells.groupby(axis.series_keys, sort=False, dropna=False):
         vals = values if isinstance(values, tuple) else (values,)
-        label = ", ".join(f"{k}={_fmt(v)}" for k, v in zip(axis.series_keys, vals, strict=True))
+        # Short names in legends (`awareness`, not `protocol.awareness`); the grid keys are in the CSVs.
+        label = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in zip(axis.series_keys, vals, strict=True))
         out.append((label, group))
     return out[:MAX_SERIES]
 
@@ -209,7 +223,8 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
             bottom += np.nan_to_num(share)
         top = float(np.nanmax(bottom)) if len(bottom) else 0.0
         for p, total in zip(pos, bottom, strict=True):
-            ax_c.text(p, total + 0.01, f"{total:.0%}", ha="center", va="bottom", fontsize=8)
+            if top > 0:
+                ax_c.text(p, total + 0.01, f"{total:.0%}", ha="center", va="bottom", fontsize=8)
         ax_c.set_ylim(0, max(0.1, top * 1.25))
         ax_c.set_ylabel("share of runs with no decision")
         ax_c.set_title("why runs ended without a decision" + (f" ({label})" if label else ""))
@@ -235,6 +250,7 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
         ax_e.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([bottom, abst]))) * 1.3))
         ax_e.legend(fontsize=8, loc="upper left")
         for ax in (ax_c, ax_e):
+            ax.set_xlim(-0.6, len(pos) - 0.4)
             ax.set_xticks(pos)
             ax.set_xticklabels([f"{_fmt(v)}\nn={int(n)}" for v, n in zip(group[axis.column], group["n"],
                                                                            strict=True)])
@@ -315,6 +331,7 @@ def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) 
         for i, (label, group) in enumerate(series):
             _errorbar(ax, axis, group, prefix, i, len(series), SERIES_COLORS[i], label or "mean", rate_suffix="")
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(FuncFormatter(_dollars if prefix.startswith("cost") else _thousands))
         if len(series) > 1:
             ax.legend(fontsize=8)
     total = float(cells["cost_usd_total"].sum()) if "cost_usd_total" in cells else 0.0
@@ -325,9 +342,15 @@ def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) 
 
 def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, title: str,
                          drawn: Drawn) -> None:
-    """Our outcome rates beside the paper's, per outcome; the paper's points are hollow."""
+    """Our outcome rates beside the paper's: same colour per condition, filled circles for
+    this sweep, hollow markers on dotted lines for the paper (one marker shape per model).
+
+    Paper points are matched to ours by field name: the x axis is the paper's `members`
+    for group size, else the last part of the grid key (`protocol.byzantine` ->
+    `byzantine`); every other grid factor filters the paper's points the same way.
+    """
     try:
-        from assembly.reference import points  # type: ignore[attr-defined]
+        from assembly.reference import points
     except ImportError:
         drawn.notes.append(f"reference {ref!r} not drawn: assembly.reference is not available")
         return
@@ -336,44 +359,55 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
     except (UserError, KeyError, ValueError, OSError) as exc:
         drawn.notes.append(f"reference {ref!r} not drawn: {exc}")
         return
-    if paper.empty or "members" not in paper:
-        drawn.notes.append(f"reference {ref!r} has no points with a group size")
+    xfield = "members" if ALIASES.get(axis.column, axis.column) == "population.size" else axis.column.split(".")[-1]
+    if paper.empty or xfield not in paper:
+        drawn.notes.append(f"reference {ref!r} not drawn: its points have no {xfield!r} to put on the x axis")
         return
-    # Keep the paper's conditions that this sweep varies, matched by field name
-    # (a grid key `protocol.byzantine` matches the paper's `byzantine`).
-    for key in axis.series_keys:
-        leaf = key.split(".")[-1]
-        if leaf in paper and key in cells:
-            paper = paper[paper[leaf].astype(str).isin({str(v) for v in cells[key]})]
-    conditions = [c for c in ("model", "honest", "byzantine", "awareness") if c in paper]
-    groups = list(paper.groupby(conditions, sort=False, dropna=False)) if conditions else [((), paper)]
+    ours_x = {str(v) for v in axis.values}
+    paper = paper[paper[xfield].astype(str).isin(ours_x)]
+    if paper.empty:
+        drawn.notes.append(f"reference {ref!r} not drawn: no paper point at this sweep's {xfield} values")
+        return
     series = _series(cells, axis)
+    models = list(dict.fromkeys(paper["model"].fillna(""))) if "model" in paper else [""]
+    slots = len(series) * (len(models) + 1)
     panels = (("valid_decision", "valid", "valid decision"), ("invalid_decision", "invalid", "invalid decision"),
               ("no_decision", "timeout", "no decision (paper: timeout)"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), sharey=True, layout="constrained")
     for ax, (ours, theirs, name) in zip(axes, panels, strict=True):
         for i, (label, group) in enumerate(series):
-            _errorbar(ax, axis, group, ours, i, len(series) + 1, SERIES_COLORS[i],
-                      f"this sweep{': ' + label if label else ''}")
-        for j, (values, grp) in enumerate(groups[:MAX_SERIES]):
-            if theirs not in grp:
-                continue
-            vals = values if isinstance(values, tuple) else (values,)
-            desc = ", ".join(f"{c}={v}" for c, v in zip(conditions, vals, strict=True) if c != "model")
-            model = dict(zip(conditions, vals, strict=True)).get("model", "")
-            grp = grp.sort_values("members")
-            xs = [axis.dodge(v, len(series), len(series) + 1) if axis.numeric else v for v in grp["members"]]
-            ax.plot(xs, grp[theirs].astype(float), color=SERIES_COLORS[(len(series) + j) % len(SERIES_COLORS)],
-                    label=f"paper ({ref}): {model} {desc}".strip(), **REFERENCE_MARKER)
+            base = i * (len(models) + 1)
+            _errorbar(ax, axis, group, ours, base, slots, SERIES_COLORS[i],
+                      "this sweep" + (f" ({label})" if label else ""))
+            mine = paper
+            for key in axis.series_keys:  # the paper's points for this condition
+                leaf = key.split(".")[-1]
+                if leaf in mine:
+                    mine = mine[mine[leaf].astype(str) == str(group[key].iloc[0])]
+            for j, model in enumerate(models):
+                rows = mine[mine["model"].fillna("") == model] if "model" in mine else mine
+                rows = rows.dropna(subset=[theirs]).sort_values(xfield, key=lambda s: s.map(axis.pos))
+                if rows.empty:
+                    continue
+                xs = [axis.dodge(v, base + 1 + j, slots) for v in rows[xfield]]
+                ax.plot(xs, rows[theirs].astype(float), color=SERIES_COLORS[i],
+                        label="paper" + (f": {model}" if model else "") + (f" ({label})" if label else ""),
+                        marker=PAPER_MARKERS[j % len(PAPER_MARKERS)], **REFERENCE_STYLE)
         axis.setup(ax)
         ax.set_title(name)
         ax.set_ylim(-0.03, 1.03)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("share of runs")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8)
-    _title(fig, title, f"this sweep vs the paper ({ref})",
-           "Filled: this sweep with 95% Wilson intervals. Hollow squares, dotted: values reported in the paper.")
+    order = sorted(range(len(labels)), key=lambda k: (not labels[k].startswith("this sweep"), k))
+    fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="outside right upper", fontsize=8.5)
+    fixed = [f"{c}={paper[c].iloc[0]}" for c in ("honest", "byzantine", "awareness")
+             if c in paper and c != xfield and paper[c].nunique() == 1
+             and not any(k.split(".")[-1] == c for k in axis.series_keys)]
+    source = paper["source"].iloc[0] if "source" in paper and paper["source"].notna().any() else ref
+    _title(fig, title, f"this sweep beside the paper ({source})",
+           "Filled circles: this sweep, 95% Wilson intervals. Hollow markers, dotted: values reported in the paper"
+           + (f" ({', '.join(fixed)})" if fixed else "") + ".")
     _save(fig, out, "reference_comparison", drawn)
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from assembly.events import SCHEMA_VERSION, RoundEnded, RunEnded, RunInterrupted, RunStarted, Seated, Turn
+from assembly.events import (
+    SCHEMA_VERSION,
+    RoundEnded,
+    RoundStarted,
+    RunEnded,
+    RunInterrupted,
+    RunStarted,
+    Seated,
+    Turn,
+)
 from assembly.protocols import protocol_class
 
 FAILED = ("timeout", "malformed", "provider_error", "skipped")
@@ -27,7 +36,7 @@ def liveness(turns: list[Turn]) -> dict[str, int]:
         elif t.status == "provider_error":
             counts["provider_errors"] += 1
         if t.status in FAILED or (t.action and (t.action.get("abstain") is True or
-                                                t.action.get("vote") == "abstain")):
+                                                "abstain" in (t.action.get("vote"), t.action.get("value")))):
             counts["abstentions"] += 1
         counts["retries"] += max(0, len(t.attempts) - 1)
     return counts
@@ -54,10 +63,13 @@ def summarize(events: list[Any]) -> dict[str, Any]:
     proto = protocol_class(started.protocol)
     by_round: dict[int, list[Any]] = defaultdict(list)
     ended_rounds: dict[int, RoundEnded] = {}
-    for e in events:
+    starts: dict[int, int] = {}  # round -> index of its round_started event
+    for i, e in enumerate(events):
         r = getattr(e, "round", None)
         if r is not None:
             by_round[r].append(e)
+        if isinstance(e, RoundStarted):
+            starts.setdefault(e.round, i)
         if isinstance(e, RoundEnded):
             ended_rounds[e.round] = e
     per_round = []
@@ -65,7 +77,7 @@ def summarize(events: list[Any]) -> dict[str, Any]:
         evs = by_round[r]
         turns = [e for e in evs if isinstance(e, Turn)]
         row: dict[str, Any] = {"round": r, **liveness(turns)}
-        row.update(proto.round_figures(evs, started, seated))
+        row.update(proto.round_figures(evs, started, seated, events[: starts.get(r, 0)]))
         row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens",
                                                                      "cost_usd")})
         per_round.append(row)

@@ -59,7 +59,36 @@ def seat(scenario: Scenario, prefix: str = "member") -> list[SeatedMember]:
             profile=(role.profile or scenario.members.profile) if policy == "llm" else None,
             values=values,
         ))
+    members = assign_profiles(scenario, members, [role.profile is None for role in slots])
     return deal_facts(scenario, members)
+
+
+def apportion(shares: list[float], n: int) -> list[int]:
+    """Split n seats in proportion to shares by largest remainder (ties: earlier first)."""
+    total = sum(shares)
+    ideal = [n * s / total for s in shares]
+    counts = [math.floor(x) for x in ideal]
+    order = sorted(range(len(shares)), key=lambda i: (-(ideal[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def assign_profiles(scenario: Scenario, members: list[SeatedMember], open_seat: list[bool]) -> list[SeatedMember]:
+    """Deal `members.assign` profiles to the LLM members whose role names none.
+
+    Its own seeded stream, so adding an assignment changes no other draw of the run."""
+    assign = scenario.members.assign
+    idx = [i for i, m in enumerate(members) if m.policy == "llm" and open_seat[i]]
+    if not assign or not idx:
+        return members
+    counts = apportion([a.share for a in assign], len(idx))
+    profiles = [a.profile for a, c in zip(assign, counts, strict=True) for _ in range(c)]
+    order = rng(scenario.seed, "assign").permutation(len(idx))
+    out = list(members)
+    for k, i in enumerate(order):
+        out[idx[int(i)]] = out[idx[int(i)]].model_copy(update={"profile": profiles[k]})
+    return out
 
 
 def deal_facts(scenario: Scenario, members: list[SeatedMember]) -> list[SeatedMember]:

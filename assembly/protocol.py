@@ -70,8 +70,11 @@ class Protocol(ABC):
         return request.action
 
     @classmethod
-    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated) -> dict[str, Any]:
-        """Protocol-specific per-round figures, a pure function of that round's events."""
+    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated,
+                      history: Sequence[Any] = ()) -> dict[str, Any]:
+        """Protocol-specific per-round figures, a pure function of the transcript:
+        this round's events, and `history`, every event before the round started
+        (for state carried across rounds, such as a value kept by an abstainer)."""
         return {}
 
     @classmethod

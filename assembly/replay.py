@@ -205,7 +205,8 @@ def header(run: RunRecord, transcript: Transcript) -> RenderableType:
     table.add_row("run", f"{safe(s.run_id)} [dim](key {safe(s.run_key)}, schema v{s.schema_version})[/]")
     table.add_row("scenario", f"{safe(sc.get('name', '?'))} · protocol {safe(s.protocol)} · seed {s.seed}")
     table.add_row("question", safe(sc.get("question", "")))
-    table.add_row("options", ", ".join(safe(o.get("id")) for o in sc.get("options", ())))
+    if sc.get("options"):
+        table.add_row("options", ", ".join(safe(o.get("id")) for o in sc["options"]))
     table.add_row("seated", f"{len(run.seated.members)} members: "
                   + ", ".join(f"{n} {safe(r)}" for r, n in roles.items()))
     if s.parent:
@@ -344,17 +345,23 @@ def walkthrough(transcript: Transcript, only_round: int | None = None) -> Iterat
         yield ending(run, transcript, summary)
 
 
-def follow(path: Path, poll_s: float = 0.5) -> Iterator[RenderableType]:
+def follow(path: Path, poll_s: float = 0.5, appear_s: float = 30.0) -> Iterator[RenderableType]:
     """Replay a run while it is written: each round as soon as it ends.
 
+    Waits up to `appear_s` for a run that is just starting to create its transcript.
     Stops at the run's end (or interruption); a run killed without either keeps
     this waiting, like `tail -f`, until the user stops it.
     """
+    import time
+
     from assembly.transcript import iter_lines_following
 
-    file = path / TRANSCRIPT if path.is_dir() else path
-    if not file.exists():
-        raise ReplayError(f"{file}: no transcript here (yet)")
+    file = path if path.suffix == ".jsonl" else path / TRANSCRIPT
+    deadline = time.monotonic() + appear_s
+    while not file.exists():
+        if time.monotonic() >= deadline:
+            raise ReplayError(f"{file}: no transcript here (waited {appear_s:g}s for a run to start)")
+        time.sleep(min(poll_s, 0.2))
     events: list[Any] = []
     run: RunRecord | None = None
     live = Transcript(path=file, events=events)

@@ -37,7 +37,7 @@ from assembly.errors import UserError
 from assembly.events import Event, RoundEnded, RunEnded, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
 from assembly.member import Member, Request, TurnResult
 from assembly.protocols import protocol_class
-from assembly.runner import MemberFactory, build_members, versions, write_summary
+from assembly.runner import MemberFactory, build_members, models_of, versions, write_summary
 from assembly.scenario import Scenario, build_scenario, resolved, run_key
 from assembly.transcript import TRANSCRIPT, Transcript, TranscriptError, TranscriptWriter, canonical, parse_event
 from assembly.transcript import read_transcript as _read
@@ -141,6 +141,10 @@ async def _drive(scenario: Scenario, run_dir: Path, header: Sequence[Event], pre
     protocol = protocol_class(scenario.protocol.kind)(scenario)
     views = ViewBuilder(scenario)
     members = build_members(seated, protocol, scenario, run_dir, factory)
+    started = header[0]
+    if not append and isinstance(started, RunStarted) and started.models is None:
+        # Record the profiles the members were actually built with (see runner.execute).
+        header = [started.model_copy(update={"models": models_of(members)}), *header[1:]]
     for member_id, timed_out in (replay_timeouts or {}).items():
         if member_id in members:
             members[member_id] = _TimeoutReplay(members[member_id], timed_out)

@@ -70,6 +70,16 @@ def build_members(seated: Seated, protocol: Protocol, scenario: Scenario, run_di
     return members
 
 
+def models_of(members: dict[str, Member]) -> dict[str, Any] | None:
+    """The model profiles the members use, as they record them (`model_record`), by name."""
+    records: dict[str, Any] = {}
+    for m in members.values():
+        record = getattr(m, "model_record", None)
+        if isinstance(record, dict):
+            records[str(record.get("name"))] = record
+    return dict(sorted(records.items())) or None
+
+
 async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[Listener] = (),
                   factory: MemberFactory | None = None,
                   overrides: dict[str, Callable[[SeatedMember], Member]] | None = None,
@@ -91,7 +101,7 @@ async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[List
     try:
         engine.emit(RunStarted(run_id=run_dir.name, run_key=run_key(scenario), scenario=resolved(scenario),
                                seed=scenario.seed, protocol=protocol.name, versions=dict(versions()),
-                               timing={"started_at": time.time()}), seated)
+                               models=models_of(members), timing={"started_at": time.time()}), seated)
         await engine.run()
     finally:
         writer.close()

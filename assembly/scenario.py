@@ -258,10 +258,30 @@ class SimParams(Strict):
     consensus: ConsensusSimParams = Field(default_factory=ConsensusSimParams)
 
 
+class ProfileShare(Strict):
+    """A share of the LLM members that runs on one model profile (a mixed assembly)."""
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)]
+    profile: Name
+
+
+class LLMParams(Strict):
+    """How LLM members are held to the output format (model access lives in configs/models.yaml)."""
+
+    # Re-asks after an unusable answer (invalid JSON, schema or semantic violation);
+    # after the last one the member abstains with status `malformed`. The consensus
+    # game uses its own `protocol.generation.attempts` instead (the paper's setting).
+    max_malformed_retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+
 class MembersSpec(Strict):
     policy: Literal["sim", "llm"] = "sim"
     sim: SimParams = Field(default_factory=SimParams)
     profile: Name | None = None  # default model profile for LLM members
+    # Mixed assemblies: LLM members without a role profile are dealt to these profiles
+    # in proportion to `share` (largest remainder, seeded shuffle). Role profiles win.
+    assign: Annotated[list[ProfileShare], Field(max_length=50)] = Field(default_factory=list)
+    llm: LLMParams = Field(default_factory=LLMParams)
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -318,10 +338,7 @@ class Scenario(Strict):
                 raise _cross("protocol.validity.options", "option_in needs at least one option")
         if isinstance(proto, ConsensusGameProtocol):
             _check_consensus(proto, self.population.size, self.topology.kind)
-        if self.members.policy == "llm" and not self.members.profile:
-            # The CLI fills profile from --model; a file that asks for LLM members
-            # without saying which model cannot run.
-            raise _cross("members.profile", "llm members need a model profile (or pass --model)")
+        _check_profiles(self)
         return self
 
     @property
@@ -337,6 +354,27 @@ class _CrossRefError(ValueError):
 
 def _cross(path: str, message: str) -> _CrossRefError:
     return _CrossRefError(path, message)
+
+
+def _check_profiles(sc: Scenario) -> None:
+    """Every LLM seat must be able to name a model profile.
+
+    The CLI fills profiles from --model; a file that asks for LLM members without
+    saying which model cannot run. Profile names are resolved against the models
+    file only when members are built (a scenario does not depend on one machine's
+    configs/models.yaml)."""
+    members = sc.members
+    fallback = bool(members.profile or members.assign)
+    for i, role in enumerate(sc.population.roles):
+        if (role.policy or members.policy) == "llm" and not (role.profile or fallback):
+            if role.policy != "llm":
+                raise _cross("members.profile", "llm members need a model profile (or pass --model)")
+            raise _cross(f"population.roles.{i}.profile", f"role {role.name!r} has llm members but no model "
+                         "profile (set its profile, members.profile, or pass --model)")
+    fac = sc.facilitator
+    if isinstance(sc.protocol, AssemblyProtocol) and fac.policy == "llm" and not (fac.profile or members.profile):
+        raise _cross("facilitator.profile", "an llm facilitator needs a model profile (or members.profile, "
+                     "or pass --model)")
 
 
 def _consensus_size(data: Any) -> Any:

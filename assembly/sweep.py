@@ -21,13 +21,14 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import os
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,9 +37,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from assembly import analysis, stats
 from assembly.errors import ScenarioError, UserError
-from assembly.executor import ERROR_FILE, Executor, Job, JobResult
+from assembly.executor import Executor, Job, JobResult
 from assembly.scenario import ALIASES, Scenario, _read_text, build_scenario, parse_yaml, resolved, run_key
 from assembly.transcript import SUMMARY
+
+if TYPE_CHECKING:
+    from assembly.llm_setup import LLMSetup
 
 MAX_RUNS = 100_000
 RUNS_DIR = "runs"
@@ -107,11 +111,13 @@ def _sim_only(sc: Scenario) -> bool:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_sweep(path: str | Path, extra: dict[str, Any] | None = None) -> Sweep:
+def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
+               overrides_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Sweep:
     """Read and validate a sweep file and every run it plans.
 
-    `extra` are overrides applied to every run after the sweep's own (the CLI's
-    model flags); they are part of each run's key.
+    `extra` are overrides applied to every run after the sweep's own, and
+    `overrides_for(scenario_data)` computes more from the scenario's raw YAML (the
+    CLI's `--model`: `LLMSetup.scenario_overrides`); both are part of each run's key.
     """
     file = Path(path)
     data, lines = parse_yaml(_read_text(file), str(file))
@@ -121,12 +127,12 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None) -> Sweep:
         raise _explain(exc, str(file), lines) from None
     _check_keys(spec, str(file), lines)
     _check_reference(spec, str(file), lines)
-    scenario_file = (file.parent / spec.scenario)
+    scenario_file = Path(os.path.normpath(file.parent / spec.scenario))  # shown in messages: keep it short
     if not scenario_file.exists():
         raise ScenarioError(f"no scenario file {scenario_file}", file=str(file), path="scenario",
                             line=lines.get(("scenario",)))
     base, base_lines = parse_yaml(_read_text(scenario_file), str(scenario_file))
-    extra = dict(extra or {})
+    extra = {**(extra or {}), **(overrides_for(base) if overrides_for else {})}
     build_scenario(base, extra, file=str(scenario_file), lines=base_lines)  # the file's own errors first
     cells = _cells(spec)
     runs: list[PlannedRun] = []
@@ -151,6 +157,27 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None) -> Sweep:
             by_key[key] = run
             runs.append(run)
     return Sweep(spec, file, scenario_file, cells, runs)
+
+
+def load_with_models(path: str | Path, *, model: str | None = None, api_base: str | None = None,
+                     models_file: Path | None = None, cache: Path | None = None) -> tuple[Sweep, LLMSetup | None]:
+    """A sweep and the model setup its LLM seats use (None for a sim-only sweep).
+
+    The model flags mean what they mean for `assembly run` (`llm_setup.from_flags`);
+    `--model` puts every seat of every run on that model, which is part of the run keys.
+    Every LLM seat's profile is checked here, before anything runs.
+    """
+    from assembly.llm_setup import from_flags
+
+    flagged = any(v is not None for v in (model, api_base, models_file, cache))
+    setup = from_flags(model=model, api_base=api_base, models_file=models_file, cache=cache) if flagged else None
+    sweep = load_sweep(path, overrides_for=setup.scenario_overrides if setup else None)
+    if sweep.sim_only:
+        return sweep, setup
+    setup = setup or from_flags()
+    for run in {r.cell: r for r in sweep.runs}.values():
+        setup.check(run.scenario)
+    return sweep, setup
 
 
 def _cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
@@ -356,7 +383,7 @@ def prepare(sweep: Sweep, out: Path, resume: bool) -> dict[str, dict[str, Any]]:
 
 def run_sweep(sweep: Sweep, out: Path, executor: Executor, *, resume: bool = False,
               max_cost: float | None = None, progress: Callable[[Tally], None] | None = None,
-              draw: bool = True) -> SweepReport:
+              draw: bool = True, llm: LLMSetup | None = None) -> SweepReport:
     """Run (or finish) a sweep and write its tables and figures.
 
     If the executor is interrupted (Ctrl-C) or fails, the tables are written for
@@ -376,7 +403,7 @@ def run_sweep(sweep: Sweep, out: Path, executor: Executor, *, resume: bool = Fal
             tally.skipped += 1
     if progress:
         progress(tally)
-    todo = [Job(r.key, str(out / r.dir), resolved(r.scenario)) for r in sweep.runs if r.key not in done]
+    todo = [Job(r.key, str(out / r.dir), resolved(r.scenario), llm) for r in sweep.runs if r.key not in done]
 
     def on_done(result: JobResult) -> None:
         results[result.key] = result
@@ -470,11 +497,6 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def error_of(run_dir: Path) -> str | None:
-    path = run_dir / ERROR_FILE
-    return path.read_text(encoding="utf-8") if path.exists() else None
-
-
 # ----------------------------------------------------------------------------- display
 
 
@@ -524,7 +546,12 @@ def _pct(rate: float, lo: float, hi: float) -> str:
     return f"{rate:.0%} ({lo * 100:.0f}–{hi * 100:.0f})"
 
 
-def print_report(console: Console, report: SweepReport, grid_keys: list[str]) -> None:
+def _short_label(cell: str) -> str:
+    """`members=8,protocol.awareness=none_exist` -> `members=8, awareness=none_exist` (for the terminal)."""
+    return re.sub(r"(^|,)[A-Za-z0-9_.]*\.([A-Za-z0-9_]+)=", r"\1\2=", cell).replace(",", ", ")
+
+
+def print_report(console: Console, report: SweepReport) -> None:
     """The per-cell table and where everything was written."""
     from rich.table import Table
 
@@ -533,10 +560,12 @@ def print_report(console: Console, report: SweepReport, grid_keys: list[str]) ->
     cells = report.cells
     if not cells.empty:
         table = Table(title="outcome rates, % (95% Wilson interval)", title_justify="left", box=None)
-        for col in ("cell", "n", "valid", "invalid", "no decision", "rounds mean/median"):
-            table.add_column(col, justify="left" if col == "cell" else "right", no_wrap=True)
+        # Figures never wrap or shrink; long cell labels wrap instead.
+        table.add_column("cell", overflow="fold")
+        for col in ("n", "valid", "invalid", "no decision", "rounds mean/median"):
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col) if col != "n" else 3)
         for _, c in cells.iterrows():
-            table.add_row(safe(c["cell"]), f"{int(c['n'])}" + (f" (+{int(c['failed'])} failed)" if c["failed"]
+            table.add_row(safe(_short_label(str(c["cell"]))), f"{int(c['n'])}" + (f" (+{int(c['failed'])} failed)" if c["failed"]
                                                                else ""),
                           _pct(c["valid_decision_rate"], c["valid_decision_lo"], c["valid_decision_hi"]),
                           _pct(c["invalid_decision_rate"], c["invalid_decision_lo"], c["invalid_decision_hi"]),

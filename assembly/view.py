@@ -160,7 +160,7 @@ class ViewBuilder:
         for a, group in enumerate(event.audiences):
             for i in group:
                 self._listeners_of[i].append(a)
-        self._own = {m.id: deque(maxlen=self.window) for m in seated}
+        self._own = {m.id: deque() for m in seated}
 
     def _turn(self, event: Turn) -> None:
         if event.status != "ok" or event.action is None:
@@ -169,6 +169,7 @@ class ViewBuilder:
         own = self._own.get(event.member)
         if own is not None:
             own.appendleft(Heard(event.round, event.phase, event.member, kind, event.action))
+            self._prune_own(own, event.round)
         if kind in PLENARY_KINDS:
             self.summary = str(event.action.get("summary", ""))
             self.candidates = tuple(event.action.get("candidates", ()))
@@ -183,6 +184,22 @@ class ViewBuilder:
             return
         for a in self._listeners_of[i]:
             self._audiences[a].record.add(heard)
+
+    def _prune_own(self, own: deque[Heard], round: int) -> None:
+        """Keep a member's own actions from the last `window` rounds, and always the
+        newest action of each kind (a member must not forget its own current value
+        or position because it spent a few rounds timing out)."""
+        if len(own) <= self.window:
+            return
+        seen: set[str] = set()
+        kept: list[Heard] = []
+        for h in own:  # newest first
+            if h.round > round - self.window or h.kind not in seen:
+                kept.append(h)
+            seen.add(h.kind)
+        if len(kept) != len(own):
+            own.clear()
+            own.extend(kept)
 
     def _disclose(self, event: Disclosure) -> None:
         i = self.index.get(event.member)

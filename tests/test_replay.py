@@ -226,7 +226,7 @@ class Hostile:
 
     async def act(self, view: View, request: Request) -> TurnResult:
         if request.action is Speech:
-            return TurnResult(Speech(message=HOSTILE, position="A", scores={"A": 1.0, "B": 0.0}))
+            return TurnResult(Speech(message=HOSTILE, position="A", scores={"A": 1.0, "B": 0.0}, disclose=[]))
         return TurnResult(Ballot(choice="A", approve=["A"], ranking=["A", "B"]))
 
 

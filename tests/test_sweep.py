@@ -20,7 +20,7 @@ import assembly.runner
 from assembly import stats
 from assembly.errors import ScenarioError, UserError
 from assembly.executor import Executor, Job, JobResult, LocalExecutor, RayExecutor, run_job
-from assembly.scenario import load_scenario, run_key
+from assembly.scenario import Scenario, load_scenario, run_key
 from assembly.sweep import load_sweep, run_sweep
 from assembly.transcript import SUMMARY, TRANSCRIPT
 from tests.conftest import run_cli
@@ -66,6 +66,10 @@ def write_sweep(folder: Path, sweep: str = SWEEP, scenario: str = SCENARIO) -> P
     return path
 
 
+def quorum(scenario: Scenario) -> float:
+    return float(scenario.model_dump()["protocol"]["quorum"])
+
+
 def line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
 
@@ -101,7 +105,7 @@ class Recording(Executor):
 def test_grid_is_the_cartesian_product_with_fixed_overrides_and_seeds(tmp_path: Path) -> None:
     sweep = load_sweep(write_sweep(tmp_path))
     assert len(sweep.runs) == 2 * 2 * 3
-    seen = {(r.scenario.population.size, r.scenario.protocol.quorum, r.seed) for r in sweep.runs}
+    seen = {(r.scenario.population.size, quorum(r.scenario), r.seed) for r in sweep.runs}
     assert seen == set(itertools.product([4, 6], [0.5, 0.9], [0, 1, 2]))
     assert all(r.scenario.protocol.max_rounds == 2 for r in sweep.runs)  # `set:` reaches every cell
     assert {r.cell for r in sweep.runs} == {"members=4,protocol.quorum=0.5", "members=4,protocol.quorum=0.9",
@@ -117,7 +121,7 @@ def test_run_keys_are_the_scenario_keys_stable_and_distinct(tmp_path: Path) -> N
     for r in first.runs:
         # The same run spelled as a plain scenario with --set overrides has the same key.
         direct = load_scenario(tmp_path / "scenario.yaml", {"members": r.scenario.population.size,
-                                                           "protocol.quorum": r.scenario.protocol.quorum,
+                                                           "protocol.quorum": quorum(r.scenario),
                                                            "rounds": 2, "seed": r.seed})
         assert run_key(direct) == r.key
         assert r.key in r.dir and f"-s{r.seed}-" in r.dir
@@ -169,6 +173,7 @@ def test_cross_field_error_is_blamed_on_the_grid_value_that_causes_it(tmp_path: 
     (("  rounds: 2", "  population.size: 5"), "set.population.size", "also a grid factor ('members')"),
     (("members: [4, 6]", "members: [4, 4]"), "grid.members.1", "duplicate"),
     (("  rounds: 2", "  protocol.quorom: 0.5"), "set.protocol.quorom", "unknown key 'quorom'"),
+    (("concurrency: 2", "reference: arxiv_2603_01213/fig9"), "reference", "no figure 'fig9'"),
 ])
 def test_sweep_file_errors_name_file_field_and_line(tmp_path: Path, edit: tuple[str, str], path: str,
                                                     message: str) -> None:
@@ -282,7 +287,7 @@ def test_sweep_writes_one_run_folder_and_row_per_run(reference_sweep: tuple[Path
 
 def test_resume_after_a_crash_reruns_only_damaged_runs(tmp_path: Path,
                                                        reference_sweep: tuple[Path, pd.DataFrame]) -> None:
-    baseline, results = reference_sweep
+    baseline, _ = reference_sweep
     out = tmp_path / "out"
     shutil.copytree(baseline, out)
     for name in ("results.csv", "results.parquet", "summary.csv"):
@@ -368,6 +373,30 @@ def test_max_cost_stops_starting_runs_for_the_whole_sweep(tmp_path: Path, monkey
     assert report.tally.cost_usd == pytest.approx(3.0)
 
 
+def test_llm_sweep_on_a_model_server_and_resume_replays_the_cache(tmp_path: Path) -> None:
+    from assembly.sweep import load_with_models
+    from tests.fake_openai import FakeOpenAIServer
+
+    text = SWEEP.replace("members: [4, 6]", "members: [4]").replace("protocol.quorum: [0.5, 0.9]",
+                                                                     "protocol.quorum: [0.5]")
+    path = write_sweep(tmp_path / "spec", text.replace("seeds: 3", "seeds: 2"))
+    with FakeOpenAIServer(seed=1) as server:
+        sweep, llm = load_with_models(path, model="openai/fake-model", api_base=server.base_url)
+        assert llm is not None and not sweep.sim_only
+        assert all(r.scenario.members.policy == "llm" for r in sweep.runs)  # --model reached every run
+        report = run_sweep(sweep, tmp_path / "out", LocalExecutor(2), llm=llm, draw=False)
+        assert set(report.results["status"]) == {"complete"}, report.results.get("error")
+        assert (report.results["calls"] > 0).all() and (report.results["tokens"] > 0).all()
+
+        victim = tmp_path / "out" / sweep.runs[0].dir
+        (victim / SUMMARY).unlink()  # as if killed before the end: re-run, keeping its response cache
+        again = run_sweep(sweep, tmp_path / "out", LocalExecutor(2), llm=llm, resume=True, draw=False)
+    row = again.results.set_index("run_key").loc[sweep.runs[0].key]
+    assert row["calls"] > 0 and row["cache_hits"] == row["calls"]
+    assert comparable(again.results).drop(columns=["clock_s", "cache_hits"]).equals(
+        comparable(report.results).drop(columns=["clock_s", "cache_hits"]))
+
+
 def test_ray_missing_gives_install_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
@@ -419,7 +448,7 @@ def test_figures_are_written_as_png_and_svg(tmp_path: Path, reference_sweep: tup
 
 
 def test_reference_points_are_drawn_beside_ours(tmp_path: Path) -> None:
-    from assembly.figures import draw_sweep
+    from assembly.figures import Drawn, choose_axis, reference_comparison
 
     pytest.importorskip("assembly.reference")
     rows = []
@@ -431,13 +460,12 @@ def test_reference_points_are_drawn_beside_ours(tmp_path: Path) -> None:
                                                 "cause": [None] * 3 + ["round_limit"]})))
         rows.append(row)
     cells = pd.DataFrame(rows)
-    results = pd.DataFrame({"cell": cells["cell"], "status": "complete", "outcome": "valid_decision",
-                            "rounds": 3, "members": cells["members"], "turn_timeouts": 0, "malformed": 0,
-                            "provider_errors": 0, "abstentions": 0})
-    drawn = draw_sweep(results, cells, tmp_path, grid_keys=["members", "protocol.awareness"],
-                       reference="arxiv_2603_01213/fig2", title="fig2")
+    drawn = Drawn()
+    axis = choose_axis(cells, ["members", "protocol.awareness"])
+    assert axis.column == "members" and axis.series_keys == ["protocol.awareness"]
+    reference_comparison(cells, axis, "arxiv_2603_01213/fig2", tmp_path, "fig2", drawn)
     assert drawn.notes == []
-    assert (tmp_path / "reference_comparison.png").exists()
+    assert {p.name for p in drawn.paths} == {"reference_comparison.png", "reference_comparison.svg"}
 
 
 # ----------------------------------------------------------------------------- command line

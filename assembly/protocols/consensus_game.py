@@ -24,6 +24,7 @@ ones included, compared exactly as fractions. Outcomes:
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -181,21 +182,19 @@ class ConsensusGame(Protocol):
     # ---- figures (pure functions of events)
 
     @classmethod
-    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated) -> dict[str, Any]:
+    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated,
+                      history: Sequence[Any] = ()) -> dict[str, Any]:
         """Honest values after this round's apply step, and this round's stop votes.
 
-        A round's events hold every proposal made in it, but not the value an agent
-        kept from an earlier round when it abstained. Round 1 is exact (abstainers keep
-        their dealt initial value); in later rounds, honest abstainers are left out of
-        the value figures and counted in `honest_unknown`, and unanimity is None when
-        the known values agree but some are unknown. Run-level figures are exact.
+        Values carried over by abstainers come from folding every earlier proposal
+        in `history`, so the figures are exact in every round.
         """
         spec = _spec(started)
         board = Board.from_seated(seated, spec.value_min, spec.value_max)
+        for e in history:
+            if isinstance(e, Turn):
+                board.apply(e)
         turns = [e for e in round_events if isinstance(e, Turn)]
-        r = next((e.round for e in round_events if hasattr(e, "round")), 1)
-        if r > 1:
-            board.current = {}
         proposals = [t for t in turns if t.phase == PROPOSE]
         for t in proposals:
             board.apply(t)

@@ -258,11 +258,11 @@ def output_model(spec: ConsensusGameProtocol, view: View, request: Request) -> t
     if request.phase == PROPOSE:
         return proposal_model(spec.value_min, spec.value_max, byz)
     if request.phase == STOP_VOTE:
-        return StopVote if byz else _HonestStopVote
+        return StopVote if byz else HonestStopVote
     return request.action
 
 
-class _HonestStopVote(StopVote):
+class HonestStopVote(StopVote):
     """Honest agents choose between stop and continue (only Byzantine agents may abstain)."""
 
     vote: Literal["stop", "continue"]  # type: ignore[assignment]

@@ -15,18 +15,20 @@ at the round limit (`quorum_not_met` if no vote ever reached quorum).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from assembly import population, rules, textsim, topology
-from assembly.actions import Ballot, Speech, Synthesis
+from assembly import population, prompts, rules, textsim, topology
+from assembly.actions import Action, Ballot, Speech, Synthesis
 from assembly.events import Disclosure, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
-from assembly.member import Member
+from assembly.member import Member, Request
+from assembly.prompts import Prompt
 from assembly.protocol import Protocol, RoundContext
 from assembly.scenario import AssemblyProtocol, Scenario
 from assembly.sim import SimMember
+from assembly.view import View
 
 FACILITATOR_ID = "facilitator"
 
@@ -80,10 +82,20 @@ class FacilitatedAssembly(Protocol):
         fac = self.scenario.facilitator
         return Seated(members=members, audiences=groups, audience_of=of,
                       facilitator=SeatedMember(id=FACILITATOR_ID, role="facilitator", policy=fac.policy,
-                                               profile=fac.profile if fac.policy == "llm" else None))
+                                               profile=(fac.profile or self.scenario.members.profile)
+                                               if fac.policy == "llm" else None))
 
     def sim_member(self, seated: SeatedMember) -> Member:
         return SimMember(seated.id, self.scenario.members.sim, self.scenario.seed)
+
+    # ---- LLM members
+
+    def prompt(self, view: View, request: Request) -> Prompt:
+        role = next((r for r in self.scenario.population.roles if r.name == view.member.role), None)
+        return prompts.assembly_prompt(self.spec, role, view, request)
+
+    def output_model(self, view: View, request: Request) -> type[Action]:
+        return prompts.assembly_output_model(self.spec, view, request)
 
     # ---- folding
 
@@ -180,7 +192,8 @@ class FacilitatedAssembly(Protocol):
     # ---- figures (pure functions of events)
 
     @classmethod
-    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated) -> dict[str, Any]:
+    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated,
+                      history: Sequence[Any] = ()) -> dict[str, Any]:
         options = [o["id"] for o in started.scenario["options"]]
         figs: dict[str, Any] = dict(speech_figures((e for e in round_events if isinstance(e, Turn)), options))
         tally = next((e for e in round_events if isinstance(e, Tally)), None)

@@ -1,0 +1,141 @@
+"""Run every benchmark, then print the goals table.
+
+    .venv/bin/python bench/run.py                  # everything (under 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py --only overhead memory
+
+Each benchmark runs in its own subprocess (so one benchmark's imports, caches and
+garbage never flavour another's figures), prints its own table and writes
+bench/results/<name>.json; this script then reads those files and checks the goals
+of issue 7 against them. A goal whose figure is missing is reported as not measured,
+never as met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from common import BENCH, ROOT, machine_info, read_result, table
+
+# In the order they run: the cheap, independent ones last so a failure early on is quick to see.
+BENCHMARKS = ["overhead", "profile_overhead", "concurrency", "prompt_growth", "sweep_throughput", "memory"]
+
+Check = Callable[[], tuple[str, str, bool | None]]  # (goal, measured, met); met None = not measured
+
+
+def _get(name: str) -> dict[str, Any] | None:
+    return read_result(name)
+
+
+def _row(rows: list[dict[str, Any]], key: str, value: Any) -> dict[str, Any] | None:
+    return next((r for r in rows if r.get(key) == value), None)
+
+
+def goal_overhead() -> tuple[str, str, bool | None]:
+    goal = "overhead per member-turn ≥ 50× below RoundRobinGroupChat at N=64"
+    data = _get("overhead")
+    row = _row(data["rows"], "members", 64) if data else None
+    if row is None or "ratio_wall" not in row:
+        return goal, "not measured", None
+    return goal, (f"{row['ratio_wall']:.0f}× wall, {row['ratio_cpu']:.0f}× CPU "
+                  f"({row['sim']['per_turn_wall_s'] * 1e6:.0f} µs vs "
+                  f"{row['autogen']['per_turn_wall_s'] * 1e3:.2f} ms)"), row["ratio_wall"] >= 50
+
+
+def goal_flat() -> tuple[str, str, bool | None]:
+    goal = "< 2× growth per member-turn from N=8 to N=2048"
+    data = _get("overhead")
+    if not data or data["growth"]["from"] != 8 or data["growth"]["to"] != 2048:
+        return goal, "not measured", None
+    g = data["growth"]["sim"]
+    return goal, f"{g['total']:.2f}× wall ({g['cpu']:.2f}× CPU)", g["total"] < 2
+
+
+def goal_floor() -> tuple[str, str, bool | None]:
+    goal = "round wall ≤ 1.2 × L at N=256, openai path"
+    data = _get("concurrency")
+    row = next((r for r in data["rows"] if r["members"] == 256 and r["path"] == "openai"), None) if data else None
+    if row is None:
+        return goal, "not measured", None
+    return goal, f"{row['round_over_L']:.2f} × L (L = {row['latency_s'] * 1e3:.0f} ms)", row["round_over_L"] <= 1.2
+
+
+def goal_prompt() -> tuple[str, str, bool | None]:
+    goal = "prompt tokens at round 30 ≤ 2× round 1, with the window"
+    data = _get("prompt_growth")
+    if not data or "window_growth" not in data:
+        return goal, "not measured", None
+    g = data["window_growth"]
+    return goal, f"{g:.2f}×", g <= 2
+
+
+def goal_sweep() -> tuple[str, str, bool | None]:
+    goal = "1,000 sim consensus-game runs in < 60 s"
+    data = _get("sweep_throughput")
+    if not data:
+        return goal, "not measured", None
+    wall = data["median"]["wall_s"]
+    return goal, (f"{wall:.1f} s ({data['runs_per_s']:.1f} runs/s, sweep CPU utilisation "
+                  f"{data['median']['tree_utilisation']:.0%})"), data["runs"] == 1000 and wall < 60
+
+
+def goal_memory() -> tuple[str, str, bool | None]:
+    goal = "a 10,000-member round under 2 GiB"
+    data = _get("memory")
+    row = _row(data["rows"], "members", 10000) if data else None
+    if row is None:
+        return goal, "not measured", None
+    return goal, f"{row['peak_rss'] / 2**20:,.0f} MiB peak RSS", row["peak_rss"] < 2 * 2**30
+
+
+GOALS: list[Check] = [goal_overhead, goal_flat, goal_floor, goal_prompt, goal_sweep, goal_memory]
+
+
+def goals_table() -> str:
+    rows = []
+    for check in GOALS:
+        goal, measured, met = check()
+        rows.append([goal, measured, "not measured" if met is None else "met" if met else "MISSED"])
+    return table(["goal", "measured", ""], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
+    ap.add_argument("--skip", nargs="+", choices=BENCHMARKS, default=[], help="do not run these")
+    ap.add_argument("--goals", action="store_true", help="only print the goals table from existing results")
+    args = ap.parse_args(argv)
+    failed = []
+    t0 = time.perf_counter()
+    if not args.goals:
+        m = machine_info()
+        print(f"machine: {m['cpu']}, {m['logical_cpus']} CPUs, {m['ram_gib']} GiB RAM, Python {m['python']}, "
+              f"git {m['git']}, load average {m['load_avg_1_5_15']}\n", flush=True)
+        for name in args.only or BENCHMARKS:
+            if name in args.skip:
+                continue
+            script = BENCH / f"{name}.py"
+            if not script.exists():
+                print(f"== {name}: no script yet, skipped\n", flush=True)
+                continue
+            print(f"== {name}", flush=True)
+            t = time.perf_counter()
+            code = subprocess.run([sys.executable, str(script)], cwd=ROOT, check=False).returncode
+            print(f"({name}: {time.perf_counter() - t:.0f} s{'' if code == 0 else f', FAILED with exit {code}'})\n",
+                  flush=True)
+            if code != 0:
+                failed.append(name)
+    print("Goals (issue 7), from bench/results/*.json")
+    print(goals_table())
+    if not args.goals:
+        print(f"\nall benchmarks: {time.perf_counter() - t0:.0f} s" + (f"; failed: {', '.join(failed)}" if failed
+                                                                          else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
