@@ -107,11 +107,18 @@ _HEADERS = {"round": "rd", "speakers": "spoke", "dispersion": "disp", "modal_sha
             "idea_similarity": "idea"}
 
 
+_MEANING = {"round": "round", "dispersion": "dispersion of support", "modal_share": "share on the modal position",
+            "idea_similarity": "TF-IDF similarity of messages", "disclosures": "facts disclosed",
+            "ballots_counted": "ballots counted", "support": "leading support", "honest_mean": "honest mean value",
+            "honest_sd": "honest sd", "honest_modal_share": "honest share on the modal value",
+            "stop_votes": "stop votes", "turn_timeouts": "timeouts", "malformed": "malformed",
+            "provider_errors": "provider errors", "abstentions": "abstentions"}
+
+
 def rounds_table(rows: list[dict[str, Any]]) -> Table:
     cols = [c for c in _COLUMNS if any(c in r for r in rows)]
-    table = Table(box=None, pad_edge=False, caption="rd round, disp dispersion, modal modal share, idea "
-                  "TF-IDF similarity of messages, discl disclosures, supp leading support, t/o timeouts, "
-                  "malf malformed, err provider errors, abst abstentions", caption_justify="left")
+    legend = ", ".join(f"{_HEADERS[c]} {_MEANING[c]}" for c in cols if c in _MEANING)
+    table = Table(box=None, pad_edge=False, caption=legend, caption_justify="left")
     for c in cols:
         table.add_column(_HEADERS.get(c, c.replace("_", " ")), justify="right", no_wrap=True,
                          overflow="ellipsis", max_width=18 if c == "leading" else None)
