@@ -291,17 +291,33 @@ def rerun(run_dir: RunArg,
                                                          "before this one, then continue live.")] = None,
           set_: SetOpt = None, seed: SeedOpt = None, rounds: RoundsOpt = None, turn_timeout: TimeoutOpt = None,
           out: Annotated[Path | None, typer.Option(help="New run folder (default: next to the source).")] = None,
-          quiet: QuietOpt = False) -> None:
-    """Re-execute a run exactly and compare transcripts, or fork it with --from-round and --set."""
+          quiet: QuietOpt = False,
+          model: ModelOpt = None, api_base: ApiBaseOpt = None, client: ClientOpt = None,
+          api_key_env: ApiKeyEnvOpt = None, models_file: ModelsFileOpt = None, cache: CacheOpt = None) -> None:
+    """Re-execute a run exactly and compare transcripts, or fork it with --from-round and --set.
+
+    A rerun answers LLM members from the source run's response cache and calls no
+    model. A fork continues live; the model flags (e.g. --model) apply to it."""
+    from assembly import llm_setup
     from assembly.console import print_summary
     from assembly.rerun import fork
     from assembly.rerun import rerun as rerun_run
+    from assembly.transcript import TranscriptError, read_transcript
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
-        if overrides and from_round is None:
-            raise UserError("a rerun re-executes the run exactly; to change something, fork it with "
-                            "--from-round R (R = 1 keeps nothing but the seating)")
+        flags = (model, api_base, client, api_key_env, models_file, cache)
+        if (overrides or any(f is not None for f in flags)) and from_round is None:
+            raise UserError("a rerun re-executes the run exactly; to change something (a setting or the "
+                            "model), fork it with --from-round R (R = 1 keeps nothing but the seating)")
+        if from_round is not None:
+            setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
+            try:
+                recorded = read_transcript(run_dir).started.scenario
+            except TranscriptError:
+                recorded = {}  # fork() reports what is wrong with the run
+            overrides = {**setup.scenario_overrides(recorded), **overrides}
+            llm_setup.activate(setup)
         with _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:

@@ -87,7 +87,9 @@ async def run_job_async(job: Job) -> JobResult:
 
             register_env_secrets()  # the scrubber's registry is per process
             factory = job.llm.factory()
-        summary = await execute(scenario, run_dir, factory=factory)
+        # A sweep re-runs an unfinished run whole on --resume, so per-round fsync only
+        # pays off where a re-run costs money: runs with LLM seats.
+        summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None)
     except Exception as exc:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
@@ -261,6 +263,8 @@ class RayExecutor(Executor):
 
 
 def make_executor(kind: str, concurrency: int, address: str | None = None) -> Executor:
+    if address is not None and kind != "ray":
+        raise UserError(f"--address is a Ray cluster address; it does not apply to --executor {kind}")
     if kind == "local":
         return LocalExecutor(concurrency)
     if kind == "process":

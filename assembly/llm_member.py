@@ -164,20 +164,31 @@ class _TurnClient(ChatCompletionClient):
 # ----------------------------------------------------------------------------- clients shared by a run
 
 
+# Requests one HTTP client carries at once. httpcore scans its whole connection pool
+# for every request it places (encode/httpx#3215), so one pool of hundreds of
+# connections spends seconds of CPU per round; a profile allowed more concurrent
+# requests gets several clients (shards) instead, each with a small pool. They share
+# the profile's rate limiter and response cache.
+CONNECTIONS_PER_CLIENT = 16
+
+
 class _ClientPool:
-    """One model client per profile for the members of one run; closed with the last member."""
+    """Model clients per profile for the members of one run; closed with the last member."""
 
     def __init__(self, key: tuple[str, int], cache_dir: Path) -> None:
         self.key = key
         self.cache_dir = cache_dir
-        self.clients: dict[str, ChatCompletionClient] = {}
+        self.clients: dict[str, list[ChatCompletionClient]] = {}
+        self.handed_out: dict[str, int] = {}
         self.users = 0
 
     def client(self, profile: ModelProfile) -> ChatCompletionClient:
-        client = self.clients.get(profile.name)
-        if client is None:
+        shards = self.clients.get(profile.name)
+        if shards is None:
+            count = -(-profile.max_concurrent // CONNECTIONS_PER_CLIENT) if profile.client == "openai" else 1
             try:
-                client = make_client(profile, self.cache_dir)
+                size = min(profile.max_concurrent, CONNECTIONS_PER_CLIENT)
+                shards = [make_client(profile, self.cache_dir, pool_size=size) for _ in range(count)]
             except KeyError as exc:  # the profile's key variable is not set
                 raise ModelSetupError(str(exc.args[0]) if exc.args else str(exc)) from None
             # The first price lookup may import litellm, and the first request imports
@@ -185,15 +196,18 @@ class _ClientPool:
             # them now, before the run starts, never inside a timed turn.
             cost_usd(profile, 0, 0)
             importlib.import_module("openai.resources")
-            self.clients[profile.name] = client
-        return client
+            self.clients[profile.name] = shards
+        n = self.handed_out.get(profile.name, 0)
+        self.handed_out[profile.name] = n + 1
+        return shards[n % len(shards)]
 
     async def release(self) -> None:
         self.users -= 1
         if self.users > 0:
             return
         _POOLS.pop(self.key, None)
-        clients, self.clients = list(self.clients.values()), {}
+        clients = [c for shards in self.clients.values() for c in shards]
+        self.clients = {}
         for client in clients:
             # Best effort: the run's results are already written.
             with contextlib.suppress(Exception):

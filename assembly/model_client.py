@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import copy
 import email.utils
+import functools
 import hashlib
 import json
 import os
@@ -181,15 +182,19 @@ def response_format_for(json_output: bool | type[BaseModel] | None) -> dict[str,
     if json_output is True:
         return {"type": "json_object"}
     if isinstance(json_output, type) and issubclass(json_output, BaseModel):
-        return {
-            "type": "json_schema",
-            "json_schema": {
-                "name": json_output.__name__,
-                "schema": strict_json_schema(json_output),
-                "strict": True,
-            },
-        }
+        # A fresh copy per call: providers' SDKs may edit the schema in place.
+        return copy.deepcopy(_json_schema_format(json_output))
     raise TypeError(f"json_output must be a bool or a pydantic model class, got {json_output!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_schema_format(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a JSON schema costs milliseconds; members ask for the same few
+    # output types hundreds of times per round.
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": model.__name__, "schema": strict_json_schema(model), "strict": True},
+    }
 
 
 def _to_openai_messages(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
@@ -746,7 +751,27 @@ def _cache_namespace(model: str) -> str:
     return f"{readable}-{hashlib.sha256(model.encode()).hexdigest()[:10]}"
 
 
-def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCompletionClient:
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> Any:
+    # Building an SSL context (loading the CA bundle) takes ~70 ms; clients share one.
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def _http_client(profile: ModelProfile, pool_size: int | None) -> Any:
+    import httpx
+    import openai
+
+    keep = max(1, pool_size or profile.max_concurrent)
+    return openai.DefaultAsyncHttpxClient(
+        verify=_ssl_context(), timeout=profile.timeout_s,
+        limits=httpx.Limits(max_connections=max(keep, 1000), max_keepalive_connections=keep),
+    )
+
+
+def make_client(profile: ModelProfile, cache_dir: Path | None = None, *,
+                pool_size: int | None = None) -> ChatCompletionClient:
     """An autogen ``ChatCompletionClient`` for a profile (see the module docstring for layers).
 
     Retries inside the provider SDKs are disabled so that every provider error is
@@ -759,6 +784,9 @@ def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCom
     does not include the model, so each model gets its own subdirectory. Failed
     calls are not cached; malformed answers are (a re-run replays them, and the
     re-ask that followed, exactly).
+
+    ``pool_size`` (openai client) is how many connections the client keeps open;
+    by default the profile's ``max_concurrent``, so bursts do not reconnect.
     """
     api_key = profile.api_key()
     register_secret(api_key)
@@ -776,6 +804,7 @@ def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCom
             "max_retries": 0,
             "timeout": profile.timeout_s,
             "model_info": openai_info,
+            "http_client": _http_client(profile, pool_size),
         }
         if profile.api_base is not None:
             kwargs["base_url"] = profile.api_base

@@ -125,32 +125,46 @@ def _pyplot() -> Any:
     return plt
 
 
+# (figure, label, line style, on the 0-1 share scale). Figures on another scale (the
+# consensus game's spread of values) get their own axis on the right.
 CONVERGENCE_SERIES = (
-    ("dispersion", "dispersion of support scores", "-o"),
-    ("modal_share", "share holding the modal position", "-s"),
-    ("support", "leading candidate's support", "-^"),
-    ("idea_similarity", "idea similarity of messages (TF-IDF cosine)", "--D"),
-    ("honest_sd", "sd of honest values", "-o"),
-    ("honest_modal_share", "honest modal share", "-s"),
+    ("dispersion", "dispersion of support scores", "-o", True),
+    ("modal_share", "share holding the modal position", "-s", True),
+    ("support", "leading candidate's support", "-^", True),
+    ("idea_similarity", "idea similarity of messages (TF-IDF cosine)", "--D", True),
+    ("honest_modal_share", "honest agents' modal share", "-s", True),
+    ("honest_sd", "sd of honest agents' values (right axis)", ":o", False),
 )
 
 
+def _numeric(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def convergence_chart(per_round: Sequence[dict[str, Any]]) -> str | None:
-    series = [(k, label, style) for k, label, style in CONVERGENCE_SERIES
-              if any(isinstance(r.get(k), int | float) and not isinstance(r.get(k), bool) for r in per_round)]
+    series = [s for s in CONVERGENCE_SERIES if any(_numeric(r.get(s[0])) for r in per_round)]
     if not series:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.6, 3.6))
-    for k, label, style in series:
-        xs = [r["round"] for r in per_round if isinstance(r.get(k), int | float)]
-        ys = [float(r[k]) for r in per_round if isinstance(r.get(k), int | float)]
-        ax.plot(xs, ys, style, label=label, linewidth=1.8, markersize=5)
+    right = ax.twinx() if any(not unit for *_, unit in series) else None
+    colors = iter(PALETTE)
+    handles = []
+    for k, label, style, unit in series:
+        xs = [r["round"] for r in per_round if _numeric(r.get(k))]
+        ys = [float(r[k]) for r in per_round if _numeric(r.get(k))]
+        target = ax if unit or right is None else right
+        handles += target.plot(xs, ys, style, label=label, linewidth=1.8, markersize=5, color=next(colors))
     ax.set_xlabel("round")
     ax.set_xticks([r["round"] for r in per_round])
     ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("share / similarity")
+    if right is not None:
+        right.set_ylim(bottom=0)
+        right.set_ylabel("value spread")
     ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.12 if right else 1.01, 1.0), frameon=False,
+              fontsize=9)
     ax.set_title("Action and idea convergence by round", fontsize=11)
     return _png(fig)
 
@@ -349,9 +363,10 @@ def _convergence(per_round: Sequence[dict[str, Any]]) -> str:
     head = "".join(f'<th class="num">{e(c.replace("_", " "))}</th>' for c in ["round", *cols])
     body = "".join("<tr>" + "".join(f'<td class="num">{_fmt(r.get(c))}</td>' for c in ["round", *cols])
                    + "</tr>" for r in per_round)
-    fig = _figure(chart, "convergence chart", "Action convergence (dispersion, modal share, support) beside "
-                  "idea convergence (mean pairwise TF-IDF cosine similarity of the round's messages).",
-                  "convergence-chart") if chart else '<p class="note">No round completed yet.</p>'
+    caption = ("Action convergence (how close stated positions are) beside idea convergence (mean pairwise "
+               "TF-IDF cosine similarity of the round's messages), where the protocol records them.")
+    fig = (_figure(chart, "convergence chart", caption, "convergence-chart") if chart
+           else '<p class="note">No round completed yet.</p>')
     return (f'<section id="convergence"><h2>Convergence over rounds</h2>{fig}'
             f'<div class="scroll"><table id="figures-table"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div></section>")

@@ -7,9 +7,9 @@ engine, view builder and protocol that fold a transcript prefix with
 
 - `rerun`: no prefix. The same resolved scenario and seed are executed again into a
   new run folder, and the two transcripts are compared with `transcript.canonical`
-  (timing aside). LLM members answer from the source run's response cache; a turn
-  that timed out in the source is timed out again at once, without calling anyone,
-  because a cancelled call left nothing in the cache to replay.
+  (timing aside). LLM members answer from the source run's response cache; what no
+  cache can hold (a call cancelled at the deadline, a provider error) is taken from
+  the source transcript (see `Recorded`), so a rerun calls no model.
 - `fork`: the rounds before R are copied unchanged into a new transcript whose
   `run_started` names its parent, then the run continues live from round R under a
   modified scenario. Seating is part of the kept prefix, so changes that would seat a
@@ -27,14 +27,14 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assembly.engine import Engine, Listener
 from assembly.errors import UserError
-from assembly.events import Event, RoundEnded, RunEnded, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
+from assembly.events import Attempt, Event, RoundEnded, RunEnded, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
 from assembly.member import Member, Request, TurnResult
 from assembly.protocols import protocol_class
 from assembly.runner import MemberFactory, build_members, models_of, versions, write_summary
@@ -75,7 +75,7 @@ def _scenario_of(started: RunStarted) -> Scenario:
             from None
 
 
-# ----------------------------------------------------------------------------- replaying timeouts
+# ----------------------------------------------------------------------------- replaying what the world did
 
 
 class _RecordedTimeout(TurnResult):
@@ -84,27 +84,92 @@ class _RecordedTimeout(TurnResult):
     __slots__ = ()
 
 
-class _TimeoutReplay:
-    """Wraps a member: turns that timed out in the source time out again at once.
+TurnKey = tuple[int, str]  # (round, phase)
 
-    A cancelled model call leaves no cached response, so re-executing it would call
-    the provider (or wait out the deadline again). The recorded timeout is the
-    answer instead."""
 
-    def __init__(self, inner: Member, timed_out: set[tuple[int, str]]) -> None:
+@dataclass
+class Recorded:
+    """What a source run's members met that no cache can replay, by turn.
+
+    A response cache holds what a model answered; it cannot hold a call the engine
+    cancelled at the deadline, or a provider error (a 429, a 5xx, a dropped
+    connection), because neither produced an answer. Those are facts about the
+    world during the source run, so a rerun takes them from the transcript:
+
+    - `timed_out`: the engine cancelled the turn; it times out again at once, without
+      calling anyone (sim members in virtual time reproduce their own timeouts and
+      are not listed);
+    - `failed`: an LLM turn that ended in a provider error; its recorded outcome is
+      replayed as it was;
+    - `errors`: an LLM turn that succeeded after provider errors; the answers come
+      from the cache as usual, and the recorded failed attempts are put back where
+      they happened in its attempt list.
+    """
+
+    timed_out: set[TurnKey] = field(default_factory=set)
+    failed: dict[TurnKey, Turn] = field(default_factory=dict)
+    errors: dict[TurnKey, list[Attempt]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: Sequence[Any], llm_seats: set[str]) -> dict[str, Recorded]:
+        out: dict[str, Recorded] = {}
+        for e in events:
+            if not isinstance(e, Turn):
+                continue
+            key = (e.round, e.phase)
+            if e.status == "timeout" and e.latency_s is None:
+                out.setdefault(e.member, cls()).timed_out.add(key)
+            elif e.member in llm_seats and e.status == "provider_error":
+                out.setdefault(e.member, cls()).failed[key] = e
+            elif e.member in llm_seats and any(a.outcome == "provider_error" for a in e.attempts):
+                out.setdefault(e.member, cls()).errors[key] = list(e.attempts)
+        return out
+
+
+class _ReplayWorld:
+    """Wraps a member so that it meets the recorded timeouts and provider errors."""
+
+    def __init__(self, inner: Member, recorded: Recorded) -> None:
         self.id = inner.id
         self.inner = inner
-        self.timed_out = timed_out
+        self.recorded = recorded
 
     async def act(self, view: View, request: Request) -> TurnResult:
-        if (request.round, request.phase) in self.timed_out:
+        key = (request.round, request.phase)
+        if key in self.recorded.timed_out:
             return _RecordedTimeout(action=None)
-        return await self.inner.act(view, request)
+        failed = self.recorded.failed.get(key)
+        if failed is not None:
+            return TurnResult(action=None, status="provider_error", attempts=list(failed.attempts),
+                              detail=failed.detail)
+        result = await self.inner.act(view, request)
+        source = self.recorded.errors.get(key)
+        if source is not None:
+            result.attempts = _with_recorded_errors(source, result.attempts)
+        return result
 
     async def close(self) -> None:
         close = getattr(self.inner, "close", None)
         if close is not None:
             await close()
+
+
+def _with_recorded_errors(source: Sequence[Attempt], rerun: Sequence[Attempt]) -> list[Attempt]:
+    """The source's attempt list with each answered attempt taken from the rerun.
+
+    If the rerun's answered attempts do not line up one for one with the source's,
+    the rerun's own list is kept, so the comparison shows the difference."""
+    answered = iter(rerun)
+    out: list[Attempt] = []
+    for a in source:
+        if a.outcome == "provider_error":
+            out.append(a)
+            continue
+        b = next(answered, None)
+        if b is None:
+            return list(rerun)
+        out.append(b.model_copy(update={"attempt": a.attempt}))
+    return out if next(answered, None) is None else list(rerun)
 
 
 class _RerunEngine(Engine):
@@ -117,24 +182,12 @@ class _RerunEngine(Engine):
         return super()._turn(phase, member, task, deadline)
 
 
-def cancelled_turns(events: Sequence[Any]) -> dict[str, set[tuple[int, str]]]:
-    """Turns the source engine cut off by cancellation, by member.
-
-    Sim members in virtual time report their timeouts with a simulated latency
-    (`latency_s`) and reproduce them by themselves; those are left alone."""
-    out: dict[str, set[tuple[int, str]]] = {}
-    for e in events:
-        if isinstance(e, Turn) and e.status == "timeout" and e.latency_s is None:
-            out.setdefault(e.member, set()).add((e.round, e.phase))
-    return out
-
-
 # ----------------------------------------------------------------------------- the one mechanism
 
 
 async def _drive(scenario: Scenario, run_dir: Path, header: Sequence[Event], prefix: Sequence[Event],
                  start_round: int, *, append: bool, listeners: Sequence[Listener],
-                 factory: MemberFactory | None, replay_timeouts: dict[str, set[tuple[int, str]]] | None = None,
+                 factory: MemberFactory | None, recorded: dict[str, Recorded] | None = None,
                  ) -> dict[str, Any]:
     """Fold `header + prefix`, then run live from `start_round`; return the summary."""
     seated = next(e for e in header if isinstance(e, Seated))
@@ -145,9 +198,9 @@ async def _drive(scenario: Scenario, run_dir: Path, header: Sequence[Event], pre
     if not append and isinstance(started, RunStarted) and started.models is None:
         # Record the profiles the members were actually built with (see runner.execute).
         header = [started.model_copy(update={"models": models_of(members)}), *header[1:]]
-    for member_id, timed_out in (replay_timeouts or {}).items():
+    for member_id, world in (recorded or {}).items():
         if member_id in members:
-            members[member_id] = _TimeoutReplay(members[member_id], timed_out)
+            members[member_id] = _ReplayWorld(members[member_id], world)
     writer = TranscriptWriter(run_dir / TRANSCRIPT, append=append)
     engine = _RerunEngine(scenario, protocol, members, writer, views, listeners)
     try:
@@ -267,7 +320,7 @@ async def rerun(source: Path, out: Path | None = None, *, listeners: Sequence[Li
         protocol.seat(),
     ]
     summary = await _drive(scenario, out, header, [], 1, append=False, listeners=listeners, factory=factory,
-                           replay_timeouts=cancelled_turns(src.events))
+                           recorded=Recorded.of(src.events, {s.id for s in _seats(_seated(src)) if s.policy != "sim"}))
     new = _read(out)
     # Every LLM answer of a rerun comes from the cache by design, so whether an
     # attempt was a cache hit says how it was obtained, not what happened.
@@ -280,21 +333,29 @@ def _seats(seated: Seated) -> list[SeatedMember]:
 
 
 def cached_factory(source_dir: Path) -> MemberFactory:
-    """LLM members that answer from the source run's response cache.
+    """LLM members rebuilt from the source run's recorded profiles, answering from its
+    response cache (`llm_member.replay_factory`), so a rerun calls no model."""
+    from assembly.llm_member import replay_factory
 
-    The cache layer lives with the LLM member (assembly/llm_member.py); it is
-    pointed at the source run folder, so every recorded answer is found there."""
-    from assembly import llm_member
+    return replay_factory(source_dir)
 
-    make: Callable[[Path], MemberFactory] | None = getattr(llm_member, "replay_factory", None)
-    if make is not None:
-        return make(source_dir)
-    base = llm_member.member_factory
 
-    def factory(seat: SeatedMember, protocol: Any, scenario: Scenario, run_dir: Path) -> Member:
-        return base(seat, protocol, scenario, source_dir)
+def continuing_factory(source_dir: Path) -> MemberFactory:
+    """LLM members for a fork, which continues live.
 
-    return factory
+    Profiles come from the active setup (the models file, `--model`) plus those the
+    source run recorded; for the same name the recorded one wins, so a seat the fork
+    does not change calls the same model with the same settings as before. New
+    answers are cached in the fork's own folder (or the active `--cache`)."""
+    from assembly import llm_setup
+    from assembly.llm_member import factory_for
+
+    base = llm_setup.active()
+    mine = llm_setup.recorded(source_dir)
+    if mine is None:
+        return factory_for(base)
+    return factory_for(llm_setup.LLMSetup(profiles={**base.profiles, **mine.profiles}, cache_dir=base.cache_dir,
+                                          model=base.model, source=f"{base.source} and {mine.source}"))
 
 
 # ----------------------------------------------------------------------------- fork
@@ -335,6 +396,8 @@ async def fork(source: Path, from_round: int, overrides: dict[str, Any], out: Pa
                    timing={"started_at": time.time()}),
         seating,
     ]
+    if factory is None and any(seat.policy != "sim" for seat in _seats(seating)):
+        factory = continuing_factory(src.path.parent)
     summary = await _drive(scenario, out, header, prefix, from_round, append=False, listeners=listeners,
                            factory=factory)
     return out, summary

@@ -431,12 +431,12 @@ ALIASES = {
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read, override and validate a scenario file; raise ScenarioError on any problem."""
     p = Path(path)
-    text = _read_text(p)
+    text = read_text_bounded(p)
     data, lines = parse_yaml(text, str(p))
     return build_scenario(data, overrides or {}, file=str(p), lines=lines)
 
 
-def _read_text(p: Path) -> str:
+def read_text_bounded(p: Path) -> str:
     if not p.exists():
         raise ScenarioError("no such file", file=str(p))
     if p.is_dir():

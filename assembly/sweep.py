@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from assembly import analysis, stats
 from assembly.errors import ScenarioError, UserError
 from assembly.executor import Executor, Job, JobResult
-from assembly.scenario import ALIASES, Scenario, _read_text, build_scenario, parse_yaml, resolved, run_key
+from assembly.scenario import ALIASES, Scenario, read_text_bounded, build_scenario, parse_yaml, resolved, run_key
 from assembly.transcript import SUMMARY
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
     CLI's `--model`: `LLMSetup.scenario_overrides`); both are part of each run's key.
     """
     file = Path(path)
-    data, lines = parse_yaml(_read_text(file), str(file))
+    data, lines = parse_yaml(read_text_bounded(file), str(file))
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
@@ -131,7 +131,7 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
     if not scenario_file.exists():
         raise ScenarioError(f"no scenario file {scenario_file}", file=str(file), path="scenario",
                             line=lines.get(("scenario",)))
-    base, base_lines = parse_yaml(_read_text(scenario_file), str(scenario_file))
+    base, base_lines = parse_yaml(read_text_bounded(scenario_file), str(scenario_file))
     extra = {**(extra or {}), **(overrides_for(base) if overrides_for else {})}
     build_scenario(base, extra, file=str(scenario_file), lines=base_lines)  # the file's own errors first
     cells = _cells(spec)
@@ -446,7 +446,8 @@ def _finish(sweep: Sweep, out: Path, results: dict[str, JobResult], tally: Tally
 def results_frame(sweep: Sweep, out: Path, results: dict[str, JobResult]) -> pd.DataFrame:
     """One row per planned run that has a result, ordered by cell then seed."""
     rows = []
-    for r in sorted(sweep.runs, key=lambda r: (r.cell_index, sweep.spec.seed_list.index(r.seed))):
+    seed_order = {seed: i for i, seed in enumerate(sweep.spec.seed_list)}
+    for r in sorted(sweep.runs, key=lambda r: (r.cell_index, seed_order[r.seed])):
         res = results.get(r.key)
         if res is None:
             continue
@@ -489,7 +490,7 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Arrow needs one type per column; mixed object columns (e.g. a decision that is an
     option id in one protocol and a number in another) are stored as text."""
     out = frame.copy()
-    for col in out.select_dtypes(include="object").columns:
+    for col in [c for c in out.columns if pd.api.types.is_object_dtype(out[c])]:
         kinds = {type(v) for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))}
         if len(kinds) > 1:
             out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v))
@@ -565,8 +566,8 @@ def print_report(console: Console, report: SweepReport) -> None:
         for col in ("n", "valid", "invalid", "no decision", "rounds mean/median"):
             table.add_column(col, justify="right", no_wrap=True, min_width=len(col) if col != "n" else 3)
         for _, c in cells.iterrows():
-            table.add_row(safe(_short_label(str(c["cell"]))), f"{int(c['n'])}" + (f" (+{int(c['failed'])} failed)" if c["failed"]
-                                                               else ""),
+            failed = f" (+{int(c['failed'])} failed)" if c["failed"] else ""
+            table.add_row(safe(_short_label(str(c["cell"]))), f"{int(c['n'])}{failed}",
                           _pct(c["valid_decision_rate"], c["valid_decision_lo"], c["valid_decision_hi"]),
                           _pct(c["invalid_decision_rate"], c["invalid_decision_lo"], c["invalid_decision_hi"]),
                           _pct(c["no_decision_rate"], c["no_decision_lo"], c["no_decision_hi"]),

@@ -231,7 +231,7 @@ def run(sizes: list[int], autogen_sizes: list[int], quick: bool) -> dict[str, An
 
 
 def render(fig: dict[str, Any]) -> str:
-    head = ["N", "member-turns", "assembly sim / turn (cpu)", "of which summary", "sim, no fsync",
+    head = ["N", "member-turns", "assembly sim / turn (cpu)", "of which summary", "sim, no per-round fsync",
             "null members", "RoundRobinGroupChat / turn (cpu)", "ratio wall (cpu)"]
     body = []
     for r in fig["rows"]:

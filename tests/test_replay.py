@@ -283,3 +283,38 @@ def test_follow_renders_each_round_as_a_live_run_writes_it(faulty_run: Path, tmp
     for r in rounds:
         assert f"Round {r}" in text
     assert "outcome" in text and "incomplete" not in text
+
+
+# ----------------------------------------------------------------------------- LLM members: the exact prompt
+
+
+def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> None:
+    from assembly.llm_setup import LLMSetup
+    from assembly.model_config import ModelProfile
+    from tests.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(seed=3) as srv:
+        profile = ModelProfile(name="replay-as-fake", model="openai/fake-model", client="openai",
+                               api_base=srv.base_url, timeout_s=30.0, retries=2, max_concurrent=32)
+        sc = scenario("citizens_assembly", **{"members": 5, "rounds": 2, "protocol.first_vote_round": 1,
+                                              "population.roles.0.quota.min": 1,
+                                              "population.roles.1.quota.min": 1,
+                                              "members.policy": "llm", "members.profile": profile.name,
+                                              "facilitator.policy": "llm", "facilitator.profile": profile.name})
+        _, events = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+        sent = sorted((r["body"]["messages"][0]["content"], r["body"]["messages"][1]["content"])
+                      for r in srv.requests)
+    transcript = open_transcript(tmp_path / "run")
+    seated = next(e for e in events if isinstance(e, Seated))
+    rebuilt = []
+    for seat in [*seated.members, seated.facilitator]:
+        assert seat is not None and seat.policy == "llm"
+        for seen in rebuild(transcript, seat.id).seen:
+            assert seen.prompt is not None, seen.prompt_note
+            rebuilt.append((seen.prompt.system, seen.prompt.user))
+    assert len(sent) == sum(isinstance(e, Turn) for e in events)  # one request per turn: no retries here
+    assert sorted(rebuilt) == sent
+    res = run_cli("replay", str(tmp_path / "run"), "--as", "member_0", "--round", "2", "--no-page", env=WIDE)
+    assert res.returncode == 0, res.stderr
+    assert "prompt · system" in res.stdout and "prompt · user" in res.stdout
+    assert run_cli("replay", str(tmp_path / "run"), "--check").returncode == 0

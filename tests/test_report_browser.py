@@ -173,3 +173,40 @@ def test_a_folder_that_is_neither_run_nor_sweep_is_a_clear_error(tmp_path: Path)
     res = run_cli("report", str(tmp_path), "-o", str(tmp_path / "r.html"))
     assert res.returncode == 2
     assert "no transcript here" in res.stderr and "sweep folder" in res.stderr
+
+
+def _shipped() -> list[str]:
+    from assembly.scenario import load_scenario
+    from tests.conftest import SCENARIOS
+
+    return [p.stem for p in sorted(SCENARIOS.glob("*.yaml")) if load_scenario(p).members.policy == "sim"]
+
+
+@pytest.mark.parametrize("name", [*_shipped(), "llm"])
+def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, tmp_path: Path, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    if name == "llm":
+        from assembly.llm_setup import LLMSetup
+        from assembly.model_config import ModelProfile
+        from tests.fake_openai import FakeOpenAIServer
+
+        with FakeOpenAIServer(seed=9) as srv:
+            profile = ModelProfile(name="report-fake", model="openai/fake-model", client="openai",
+                                   api_base=srv.base_url, timeout_s=30.0, retries=2, max_concurrent=32)
+            sc = scenario("consensus_game", **{"members": 4, "rounds": 2, "members.policy": "llm",
+                                               "members.profile": profile.name})
+            summary, _ = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+    else:
+        summary, _ = run(scenario(name), tmp_path / "run")
+    page = write(tmp_path / "run", tmp_path / "report.html")
+    _open(browser, page, tmp_path / "report.png")
+    assert _errors(browser) == []
+    outcome = browser.find_element(By.ID, "outcome").text
+    assert "every figure matches the transcript" in outcome
+    if name == "llm":
+        assert f"{summary['totals']['calls']} (0 cached)" in outcome  # model calls are reported
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline ol.timeline > li")) == summary["rounds"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#position-matrix tbody tr")) == summary["members"]
+    img = browser.find_element(By.CSS_SELECTOR, "#convergence-chart img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 300

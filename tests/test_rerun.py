@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from assembly import llm_setup
 from assembly.actions import Ballot, Speech
 from assembly.errors import UserError
 from assembly.events import RoundEnded, RoundStarted, RunEnded, RunInterrupted, RunStarted, SeatedMember, Turn
+from assembly.llm_setup import LLMSetup
 from assembly.member import Request, TurnResult
+from assembly.model_config import ModelProfile
 from assembly.rerun import DROPPED, compare, fork, rerun, resume
-from assembly.scenario import build_scenario
+from assembly.scenario import Scenario, build_scenario
 from assembly.transcript import canonical, read_transcript
 from assembly.view import View
 from tests.conftest import run_cli
+from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import run, scenario
 
 
@@ -239,3 +245,59 @@ def test_compare_ignores_timing_but_nothing_else() -> None:
     result = compare(a, b)
     assert not result.identical and result.first_difference == 'event 2: framing: source "x", rerun "y"'
     assert compare(a[:1], b[:1]).identical
+
+
+# ----------------------------------------------------------------------------- LLM runs (loopback server)
+
+
+_profiles = itertools.count()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(seed=5, hang_s=60.0) as srv:
+        yield srv
+
+
+def _llm(srv: FakeOpenAIServer, tmp: Path, **overrides: Any) -> tuple[Scenario, LLMSetup]:
+    name = f"rerun-fake-{next(_profiles)}"  # unique: rate limiters are per profile and process
+    profile = ModelProfile(name=name, model="openai/fake-model", client="openai", api_base=srv.base_url,
+                           timeout_s=30.0, retries=4, max_concurrent=32, backoff_base_s=0.01, backoff_max_s=0.05)
+    sc = scenario("citizens_assembly", **{"members": 6, "rounds": 2, "turn_timeout": 1.0,
+                                          "population.roles.0.quota.min": 1, "population.roles.1.quota.min": 1,
+                                          "members.policy": "llm", "members.profile": name,
+                                          "facilitator.policy": "llm", "facilitator.profile": name, **overrides})
+    return sc, LLMSetup(profiles={name: profile})
+
+
+def test_rerun_of_an_llm_run_replays_answers_timeouts_and_provider_errors_without_a_call(
+        server: FakeOpenAIServer, tmp_path: Path) -> None:
+    # The first request to arrive hangs past the deadline, the next ones fail like a
+    # 5xx and a 429 and are retried, one answer is unusable and re-asked.
+    server.configure(fault_script=["hang", "server_error", "rate_limit", "malformed"])
+    sc, setup = _llm(server, tmp_path)
+    summary, events = run(sc, tmp_path / "src", factory=setup.factory())
+    turns = [e for e in events if isinstance(e, Turn)]
+    assert sum(t.status == "timeout" for t in turns) == 1
+    outcomes = [a.outcome for t in turns for a in t.attempts]
+    assert outcomes.count("provider_error") == 2 and outcomes.count("malformed") == 1
+    calls = server.request_count
+
+    result = asyncio.run(rerun(tmp_path / "src", tmp_path / "again"))
+    assert server.request_count == calls, "a rerun must not call the model"
+    assert result.comparison.identical, result.comparison.first_difference
+    assert result.ignored == ("cache_hit",)
+    assert run_cli("replay", str(tmp_path / "again"), "--check").returncode == 0
+
+
+def test_fork_of_an_llm_run_keeps_the_prefix_and_continues_live(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    sc, setup = _llm(server, tmp_path, rounds=3)
+    _, src = run(sc, tmp_path / "src", factory=setup.factory())
+    calls = server.request_count
+    with llm_setup.using(LLMSetup()):  # the recorded profiles alone must be enough to continue
+        out, _ = asyncio.run(fork(tmp_path / "src", 3, {"protocol.candidates": 2}, tmp_path / "fork"))
+    assert server.request_count > calls, "the fork continues live"
+    new = read_transcript(out).events
+    assert canonical(_rounds(new, lambda r: r < 3)) == canonical(_rounds(src, lambda r: r < 3))
+    synth = [e for e in new if isinstance(e, Turn) and e.phase == "synthesize" and e.round == 3]
+    assert synth and synth[0].status == "ok" and len(synth[0].action["candidates"]) <= 2

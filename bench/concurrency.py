@@ -1,0 +1,103 @@
+"""Benchmark 2: concurrency against the floor, LLM members vs a server with fixed latency L.
+
+N LLM members of the citizens' assembly (autogen AssistantAgents, structured output)
+call the loopback OpenAI-compatible server (tests/fake_openai.py, in its own process),
+which answers every request after exactly L seconds. A round here is one concurrent
+phase: all N members speak, then the facilitator (sim, instant) synthesises; votes are
+off (first_vote_round beyond the last round). So the floor of a round is L, and
+round wall / L measures what concurrency, HTTP and orchestration add on top.
+
+Both client paths are measured: `litellm` (our litellm client) and `openai` (autogen's
+OpenAIChatCompletionClient, the OpenAI SDK over httpx). Round wall is the engine's
+own `RoundEnded.timing.wall_s`; round 1 opens the connections (cold), rounds 2+ reuse
+them (warm). Client CPU per call is this process's CPU time over the whole run
+(seating, agents, engine, HTTP, validation, transcript, summary) divided by the calls
+made; the server's CPU is not in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, command_line, machine_info, measured, table, write_result
+from llm_harness import PATHS, fake_server, profile, run
+
+from assembly.events import RoundEnded
+from assembly.scenario import Scenario, load_scenario
+from assembly.transcript import read_transcript
+
+ROUNDS = 3
+
+
+def scenario(n: int, prof: str) -> Scenario:
+    return load_scenario(ROOT / "scenarios" / "citizens_assembly.yaml", {
+        "members": n, "rounds": ROUNDS, "members.policy": "llm", "members.profile": prof,
+        "facilitator.policy": "sim", "protocol.first_vote_round": ROUNDS + 1, "protocol.stall": None,
+        "topology.kind": "all_to_all", "turn_timeout": 60, "protocol.round_timeout_s": 300})
+
+
+def once(n: int, path: str, base_url: str, work: Path, rep: int) -> dict[str, Any]:
+    prof = profile(base_url, path)
+    run_dir = work / f"{path}-{n}-{rep}"
+    with measured() as s:
+        summary = run(scenario(n, prof.name), run_dir, prof)
+    events = read_transcript(run_dir).events
+    walls = [float((e.timing or {}).get("wall_s", 0.0)) for e in events if isinstance(e, RoundEnded)]
+    totals = summary["totals"]
+    if summary["rounds"] != ROUNDS or totals["cache_hits"]:
+        raise RuntimeError(f"{path} N={n}: {summary['rounds']} rounds, {totals['cache_hits']} cache hits")
+    return {"round_walls": walls, "calls": totals["calls"], "cpu_s": s.cpu_s, "wall_s": s.wall_s,
+            "failed_turns": totals["turn_timeouts"] + totals["provider_errors"] + totals["malformed"],
+            "retries": totals["retries"]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 64, 256])
+    ap.add_argument("--latency", type=float, default=0.2, help="L, the server's fixed latency in seconds")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
+    args = ap.parse_args(argv)
+    machine = machine_info()
+    L = args.latency
+    rows = []
+    with fake_server(L) as base_url, tempfile.TemporaryDirectory(prefix="bench-concurrency-") as td:
+        work = Path(td)
+        for path in args.paths:  # warm-up: imports and first-call caches of each path
+            once(8, path, base_url, work, -1)
+        for n in sorted(args.sizes):
+            for path in args.paths:
+                reps = [once(n, path, base_url, work, i) for i in range(args.reps)]
+                cold = [r["round_walls"][0] for r in reps]
+                warm = [w for r in reps for w in r["round_walls"][1:]]
+                calls = sum(r["calls"] for r in reps)
+                rows.append({
+                    "members": n, "path": path, "latency_s": L, "reps": args.reps,
+                    "round_over_L": statistics.median(warm) / L, "round1_over_L": statistics.median(cold) / L,
+                    "warm_round_walls": warm, "round1_walls": cold,
+                    "cpu_per_call_s": sum(r["cpu_s"] for r in reps) / calls, "calls": calls,
+                    "failed_turns": sum(r["failed_turns"] for r in reps),
+                    "retries": sum(r["retries"] for r in reps),
+                })
+                print(f"  N={n} {path}: done", file=sys.stderr, flush=True)
+    machine["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    fig = {"latency_s": L, "rounds_per_run": ROUNDS, "rows": rows}
+    write_result("concurrency", command_line(), fig, machine)
+    print(f"Benchmark 2: round wall / L with L = {L * 1e3:.0f} ms (one concurrent phase per round; "
+          f"median of warm rounds 2..{ROUNDS} over {args.reps} runs; round 1 opens connections)")
+    print(table(["N", "client path", "round / L (warm)", "round 1 / L (cold)", "client CPU per call", "calls",
+                 "failed turns", "retries"],
+                [[r["members"], r["path"], f"{r['round_over_L']:.2f}", f"{r['round1_over_L']:.2f}",
+                  f"{r['cpu_per_call_s'] * 1e3:.1f} ms", r["calls"], r["failed_turns"], r["retries"]]
+                 for r in rows]))
+    return fig
+
+
+if __name__ == "__main__":
+    main()
