@@ -460,8 +460,10 @@ async def resume_async(run_dir: Path, *, listeners: Sequence[Listener] = (),
     src = read_run(run_dir)
     path = src.path
     if any(isinstance(e, RunEnded) for e in src.events):
-        raise RerunError(f"{path.parent} is complete (it has a run_ended event); nothing to resume. "
-                         "`assembly rerun` re-executes it, `--from-round` forks it")
+        # Killed after its last event but before its summary (or summary deleted):
+        # the run is finished, so resuming only finishes the bookkeeping.
+        return ResumeResult(run_dir=path.parent, summary=write_summary(path.parent),
+                            from_round=_next_round(src.events), dropped_events=0, torn=src.torn is not None)
     lines = _event_lines(path)
     keep = _resume_point(src.events)
     kept, dropped = lines[:keep], lines[keep:]

@@ -589,8 +589,11 @@ def _explain(exc: ValidationError, data: dict[str, Any], file: str | None,
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
-        hint = difflib.get_close_matches(key, sorted(_field_vocabulary()), n=1)
-        msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        if key in _field_vocabulary():
+            msg = f"key {key!r} does not belong here (is it meant for another kind or section?)"
+        else:
+            hint = difflib.get_close_matches(key, sorted(_field_vocabulary()), n=1)
+            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif "input" in err and not isinstance(err["input"], dict | list):
