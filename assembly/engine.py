@@ -118,7 +118,7 @@ class Engine:
                   params: dict[str, object] | None = None) -> list[Turn]:
         if self._over_budget():
             raise BudgetSpent()
-        deadline = min(self.turn_timeout, self.round_timeout - self.round_clock)
+        deadline = self.phase_deadline()
         if deadline <= 0:
             turns = [Turn(round=self.round, phase=phase, member=m, status="timeout",
                           detail="round time budget spent before this phase") for m in member_ids]
@@ -137,10 +137,26 @@ class Engine:
                 # a member that ignores it is abandoned, never waited for.
                 await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
         turns = [self._turn(phase, m, t, deadline) for m, t in zip(member_ids, tasks, strict=True)]
-        self.round_clock += max((t.latency_s if t.latency_s is not None else (t.timing or {}).get("wall_s", 0.0))
-                                for t in turns) if turns else 0.0
+        self.account(turns)
         self.emit(*turns)
         return turns
+
+    def phase_deadline(self) -> float:
+        """Each member's deadline in the next phase: the turn timeout, capped by what
+        is left of the round's budget."""
+        return min(self.turn_timeout, self.round_timeout - self.round_clock)
+
+    def account(self, turns: Sequence[Turn]) -> None:
+        """Add a phase's duration to the round clock: its slowest turn, in simulated
+        seconds where a member reports them, else as measured."""
+        if turns:
+            self.round_clock += max(t.latency_s if t.latency_s is not None else (t.timing or {}).get("wall_s", 0.0)
+                                    for t in turns)
+
+    def timeout_turn(self, phase: str, member: str, deadline: float) -> Turn:
+        """The event for a member cut off at its deadline."""
+        return Turn(round=self.round, phase=phase, member=member, status="timeout",
+                    detail=f"no answer within {deadline:g}s", timing={"wall_s": round(deadline, 6)})
 
     @staticmethod
     async def _timed(member: Member, view: Any, request: Request) -> tuple[TurnResult, float]:
@@ -151,8 +167,7 @@ class Engine:
     def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
         turn = partial(Turn, round=self.round, phase=phase, member=member)
         if not task.done() or task.cancelled():
-            return turn(status="timeout", detail=f"no answer within {deadline:g}s",
-                        timing={"wall_s": round(deadline, 6)})
+            return self.timeout_turn(phase, member, deadline)
         exc = task.exception()
         if exc is not None:
             # A member that raises must not end the run; it is recorded and visible.

@@ -164,7 +164,7 @@ class _TurnClient(ChatCompletionClient):
 # ----------------------------------------------------------------------------- clients shared by a run
 
 
-# Requests one HTTP client carries at once. httpcore scans its whole connection pool
+# Connections one HTTP client keeps open. httpcore scans its whole connection pool
 # for every request it places (encode/httpx#3215), so one pool of hundreds of
 # connections spends seconds of CPU per round; a profile allowed more concurrent
 # requests gets several clients (shards) instead, each with a small pool. They share
@@ -228,6 +228,7 @@ def _pool(run_dir: Path, cache_dir: Path) -> _ClientPool:
     if pool is None or pool.cache_dir != cache_dir:
         pool = _POOLS[key] = _ClientPool(key, cache_dir)
         llm_setup.note_cache(run_dir, cache_dir)
+        llm_setup.register_env_secrets()
     return pool
 
 
@@ -401,6 +402,8 @@ class _Factory:
     _resolved: dict[str, LLMSetup] = field(default_factory=dict)
 
     def __call__(self, seat: SeatedMember, protocol: Protocol, scenario: Scenario, run_dir: Path) -> Member:
+        if type(protocol).prompt is Protocol.prompt:
+            raise ModelSetupError(f"protocol {protocol.name!r} cannot seat LLM members: it has no prompt renderer")
         setup = self._setup_for(run_dir)
         profile = setup.profile(seat.profile)
         pool = _pool(run_dir, setup.cache_for(run_dir))

@@ -99,7 +99,7 @@ How much you care about each consideration (higher matters more; negative means 
 Each option is rated on the same considerations, from negative (bad) to positive (good).
 
 FACTS YOU HOLD
-Other members may not know these. You may share any of them by listing its id in "disclose".
+Some of these may be known only to you. You may share any of them by listing its id in "disclose".
 {facts}
 
 HOW TO TAKE PART

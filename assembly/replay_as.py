@@ -112,7 +112,7 @@ class _TranscriptEngine(Engine):
                   params: dict[str, object] | None = None) -> list[Turn]:
         if self._over_budget():
             raise BudgetSpent()
-        deadline = min(self.turn_timeout, self.round_timeout - self.round_clock)
+        deadline = self.phase_deadline()
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline,
                           params=dict(params or {}))
         view, record = None, {}
@@ -121,9 +121,7 @@ class _TranscriptEngine(Engine):
             record = dict(self.views.record_of(self.watch).disclosed) if self.watch in self.views.index else {}
         turns = [self._take(Turn(round=self.round, phase=phase, member=m, status="skipped"))
                  for m in member_ids]
-        if turns:
-            self.round_clock += max(t.latency_s if t.latency_s is not None else (t.timing or {}).get("wall_s", 0.0)
-                                    for t in turns)
+        self.account(turns)
         if self.watch in member_ids:
             turn = turns[list(member_ids).index(self.watch)]
             self.seen.append(self._seen(request, view, turn, record))

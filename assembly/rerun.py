@@ -177,8 +177,7 @@ class _RerunEngine(Engine):
         if task.done() and not task.cancelled() and task.exception() is None \
                 and isinstance(task.result()[0], _RecordedTimeout):
             # Exactly the event the engine writes when it cancels a late member.
-            return Turn(round=self.round, phase=phase, member=member, status="timeout",
-                        detail=f"no answer within {deadline:g}s", timing={"wall_s": round(deadline, 6)})
+            return self.timeout_turn(phase, member, deadline)
         return super()._turn(phase, member, task, deadline)
 
 

@@ -12,7 +12,9 @@ OpenAIChatCompletionClient, the OpenAI SDK over httpx). Round wall is the engine
 own `RoundEnded.timing.wall_s`; round 1 opens the connections (cold), rounds 2+ reuse
 them (warm). Client CPU per call is this process's CPU time over the whole run
 (seating, agents, engine, HTTP, validation, transcript, summary) divided by the calls
-made; the server's CPU is not in it.
+made, and, in brackets, its CPU time inside warm rounds only divided by their calls
+(the marginal cost of one more call); the server's CPU is not in it, and is reported beside it (both share the
+machine's cores, so together they bound how fast a round of N calls can be).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, command_line, machine_info, measured, table, write_result
-from llm_harness import PATHS, fake_server, profile, run
+from llm_harness import PATHS, RoundCpu, Server, fake_server, profile, run
 
 from assembly.events import RoundEnded
 from assembly.scenario import Scenario, load_scenario
@@ -42,17 +44,22 @@ def scenario(n: int, prof: str) -> Scenario:
         "topology.kind": "all_to_all", "turn_timeout": 60, "protocol.round_timeout_s": 300})
 
 
-def once(n: int, path: str, base_url: str, work: Path, rep: int) -> dict[str, Any]:
-    prof = profile(base_url, path)
+def once(n: int, path: str, server: Server, work: Path, rep: int) -> dict[str, Any]:
+    prof = profile(server.url, path)
     run_dir = work / f"{path}-{n}-{rep}"
+    server0 = server.cpu_s()
+    rounds_cpu = RoundCpu()
     with measured() as s:
-        summary = run(scenario(n, prof.name), run_dir, prof)
+        summary = run(scenario(n, prof.name), run_dir, prof, [rounds_cpu])
+    server_cpu = server.cpu_s() - server0
     events = read_transcript(run_dir).events
     walls = [float((e.timing or {}).get("wall_s", 0.0)) for e in events if isinstance(e, RoundEnded)]
     totals = summary["totals"]
     if summary["rounds"] != ROUNDS or totals["cache_hits"]:
         raise RuntimeError(f"{path} N={n}: {summary['rounds']} rounds, {totals['cache_hits']} cache hits")
     return {"round_walls": walls, "calls": totals["calls"], "cpu_s": s.cpu_s, "wall_s": s.wall_s,
+            "server_cpu_s": server_cpu, "warm_rounds_cpu_s": sum(c for r, c in rounds_cpu.per_round.items() if r > 1),
+            "warm_calls": n * (ROUNDS - 1),
             "failed_turns": totals["turn_timeouts"] + totals["provider_errors"] + totals["malformed"],
             "retries": totals["retries"]}
 
@@ -67,13 +74,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine = machine_info()
     L = args.latency
     rows = []
-    with fake_server(L) as base_url, tempfile.TemporaryDirectory(prefix="bench-concurrency-") as td:
+    with fake_server(L) as server, tempfile.TemporaryDirectory(prefix="bench-concurrency-") as td:
         work = Path(td)
         for path in args.paths:  # warm-up: imports and first-call caches of each path
-            once(8, path, base_url, work, -1)
+            once(8, path, server, work, -1)
         for n in sorted(args.sizes):
             for path in args.paths:
-                reps = [once(n, path, base_url, work, i) for i in range(args.reps)]
+                reps = [once(n, path, server, work, i) for i in range(args.reps)]
                 cold = [r["round_walls"][0] for r in reps]
                 warm = [w for r in reps for w in r["round_walls"][1:]]
                 calls = sum(r["calls"] for r in reps)
@@ -82,6 +89,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "round_over_L": statistics.median(warm) / L, "round1_over_L": statistics.median(cold) / L,
                     "warm_round_walls": warm, "round1_walls": cold,
                     "cpu_per_call_s": sum(r["cpu_s"] for r in reps) / calls, "calls": calls,
+                    "server_cpu_per_call_s": sum(r["server_cpu_s"] for r in reps) / calls,
+                    "round_cpu_per_call_s": sum(r["warm_rounds_cpu_s"] for r in reps)
+                    / sum(r["warm_calls"] for r in reps),
                     "failed_turns": sum(r["failed_turns"] for r in reps),
                     "retries": sum(r["retries"] for r in reps),
                 })
@@ -91,10 +101,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_result("concurrency", command_line(), fig, machine)
     print(f"Benchmark 2: round wall / L with L = {L * 1e3:.0f} ms (one concurrent phase per round; "
           f"median of warm rounds 2..{ROUNDS} over {args.reps} runs; round 1 opens connections)")
-    print(table(["N", "client path", "round / L (warm)", "round 1 / L (cold)", "client CPU per call", "calls",
-                 "failed turns", "retries"],
+    print(table(["N", "client path", "round / L (warm)", "round 1 / L (cold)", "client CPU per call: run (rounds)",
+                 "server CPU per call", "calls", "failed turns", "retries"],
                 [[r["members"], r["path"], f"{r['round_over_L']:.2f}", f"{r['round1_over_L']:.2f}",
-                  f"{r['cpu_per_call_s'] * 1e3:.1f} ms", r["calls"], r["failed_turns"], r["retries"]]
+                  f"{r['cpu_per_call_s'] * 1e3:.1f} ms ({r['round_cpu_per_call_s'] * 1e3:.1f} ms)",
+                  f"{r['server_cpu_per_call_s'] * 1e3:.1f} ms", r["calls"], r["failed_turns"], r["retries"]]
                  for r in rows]))
     return fig
 

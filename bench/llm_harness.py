@@ -11,13 +11,18 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from common import ROOT
 
+from assembly.engine import Listener
+from assembly.events import RoundEnded, RoundStarted
 from assembly.llm_setup import LLMSetup
 from assembly.model_config import ModelProfile
 from assembly.runner import execute
@@ -33,9 +38,20 @@ def _free_port() -> int:
         return port
 
 
+@dataclass
+class Server:
+    url: str  # base URL, …/v1
+    pid: int
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used so far (all its threads)."""
+        t = psutil.Process(self.pid).cpu_times()
+        return float(t.user + t.system)
+
+
 @contextmanager
-def fake_server(latency_s: float) -> Iterator[str]:
-    """Start tests/fake_openai.py in a subprocess; yield its base URL (…/v1)."""
+def fake_server(latency_s: float) -> Iterator[Server]:
+    """Start tests/fake_openai.py in a subprocess."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", str(port),
                              "--latency", str(latency_s)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -45,7 +61,7 @@ def fake_server(latency_s: float) -> Iterator[str]:
         found = re.search(r"(http://\S+)", line)
         if not found:
             raise RuntimeError(f"fake server did not start: {line!r}")
-        yield found.group(1)
+        yield Server(found.group(1), proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -58,8 +74,22 @@ def profile(base_url: str, client: str, max_concurrent: int = 1024) -> ModelProf
                         api_base=base_url, timeout_s=60.0, retries=2, max_concurrent=max_concurrent)
 
 
-def run(sc: Scenario, run_dir: Path, prof: ModelProfile) -> dict[str, Any]:
+class RoundCpu:
+    """A run listener: this process's CPU seconds spent inside each round."""
+
+    def __init__(self) -> None:
+        self.per_round: dict[int, float] = {}
+        self._start = 0.0
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, RoundStarted):
+            self._start = time.process_time()
+        elif isinstance(event, RoundEnded):
+            self.per_round[event.round] = time.process_time() - self._start
+
+
+def run(sc: Scenario, run_dir: Path, prof: ModelProfile, listeners: Sequence[Listener] = ()) -> dict[str, Any]:
     """One run with every LLM seat on `prof`; the response cache is the run's own
     (fresh) folder, so nothing is answered from cache."""
     setup = LLMSetup(profiles={prof.name: prof})
-    return asyncio.run(execute(sc, run_dir, factory=setup.factory()))
+    return asyncio.run(execute(sc, run_dir, factory=setup.factory(), listeners=listeners))

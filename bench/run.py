@@ -21,8 +21,9 @@ from typing import Any
 
 from common import BENCH, ROOT, machine_info, read_result, table
 
-# In the order they run: the cheap, independent ones last so a failure early on is quick to see.
-BENCHMARKS = ["overhead", "profile_overhead", "concurrency", "prompt_growth", "sweep_throughput", "memory"]
+# In the order they run; each profile follows the benchmark whose run it explains.
+BENCHMARKS = ["overhead", "profile_overhead", "concurrency", "profile_llm", "prompt_growth", "sweep_throughput",
+              "memory"]
 
 Check = Callable[[], tuple[str, str, bool | None]]  # (goal, measured, met); met None = not measured
 

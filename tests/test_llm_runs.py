@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
+from assembly import llm_setup
 from assembly.events import Attempt, Disclosure, RoundEnded, RunEnded, RunStarted, Seated, Turn
-from assembly.llm_setup import LLMSetup
+from assembly.llm_setup import LLMSetup, ModelSetupError
 from assembly.model_client import limiter_for
 from assembly.model_config import ModelProfile
-from assembly.rerun import rerun
+from assembly.rerun import rerun, resume_async
 from assembly.runner import execute
 from assembly.scenario import Scenario, build_scenario, load_scenario
 from assembly.transcript import canonical, read_transcript
@@ -68,7 +69,8 @@ def llm_scenario(name: str, profile: str, **overrides: Any) -> Scenario:
     return load_scenario(SCENARIOS / f"{name}.yaml", {**base, **overrides})
 
 
-def run(sc: Scenario, out: Path, *profiles: ModelProfile, cache: Path | None = None) -> tuple[dict[str, Any], list[Any]]:
+def run(sc: Scenario, out: Path, *profiles: ModelProfile,
+        cache: Path | None = None) -> tuple[dict[str, Any], list[Any]]:
     setup = LLMSetup(profiles={p.name: p for p in profiles}, cache_dir=cache)
     summary = asyncio.run(execute(sc, out, factory=setup.factory()))
     return summary, read_transcript(out).events
@@ -179,7 +181,7 @@ def test_consensus_generation_defaults_and_profile_precedence(server: FakeOpenAI
     # unless the profile names the call kind; a profile-wide default does not override them.
     profile = make_profile(server, "litellm", temperature={"default": 0.9, "stop_vote": 0.0},
                            max_tokens={"default": 50})
-    _, events = run(llm_scenario("consensus_game", profile.name, rounds=1), tmp_path / "run", profile)
+    run(llm_scenario("consensus_game", profile.name, rounds=1), tmp_path / "run", profile)
     by_phase: dict[str, set[tuple[float, int]]] = {}
     for request in server.requests:
         _, _, phase = _who(request)
@@ -287,6 +289,45 @@ def test_cache_makes_a_second_run_free_and_identical(server: FakeOpenAIServer, c
     assert server.request_count == calls
 
 
+def test_resume_rebuilds_clients_from_the_recorded_profiles(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    # The profile exists only in the transcript (no models file knows it): a resumed
+    # run must rebuild its clients from run_started.models and find its own cache.
+    profile = make_profile(server, "openai")
+    sc = llm_scenario("citizens_assembly", profile.name, rounds=3)
+    _, full = run(sc, tmp_path / "full", profile)
+    calls = server.request_count
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    lines = (tmp_path / "full" / "transcript.jsonl").read_text().splitlines(keepends=True)
+    end_of_round_1 = next(i for i, line in enumerate(lines) if '"round_ended"' in line)
+    (cut / "transcript.jsonl").write_text("".join(lines[: end_of_round_1 + 1]))
+    (cut / "cache.json").write_text(json.dumps({"cache_dir": str(tmp_path / "full" / "cache")}))
+
+    with llm_setup.using(LLMSetup()):  # an empty registry: nothing but the run's own record
+        asyncio.run(resume_async(cut))
+    assert server.request_count == calls  # rounds 2 and 3 were replayed from the cache
+    resumed = read_transcript(cut).events
+    assert without(canonical(resumed), "cache_hit") == without(canonical(full), "cache_hit")
+
+
+def test_unknown_profiles_and_stray_flags_fail_early(tmp_path: Path) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text(json.dumps({"profiles": {"known": {"model": "openai/m"}}}))
+    setup = llm_setup.from_flags(models_file=models)
+    sc = load_scenario(SCENARIOS / "citizens_assembly.yaml", {"members.policy": "llm", "members.profile": "nope"})
+    with pytest.raises(ModelSetupError, match=r"unknown model profile 'nope'.*known"):
+        setup.check(sc)
+    with pytest.raises(ModelSetupError, match="--model"):
+        llm_setup.from_flags(api_base="http://127.0.0.1:1/v1", models_file=models)
+    adhoc = llm_setup.from_flags(model="openai/Qwen/Qwen3-14B", api_base="http://127.0.0.1:1/v1", models_file=models)
+    chosen = adhoc.profiles[adhoc.model or ""]
+    assert chosen.client == "openai" and chosen.model == "openai/Qwen/Qwen3-14B"
+    overrides = adhoc.scenario_overrides_for(SCENARIOS / "citizens_assembly.yaml")
+    seated = load_scenario(SCENARIOS / "citizens_assembly.yaml", overrides)
+    adhoc.check(seated)
+    assert llm_setup.profiles_named(seated) == [chosen.name]
+
+
 # ----------------------------------------------------------------------------- rate limits and profiles
 
 
@@ -307,7 +348,7 @@ def test_members_assign_deals_profiles_by_share(server: FakeOpenAIServer, tmp_pa
                                             {"share": 0.333, "profile": small.name}]})
     _, events = run(sc, tmp_path / "run", big, small)
     seated = next(e for e in events if isinstance(e, Seated))
-    profile_of = {m.id: m.profile for m in seated.members}
+    profile_of = {m.id: str(m.profile) for m in seated.members}
     assert sorted(profile_of.values()).count(big.name) == 6 and list(profile_of.values()).count(small.name) == 3
     assert set(events[0].models) == {big.name, small.name}
     model_of = {big.name: "big-model", small.name: "small-model"}
@@ -369,8 +410,8 @@ def test_prompts_hold_no_undisclosed_private_facts(server: FakeOpenAIServer, top
             assert fact.text not in text, (member, r, phase, fact.id)
             leaks_checked += 1
         if member != "facilitator":
-            for fact in dealt[member]:  # the member does see its own facts
-                assert next(f.text for f in sc.facts if f.id == fact) in text
+            for own in dealt[member]:  # the member does see its own facts
+                assert next(f.text for f in sc.facts if f.id == own) in text
     assert leaks_checked > 0
 
 

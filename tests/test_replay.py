@@ -318,3 +318,16 @@ def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> N
     assert res.returncode == 0, res.stderr
     assert "prompt · system" in res.stdout and "prompt · user" in res.stdout
     assert run_cli("replay", str(tmp_path / "run"), "--check").returncode == 0
+
+
+def test_an_unreadable_schema_version_is_named_by_every_reader(faulty_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "future"
+    shutil.copytree(faulty_run, run_dir)
+    lines = (run_dir / "transcript.jsonl").read_text().splitlines(keepends=True)
+    lines[0] = lines[0].replace('"schema_version":1', '"schema_version":99', 1)
+    (run_dir / "transcript.jsonl").write_text("".join(lines))
+    for args in (["replay", str(run_dir)], ["replay", str(run_dir), "--check"], ["rerun", str(run_dir)],
+                 ["resume", str(run_dir)], ["report", str(run_dir)]):
+        res = run_cli(*args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        assert "schema version 99" in res.stderr and "Traceback" not in res.stderr

@@ -222,9 +222,16 @@ def test_resume_after_the_last_round_concludes_at_the_round_limit(tmp_path: Path
     assert _no_timing(result.summary) == _no_timing(summary)
 
 
-def test_resume_a_complete_run_is_refused(source: Path) -> None:
-    with pytest.raises(UserError, match="nothing to resume"):
-        resume(source)
+def test_resume_a_finished_run_only_rewrites_its_summary(source: Path, tmp_path: Path) -> None:
+    """Killed after `run_ended` but before summary.json: nothing to run, only bookkeeping."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    (run_dir / "summary.json").unlink()
+    before = (run_dir / "transcript.jsonl").read_bytes()
+    result = resume(run_dir)
+    assert (run_dir / "transcript.jsonl").read_bytes() == before
+    assert json.loads((run_dir / "summary.json").read_text()) == json.loads((source / "summary.json").read_text())
+    assert result.dropped_events == 0
 
 
 def test_resume_from_the_command_line(source: Path, tmp_path: Path) -> None:
@@ -276,7 +283,7 @@ def test_rerun_of_an_llm_run_replays_answers_timeouts_and_provider_errors_withou
     # 5xx and a 429 and are retried, one answer is unusable and re-asked.
     server.configure(fault_script=["hang", "server_error", "rate_limit", "malformed"])
     sc, setup = _llm(server, tmp_path)
-    summary, events = run(sc, tmp_path / "src", factory=setup.factory())
+    _, events = run(sc, tmp_path / "src", factory=setup.factory())
     turns = [e for e in events if isinstance(e, Turn)]
     assert sum(t.status == "timeout" for t in turns) == 1
     outcomes = [a.outcome for t in turns for a in t.attempts]
@@ -300,4 +307,5 @@ def test_fork_of_an_llm_run_keeps_the_prefix_and_continues_live(server: FakeOpen
     new = read_transcript(out).events
     assert canonical(_rounds(new, lambda r: r < 3)) == canonical(_rounds(src, lambda r: r < 3))
     synth = [e for e in new if isinstance(e, Turn) and e.phase == "synthesize" and e.round == 3]
-    assert synth and synth[0].status == "ok" and len(synth[0].action["candidates"]) <= 2
+    assert synth and synth[0].status == "ok" and synth[0].action is not None
+    assert len(synth[0].action["candidates"]) <= 2

@@ -1,0 +1,155 @@
+"""The facilitated assembly's LLM prompts and output models, rendered from real views.
+
+Views come from offline (sim) runs folded back through a ViewBuilder, exactly as the
+engine builds them for LLM members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from assembly.actions import Ballot, Speech, Synthesis
+from assembly.events import RoundEnded, Seated
+from assembly.member import Request
+from assembly.prompts import ballot_model, speech_model
+from assembly.protocols.facilitated import FacilitatedAssembly
+from assembly.runner import execute
+from assembly.scenario import Scenario
+from assembly.transcript import read_transcript
+from assembly.view import View, ViewBuilder
+from tests.helpers import scenario
+
+
+def views_by_round(sc: Scenario, out: Path, member: str, phase: str = "speak") -> tuple[FacilitatedAssembly,
+                                                                                         dict[int, View]]:
+    """Run `sc` offline, then rebuild `member`'s view as it stood at the end of every round."""
+    asyncio.run(execute(sc, out))
+    protocol = FacilitatedAssembly(sc)
+    builder = ViewBuilder(sc)
+    views: dict[int, View] = {}
+    for event in read_transcript(out).events:
+        builder.apply(event)
+        protocol.apply(event)
+        if isinstance(event, RoundEnded):
+            views[event.round] = builder.view(member, event.round, phase)
+    return protocol, views
+
+
+def speak(r: int) -> Request:
+    return Request(round=r, phase="speak", action=Speech, deadline_s=30.0)
+
+
+def test_prompt_size_does_not_grow_with_rounds(tmp_path: Path) -> None:
+    sc = scenario("citizens_assembly", rounds=14, **{"protocol.first_vote_round": 20, "protocol.stall": None,
+                                                     "members.sim.faults.timeout_rate": 0.0})
+    protocol, views = views_by_round(sc, tmp_path / "run", "member_5")
+    size = {r: len(protocol.prompt(v, speak(r)).user) for r, v in views.items()}
+    window = sc.protocol.view_window
+    early = max(size[r] for r in range(window + 1, window + 4))
+    late = max(size[r] for r in range(window + 6, 14))
+    # A prompt carrying the whole history would be more than twice as long by now.
+    assert late <= 1.3 * early, size
+
+
+def test_prompt_size_is_bounded_in_group_size(tmp_path: Path) -> None:
+    small = scenario("citizens_assembly", members=24, rounds=3, **{"protocol.first_vote_round": 9})
+    large = scenario("citizens_assembly", members=96, rounds=3, **{"protocol.first_vote_round": 9})
+    p_small, v_small = views_by_round(small, tmp_path / "small", "member_5")
+    p_large, v_large = views_by_round(large, tmp_path / "large", "member_5")
+    n_small = len(p_small.prompt(v_small[2], speak(2)).user)
+    n_large = len(p_large.prompt(v_large[2], speak(2)).user)
+    assert n_large < 1.5 * n_small  # four times the speakers, not four times the prompt
+
+
+def test_member_prompt_holds_own_facts_and_only_disclosed_others(tmp_path: Path) -> None:
+    sc = scenario("hidden_profile", rounds=3, **{"protocol.first_vote_round": 9})
+    out = tmp_path / "run"
+    protocol, views = views_by_round(sc, out, "member_0")
+    seated = next(e for e in read_transcript(out).events if isinstance(e, Seated))
+    mine = set(seated.members[0].facts)
+    view = views[2]
+    prompt = protocol.prompt(view, speak(2))
+    heard = {f.id for f in view.heard_facts}
+    for fact in sc.facts:
+        if fact.id in mine:
+            assert fact.text in prompt.system
+        elif fact.id in heard:
+            assert fact.text in prompt.user and fact.text not in prompt.system
+        else:
+            # Sim members quote facts they disclose in their messages; a fact nobody in
+            # earshot disclosed cannot appear anywhere.
+            assert fact.text not in prompt.system + prompt.user, fact.id
+    assert "You are member_0" in prompt.system and "ROUND 2: SPEAK" in prompt.user
+
+
+def test_vote_prompt_states_candidates_and_rule(tmp_path: Path) -> None:
+    sc = scenario("citizens_assembly", rounds=3)
+    protocol, views = views_by_round(sc, tmp_path / "run", "member_2", phase="vote")
+    view = views[3]
+    request = Request(round=3, phase="vote", action=Ballot, deadline_s=30.0, params={"rule": "supermajority"})
+    user = protocol.prompt(view, request).user
+    assert view.candidates
+    for c in view.candidates:
+        assert f"- {c['option']}:" in user
+    assert "supermajority" in user and "67%" in user and "60%" in user  # "2/3", quorum 0.6
+    schema = protocol.output_model(view, request).model_json_schema()
+    offered = schema["properties"]["choice"]
+    assert set(offered.get("enum", [offered.get("const")])) == {c["option"] for c in view.candidates}
+
+
+def test_synthesis_prompt_and_model(tmp_path: Path) -> None:
+    sc = scenario("citizens_assembly", rounds=2)
+    protocol, views = views_by_round(sc, tmp_path / "run", "facilitator", phase="synthesize")
+    request = Request(round=2, phase="synthesize", action=Synthesis, deadline_s=30.0, params={"candidates": 2})
+    prompt = protocol.prompt(views[2], request)
+    assert "facilitator" in prompt.system and "up to 2 candidate" in prompt.system
+    model = protocol.output_model(views[2], request)
+    ok = {"candidates": [{"option": "bike_network", "statement": "Build the lanes."}], "summary": "So far..."}
+    assert Synthesis.model_validate(model.model_validate(ok).model_dump(mode="json")).candidates[0].option \
+        == "bike_network"
+    for bad in ({**ok, "candidates": []},
+                {**ok, "candidates": [{"option": "monorail", "statement": "x"}]},
+                {**ok, "candidates": [ok["candidates"][0]] * 3}):
+        with pytest.raises(ValidationError):
+            model.model_validate(bad)
+
+
+OPTIONS = ("A", "b-2", "schema")
+
+
+def _speech(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"message": "hi", "position": "A", "scores": {o: 0.5 for o in OPTIONS}, "disclose": ["f1"]}
+    return {**base, **changes}
+
+
+def test_speech_model_admits_only_this_members_options_and_facts() -> None:
+    model = speech_model(OPTIONS, ("f1", "f2"))
+    answer = model.model_validate_json(json.dumps(_speech()))
+    # The narrowed answer becomes the plain action type, option ids intact.
+    assert Speech.model_validate(answer.model_dump(mode="json")).scores == {o: 0.5 for o in OPTIONS}
+    for bad in (_speech(position="C"), _speech(disclose=["f3"]), _speech(scores={"A": 0.5, "b-2": 0.5}),
+                _speech(scores={**{o: 0.5 for o in OPTIONS}, "A": 1.5}), {**_speech(), "kind": "speech", "x": 1}):
+        with pytest.raises(ValidationError):
+            model.model_validate_json(json.dumps(bad))
+    with pytest.raises(ValidationError):  # a member holding no facts can disclose none
+        speech_model(OPTIONS, ()).model_validate_json(json.dumps(_speech()))
+
+
+@pytest.mark.parametrize(("rule", "field", "good", "bad"), [
+    ("majority", "choice", "A", "C"),
+    ("approval", "approve", ["A", "schema"], ["A", "C"]),
+    ("schulze", "ranking", ["schema", "A"], []),
+])
+def test_ballot_model_follows_the_rule(rule: str, field: str, good: Any, bad: Any) -> None:
+    model = ballot_model(rule, ("A", "schema"))
+    assert set(model.model_json_schema()["properties"]) == {field, "abstain"}
+    ballot = Ballot.model_validate(model.model_validate({field: good, "abstain": False}).model_dump(mode="json"))
+    assert getattr(ballot, field) == good
+    with pytest.raises(ValidationError):
+        model.model_validate({field: bad, "abstain": False})
