@@ -25,9 +25,10 @@ from assembly.events import READABLE_VERSIONS, SCHEMA_VERSION, AnyEvent, Event, 
 TRANSCRIPT = "transcript.jsonl"
 SUMMARY = "summary.json"
 
-# Fields whose value depends on the clock or on when the run was launched; dropped
+# Fields whose value depends on the clock, on when the run was launched, or on
+# whether an answer came from the response cache (provenance, not content); dropped
 # when two transcripts are compared for determinism or reproduction.
-NONDETERMINISTIC_KEYS = frozenset({"timing", "run_id", "parent"})
+NONDETERMINISTIC_KEYS = frozenset({"timing", "run_id", "parent", "cache_hit"})
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 
