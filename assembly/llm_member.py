@@ -41,7 +41,7 @@ from typing import Any, Literal
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import StructuredMessage, TextMessage
 from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, RequestUsage
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel, ValidationError
 
@@ -53,6 +53,7 @@ from assembly.member import Member, Request, TurnResult
 from assembly.model_client import (
     AttemptRecord,
     CallResult,
+    DelegatingClient,
     ModelCallError,
     call_structured,
     cost_usd,
@@ -85,7 +86,7 @@ class _Turn:
     result: CallResult[Any] | None = None
 
 
-class _TurnClient(ChatCompletionClient):
+class _TurnClient(DelegatingClient):
     """The model client an agent sees: one `create` is one whole member turn.
 
     AssistantAgent makes a single model call per turn and parses it with its
@@ -139,26 +140,6 @@ class _TurnClient(ChatCompletionClient):
 
     async def close(self) -> None:
         return None  # the shared client belongs to the run's pool
-
-    def actual_usage(self) -> RequestUsage:
-        return self.inner.actual_usage()
-
-    def total_usage(self) -> RequestUsage:
-        return self.inner.total_usage()
-
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return self.inner.count_tokens(messages, tools=tools)
-
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return self.inner.remaining_tokens(messages, tools=tools)
-
-    @property
-    def capabilities(self) -> ModelInfo:  # type: ignore[override]
-        return self.inner.model_info
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
 
 
 # ----------------------------------------------------------------------------- clients shared by a run

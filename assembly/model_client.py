@@ -555,7 +555,7 @@ def limiter_for(profile: ModelProfile) -> RateLimiter:
         return limiter
 
 
-class _DelegatingClient(ChatCompletionClient):
+class DelegatingClient(ChatCompletionClient):
     """Base for wrappers that only change how ``create``/``create_stream`` reach ``inner``."""
 
     inner: ChatCompletionClient
@@ -584,7 +584,7 @@ class _DelegatingClient(ChatCompletionClient):
         return self.inner.model_info
 
 
-class _GatedClient(_DelegatingClient):
+class _GatedClient(DelegatingClient):
     """Rate limit, per-attempt deadline and private-arg stripping around a provider client.
 
     The deadline starts once a slot is acquired, so waiting in the queue is never
@@ -646,7 +646,7 @@ class _GatedClient(_DelegatingClient):
             self.limiter.release()
 
 
-class _BoundClient(_DelegatingClient):
+class _BoundClient(DelegatingClient):
     """Adds fixed create args (temperature, max_tokens, salt) to every call; see :func:`bind_call`."""
 
     def __init__(self, inner: ChatCompletionClient, create_args: Mapping[str, Any]) -> None:

@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from assembly import analysis, stats
 from assembly.errors import ScenarioError, UserError
 from assembly.executor import Executor, Job, JobResult
-from assembly.scenario import ALIASES, Scenario, read_text_bounded, build_scenario, parse_yaml, resolved, run_key
+from assembly.scenario import ALIASES, Scenario, build_scenario, parse_yaml, read_text_bounded, resolved, run_key
 from assembly.transcript import SUMMARY
 
 if TYPE_CHECKING:
