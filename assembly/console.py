@@ -9,6 +9,7 @@ stripped, so a member cannot inject markup or terminal escapes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group
@@ -81,14 +82,15 @@ class LiveProgress:
             self.live.update(Group(self.progress, rounds_table(self.rows[-8:])))
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any, digits: int = 2, escape: Callable[[str], str] = safe) -> str:
+    """A figure for people: dash for missing, yes/no, fixed decimals, escaped text."""
     if v is None:
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.2f}"
-    return safe(v)
+        return f"{v:.{digits}f}"
+    return escape(str(v))
 
 
 # Columns shown when present, in this order; protocols add their own figures.
@@ -123,7 +125,7 @@ def rounds_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(_HEADERS.get(c, c.replace("_", " ")), justify="right", no_wrap=True,
                          overflow="ellipsis", max_width=18 if c == "leading" else None)
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in cols))
+        table.add_row(*(fmt(r.get(c)) for c in cols))
     return table
 
 
@@ -147,7 +149,7 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
         head.add_row("model calls", f"{t['calls']} ({t['cache_hits']} cached), {t['prompt_tokens']} in / "
                                     f"{t['completion_tokens']} out tokens, ${t['cost_usd']:.4f}")
     for k, v in summary.get("figures", {}).items():
-        head.add_row(k.replace("_", " "), _fmt(v))
+        head.add_row(k.replace("_", " "), fmt(v))
     head.add_row("run folder", safe(run_dir))
     console.print(head)
     console.print(rounds_table(summary["per_round"]))

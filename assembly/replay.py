@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assembly import metrics
-from assembly.console import safe
+from assembly.console import fmt, safe
 from assembly.errors import UserError
 from assembly.events import (
     READABLE_VERSIONS,
@@ -131,13 +131,7 @@ class RunRecord:
 
 
 def _num(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return safe(v)
+    return fmt(v, digits=3)
 
 
 # The ballot fields each decision rule reads (see assembly/rules.py); others are noise.

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from assembly import metrics
+from assembly.console import fmt
 from assembly.errors import UserError
 from assembly.events import Disclosure, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Seated, Tally, Turn
 from assembly.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
@@ -262,13 +263,7 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return e(v)
+    return fmt(v, digits=3, escape=e)
 
 
 def run_report(transcript: Transcript) -> str:
