@@ -32,6 +32,8 @@ CANCEL_GRACE_S = 1.0
 
 Listener = Callable[[Event], None]
 
+_RESULT_STATUSES = frozenset({"ok", "malformed", "provider_error"})
+
 
 class BudgetSpent(Exception):
     """Raised inside a round when the run's cost or clock budget is used up."""
@@ -179,7 +181,14 @@ class Engine:
         if sim is not None and (math.isinf(sim) or sim > deadline):
             return turn(status="timeout", detail=f"no answer within {deadline:g}s",
                         attempts=result.attempts, latency_s=round(deadline, 6), timing=timing)
-        return turn(status=result.status,
-                    action=result.action.model_dump(mode="json") if result.action is not None else None,
-                    attempts=result.attempts, detail=result.detail,
-                    latency_s=round(sim, 6) if sim is not None else None, timing=timing)
+        if result.status not in _RESULT_STATUSES or (result.action is None) == (result.status == "ok"):
+            return turn(status="provider_error", attempts=result.attempts, timing=timing,
+                        detail=f"member returned an inconsistent result (status {result.status!r})")
+        # Everything here is already validated (the action is a pydantic Action, the
+        # status was just checked), so the event is built without validating again:
+        # this is the hot path, once per member per phase.
+        return Turn.model_construct(
+            round=self.round, phase=phase, member=member, status=result.status,
+            action=result.action.model_dump(mode="json") if result.action is not None else None,
+            attempts=list(result.attempts), detail=result.detail,
+            latency_s=round(sim, 6) if sim is not None else None, timing=timing)

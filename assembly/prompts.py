@@ -44,9 +44,9 @@ class Prompt:
 
 
 # Bounds that keep a prompt's size independent of the round number and of group size.
-QUOTED_PER_ROUND = 10  # speakers quoted verbatim in the newest heard round; the rest are counted
-QUOTED_OLDER = 4  # ... and in each older round of the window
-QUOTE_CHARS = 400  # one quoted speech or candidate statement
+QUOTED_PER_ROUND = 6  # speakers quoted verbatim in the newest heard round; the rest are counted
+QUOTED_OLDER = 2  # ... and in each older round of the window
+QUOTE_CHARS = 300  # one quoted speech or candidate statement
 SUMMARY_CHARS = 1500  # the facilitator's running summary
 
 _SPACE = re.compile(r"\s+")

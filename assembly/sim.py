@@ -29,6 +29,8 @@ from assembly.scenario import SimParams
 from assembly.seeding import stream
 from assembly.view import View
 
+_OK = Attempt(attempt=1, outcome="ok")
+
 
 class SimFaults:
     """Seeded latency and faults shared by every sim policy."""
@@ -40,6 +42,10 @@ class SimFaults:
     async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
         """Wrap a computed action in the seeded fault model, sleeping in real mode."""
         p = self.params
+        if p.latency.median_s == 0 and not (p.faults.timeout_rate or p.faults.malformed_rate
+                                            or p.faults.provider_error_rate):
+            # Nothing to draw: skip seeding a stream (a third of a fault-free turn).
+            return TurnResult(action=make, attempts=[_OK], sim_latency_s=0.0)
         r = stream(self.seed, "fault", member_id, request.round, request.phase)
         hang = bool(r.random() < p.faults.timeout_rate)
         attempts: list[Attempt] = []

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from assembly.runner import execute
 from assembly.scenario import Scenario
 
 PATHS = ("litellm", "openai")
+
+# litellm's typed dicts make pydantic warn once per process on import; it says nothing
+# about the figures and would bury the tables.
+warnings.filterwarnings("ignore", message=".*ReadOnly.*", category=UserWarning)
 
 
 def _free_port() -> int:

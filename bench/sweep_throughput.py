@@ -79,9 +79,13 @@ class TreeCpu:
 
 
 def busy(before: Any, after: Any) -> float:
-    """Machine-wide busy share between two psutil.cpu_times() readings."""
-    idle = (after.idle - before.idle) + (getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0))
-    total = sum(after) - sum(before)
+    """Machine-wide busy share between two psutil.cpu_times() readings.
+
+    Linux counts guest time inside user time as well, so guest fields are left out of
+    the total; idle and iowait are the idle part."""
+    fields = [f for f in after._fields if f not in ("guest", "guest_nice")]
+    total = sum(getattr(after, f) - getattr(before, f) for f in fields)
+    idle = sum(getattr(after, f) - getattr(before, f) for f in ("idle", "iowait") if f in fields)
     return 1.0 - idle / total if total > 0 else 0.0
 
 
