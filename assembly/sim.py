@@ -22,7 +22,7 @@ import random
 
 import numpy as np
 
-from assembly.actions import Action, Ballot, Candidate, Speech, Synthesis
+from assembly.actions import MAX_TEXT, Action, Ballot, Candidate, Speech, Synthesis
 from assembly.events import Attempt
 from assembly.member import Request, TurnResult
 from assembly.scenario import SimParams
@@ -168,7 +168,9 @@ class SimMember:
         for fact in view.own_facts:
             if fact.id in disclose:
                 parts.append(f"Something you may not know ({fact.id}): {fact.text}")
-        return Speech(message=" ".join(parts), position=ids[best],
+        # Built without re-validation (a turn per member per round): every field is
+        # valid by construction, and the one bounded field is cut to its bound.
+        return Speech.model_construct(message=" ".join(parts)[:MAX_TEXT], position=ids[best],
                       scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
                       disclose=disclose)
 
@@ -215,4 +217,4 @@ class SimMember:
             return Ballot(abstain=True)
         ranking = [c for _, _, c in scored]
         approve = [c for s, _, c in scored if s >= self.params.approval_threshold] or ranking[:1]
-        return Ballot(choice=ranking[0], approve=approve, ranking=ranking)
+        return Ballot.model_construct(choice=ranking[0], approve=approve, ranking=ranking, abstain=False)

@@ -103,17 +103,17 @@ def null_overrides(sc: Scenario, protocol_seats: list[str]) -> dict[str, Callabl
 
 
 class SummaryClock:
-    """Times `runner.write_summary` (the end-of-run re-read of the transcript) inside
-    `execute`, by wrapping the module attribute that `execute` calls."""
+    """Times `runner.write_summary` (the end-of-run summary, computed from the events
+    the run wrote) inside `execute`, by wrapping the module attribute it calls."""
 
     def __init__(self) -> None:
         self.last = Sample(0.0, 0.0)
         self._orig = runner.write_summary
 
     def __enter__(self) -> SummaryClock:
-        def timed(run_dir: Path) -> dict[str, Any]:
+        def timed(run_dir: Path, events: Any = None) -> dict[str, Any]:
             with measured(collect=False) as s:
-                out = self._orig(run_dir)
+                out = self._orig(run_dir, events)
             self.last = s
             return out
 
