@@ -144,7 +144,8 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
     head.add_row("rounds / members / seed", f"{summary['rounds']} / {summary['members']} / {summary['seed']}")
     t = summary["totals"]
     head.add_row("liveness", f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
-                             f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions")
+                             f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
+                             f"{t['retries']} retries")
     if t.get("calls"):
         head.add_row("model calls", f"{t['calls']} ({t['cache_hits']} cached), {t['prompt_tokens']} in / "
                                     f"{t['completion_tokens']} out tokens, ${t['cost_usd']:.4f}")
