@@ -37,7 +37,7 @@ from assembly.errors import UserError
 from assembly.events import Attempt, Event, RoundEnded, RunEnded, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
 from assembly.member import Member, Request, TurnResult
 from assembly.protocols import protocol_class
-from assembly.runner import MemberFactory, build_members, models_of, versions, write_summary
+from assembly.runner import MemberFactory, build_members, models_of, unused_dir, versions, write_summary
 from assembly.scenario import Scenario, build_scenario, resolved, run_key
 from assembly.transcript import TRANSCRIPT, Transcript, TranscriptError, TranscriptWriter, canonical, parse_event
 from assembly.transcript import read_transcript as _read
@@ -233,12 +233,7 @@ def _fresh_dir(out: Path) -> None:
 
 def default_out(source: Path, scenario: Scenario, tag: str) -> Path:
     base = source.parent if source.parent != Path("") else Path("runs")
-    stem = f"{scenario.name}-{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = base / stem, 1
-    while path.exists():
-        n += 1
-        path = base / f"{stem}-{n}"
-    return path
+    return unused_dir(base, f"{scenario.name}-{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 # ----------------------------------------------------------------------------- rerun

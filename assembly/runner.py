@@ -46,14 +46,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-def new_run_dir(base: Path, scenario: Scenario) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    stem = f"{scenario.name}-{stamp}-s{scenario.seed}"
+def unused_dir(base: Path, stem: str) -> Path:
+    """`base/stem`, or `base/stem-2`, `-3`, ... if taken: a run never overwrites another."""
     path, n = base / stem, 1
     while path.exists():
         n += 1
         path = base / f"{stem}-{n}"
     return path
+
+
+def new_run_dir(base: Path, scenario: Scenario) -> Path:
+    return unused_dir(base, f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-s{scenario.seed}")
 
 
 def build_members(seated: Seated, protocol: Protocol, scenario: Scenario, run_dir: Path,
