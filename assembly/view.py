@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -96,7 +95,6 @@ class HeardMatrix:
     """
 
     def __init__(self, heard: list[Heard], option_ids: tuple[str, ...]) -> None:
-        self.speakers = [h.member for h in heard]
         self.scores = np.array(
             [[float(h.public["scores"].get(o, 0.0)) for o in option_ids] for h in heard],
             dtype=float,
@@ -275,7 +273,3 @@ class ViewBuilder:
             if seen:
                 out.append(tuple(sorted(seen.values(), key=lambda h: self.index.get(h.member, 0))))
         return tuple(out)
-
-    @cached_property
-    def member_ids(self) -> list[str]:
-        return list(self.index)
