@@ -43,6 +43,7 @@ class LiveProgress:
         self.seated: Seated | None = None
         self.round_events: list[Any] = []
         self.history: list[Any] = []
+        self.phase_counts: dict[str, tuple[int, int]] = {}  # phase -> (asked, answered) this round
         self.rows: list[dict[str, Any]] = []
         self.turns = 0
         self.failed = 0
@@ -62,16 +63,19 @@ class LiveProgress:
         elif isinstance(event, RoundStarted):
             self.history.extend(self.round_events)
             self.round_events = [event]
+            self.phase_counts = {}
             self.progress.update(self.task, description=f"round {event.round}: speaking")
         elif isinstance(event, Turn | Tally | Disclosure):
             self.round_events.append(event)
             if isinstance(event, Turn):
                 self.turns += 1
                 self.failed += event.status != "ok"
-                phase_turns = [e for e in self.round_events if isinstance(e, Turn) and e.phase == event.phase]
-                cast = sum(t.status == "ok" for t in phase_turns)
+                # Counted as they come: rescanning the round per event is quadratic in N.
+                asked, answered = self.phase_counts.get(event.phase, (0, 0))
+                self.phase_counts[event.phase] = (asked + 1, answered + (event.status == "ok"))
                 self.progress.update(self.task, description=f"round {event.round}: {event.phase} "
-                                                            f"({cast}/{len(phase_turns)} answered)")
+                                                            f"({answered + (event.status == 'ok')}/{asked + 1} "
+                                                            "answered)")
         elif isinstance(event, RoundEnded) and self.started and self.seated:
             figs = protocol_class(self.started.protocol).round_figures(self.round_events, self.started,
                                                                        self.seated, self.history)

@@ -7,6 +7,7 @@ events, so what a run reported and what its transcript supports cannot disagree.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from assembly.events import (
@@ -57,17 +58,26 @@ def usage(turns: list[Turn]) -> dict[str, float]:
     return out
 
 
+def events_by_round(events: Iterable[Any]) -> dict[int, list[Any]]:
+    """Each round's events (those carrying a `round`), in transcript order.
+
+    A `run_interrupted` event names the round it cut, but belongs to no round."""
+    out: dict[int, list[Any]] = defaultdict(list)
+    for e in events:
+        r = getattr(e, "round", None)
+        if r is not None and not isinstance(e, RunInterrupted):
+            out[r].append(e)
+    return dict(out)
+
+
 def summarize(events: list[Any]) -> dict[str, Any]:
     started = next(e for e in events if isinstance(e, RunStarted))
     seated = next(e for e in events if isinstance(e, Seated))
     proto = protocol_class(started.protocol)
-    by_round: dict[int, list[Any]] = defaultdict(list)
+    by_round = events_by_round(events)
     ended_rounds: dict[int, RoundEnded] = {}
     starts: dict[int, int] = {}  # round -> index of its round_started event
     for i, e in enumerate(events):
-        r = getattr(e, "round", None)
-        if r is not None:
-            by_round[r].append(e)
         if isinstance(e, RoundStarted):
             starts.setdefault(e.round, i)
         if isinstance(e, RoundEnded):

@@ -17,7 +17,7 @@ an edit, and either way the researcher must know.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from assembly.events import (
     Tally,
     Turn,
 )
+from assembly.rules import BALLOT_FIELD
 from assembly.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, parse_event, read_transcript
 
 FAILURE_MARK = {
@@ -106,10 +107,9 @@ class RunRecord:
     interrupted: RunInterrupted | None
 
     @classmethod
-    def of(cls, events: Iterable[Any]) -> RunRecord:
+    def of(cls, events: Sequence[Any]) -> RunRecord:
         started: RunStarted | None = None
         seated: Seated | None = None
-        rounds: dict[int, RoundRecord] = {}
         end = interrupted = None
         for e in events:
             if isinstance(e, RunStarted):
@@ -120,8 +120,7 @@ class RunRecord:
                 end = e
             elif isinstance(e, RunInterrupted):
                 interrupted = e
-            elif (r := getattr(e, "round", None)) is not None:
-                rounds.setdefault(r, RoundRecord(r)).events.append(e)
+        rounds = {r: RoundRecord(r, evs) for r, evs in metrics.events_by_round(events).items()}
         if started is None or seated is None:
             raise ReplayError("the transcript has no run_started/seated header")
         return cls(started, seated, rounds, end, interrupted)
@@ -132,11 +131,6 @@ class RunRecord:
 
 def _num(v: Any) -> str:
     return fmt(v, digits=3)
-
-
-# The ballot fields each decision rule reads (see assembly/rules.py); others are noise.
-RULE_READS = {"majority": "choice", "supermajority": "choice", "unanimity": "choice",
-              "approval": "approve", "schulze": "ranking"}
 
 
 def describe_action(action: dict[str, Any] | None, rule: str | None = None) -> str:
@@ -151,7 +145,7 @@ def describe_action(action: dict[str, Any] | None, rule: str | None = None) -> s
     if kind == "ballot":
         if action.get("abstain"):
             return "[yellow]abstains[/]"
-        reads = RULE_READS.get(rule or "")
+        reads = BALLOT_FIELD.get(rule or "")
         parts = []
         if action.get("choice") is not None and reads in (None, "choice"):
             parts.append(f"[bold]{safe(action['choice'])}[/]")

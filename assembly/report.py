@@ -370,11 +370,7 @@ def _convergence(per_round: Sequence[dict[str, Any]]) -> str:
 def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[str, Any]]) -> str:
     rows = {r["round"]: r for r in per_round}
     seat_ids = {m.id for m in seated.members}
-    by_round: dict[int, list[Any]] = {}
-    for ev in events:
-        r = getattr(ev, "round", None)
-        if r is not None and not isinstance(ev, RunInterrupted):
-            by_round.setdefault(r, []).append(ev)
+    by_round = metrics.events_by_round(events)
     items = []
     for r in sorted(by_round):
         evs = by_round[r]

@@ -106,6 +106,10 @@ DecisionRuleSpec = Annotated[
     Field(discriminator="kind"),
 ]
 
+# The one Ballot field each rule counts (see `_Count`); the others are ignored.
+BALLOT_FIELD: dict[str, str] = {"majority": "choice", "supermajority": "choice", "unanimity": "choice",
+                                "approval": "approve", "schulze": "ranking"}
+
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:

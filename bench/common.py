@@ -175,3 +175,23 @@ def us(seconds: float) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:,.2f} ms"
+
+
+def inclusive_time(root: Any, parts: Sequence[tuple[str, str, str]]) -> dict[str, float]:
+    """Seconds a pyinstrument frame tree spends inside each named part.
+
+    `parts` are (name, class name or "", function name). A frame matching a part adds
+    its time once: frames nested inside the same part are not counted again."""
+    out: dict[str, float] = {}
+
+    def walk(frame: Any, inside: frozenset[str]) -> None:
+        here = inside
+        for name, cls, fn in parts:
+            if frame.function == fn and (not cls or frame.class_name == cls) and name not in inside:
+                out[name] = out.get(name, 0.0) + frame.time
+                here = here | {name}
+        for child in frame.children:
+            walk(child, here)
+
+    walk(root, frozenset())
+    return out

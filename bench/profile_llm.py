@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, command_line, machine_info, table, write_result
+from common import RESULTS, command_line, inclusive_time, machine_info, table, write_result
 from concurrency import scenario
 from llm_harness import PATHS, fake_server, profile, run
 from pyinstrument import Profiler
@@ -70,19 +70,7 @@ def charge(root: Frame) -> dict[str, float]:
 
 
 def steps(root: Frame) -> dict[str, float]:
-    out: dict[str, float] = {}
-
-    def walk(frame: Frame, inside: frozenset[str]) -> None:
-        here = inside
-        for name, cls, fn in STEPS:
-            if frame.function == fn and (not cls or frame.class_name == cls) and name not in inside:
-                out[name] = out.get(name, 0.0) + frame.time
-                here = here | {name}
-        for child in frame.children:
-            walk(child, here)
-
-    walk(root, frozenset())
-    return out
+    return inclusive_time(root, STEPS)
 
 
 def profile_path(n: int, path: str, url: str, work: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, command_line, machine_info, table, write_result
+from common import RESULTS, command_line, inclusive_time, machine_info, table, write_result
 from overhead import scenario
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
@@ -38,25 +38,12 @@ BUCKETS: list[tuple[str, str, str]] = [
     ("fsync per round", "TranscriptWriter", "sync"),
     ("tally + disclosures", "FacilitatedAssembly", "_tally"),
     ("tally + disclosures", "FacilitatedAssembly", "_disclosures"),
-    ("summary: re-reading the transcript", "", "read_transcript"),
-    ("summary: computing figures", "", "summarize"),
+    ("summary (from the written events)", "", "write_summary"),
 ]
 
 
 def _buckets(root: Frame) -> dict[str, float]:
-    out: dict[str, float] = {}
-
-    def walk(frame: Frame, inside: frozenset[str]) -> None:
-        here = inside
-        for bucket, cls, fn in BUCKETS:
-            if frame.function == fn and (not cls or frame.class_name == cls) and bucket not in inside:
-                out[bucket] = out.get(bucket, 0.0) + frame.time
-                here = here | {bucket}
-        for child in frame.children:
-            walk(child, here)
-
-    walk(root, frozenset())
-    return out
+    return inclusive_time(root, BUCKETS)
 
 
 def _self_times(root: Frame) -> dict[str, float]:
