@@ -1,0 +1,49 @@
+"""Refactors keep behaviour: shipped scenarios give the recorded transcripts.
+
+Each case in `tests/golden/record.py` is run again through the CLI and compared
+line by line with its recorded transcript, after dropping only what may differ
+between two identical runs: clock fields (`timing`) and the package versions of
+the machine (`versions`). Key order and every value count, so a change in what a
+run writes fails here. Re-record (and say why) only when behaviour is meant to
+change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.golden.record import CASES, HERE, record
+
+DROPPED = frozenset({"timing", "versions"})
+
+
+def _comparable(line: str) -> str:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in DROPPED}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return json.dumps(strip(json.loads(line)), separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_transcript_matches_the_recorded_one(tmp_path: Path, name: str) -> None:
+    fresh = record(name, CASES[name], tmp_path).read_text(encoding="utf-8").splitlines()
+    golden = (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    for i, (got, want) in enumerate(zip(fresh, golden, strict=False), start=1):
+        assert _comparable(got) == _comparable(want), f"{name}: line {i} differs"
+    assert len(fresh) == len(golden), f"{name}: {len(fresh)} events, recorded {len(golden)}"
+
+
+def test_a_changed_run_is_caught(tmp_path: Path) -> None:
+    """The comparison is not vacuous: another seed gives a different transcript."""
+    fresh = record("other_seed", [*CASES["hidden_profile"], "--seed", "99"], tmp_path)
+    golden = (HERE / "hidden_profile.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [_comparable(x) for x in fresh.read_text(encoding="utf-8").splitlines()] != [
+        _comparable(x) for x in golden]
