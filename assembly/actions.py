@@ -71,9 +71,7 @@ class Ballot(Action):
     kind: Literal["ballot"] = "ballot"
     choice: OptionId | None = Field(default=None, description="The one candidate option you vote for.")
     approve: list[OptionId] = Field(default_factory=list, description="Every candidate option you approve.")
-    ranking: list[OptionId] = Field(
-        default_factory=list, description="Candidate options from most to least preferred."
-    )
+    ranking: list[OptionId] = Field(default_factory=list, description="Candidate options from most to least preferred.")
     abstain: bool = Field(default=False, description="True to abstain from this vote.")
 
 

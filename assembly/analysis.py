@@ -24,10 +24,32 @@ from assembly.transcript import SUMMARY, TRANSCRIPT, TranscriptError, read_trans
 MANIFEST = "sweep.json"
 
 # Columns every run row has, in this order (protocol figures follow).
-RUN_COLUMNS = ("run", "run_key", "scenario", "protocol", "seed", "members", "status", "outcome", "cause",
-               "decision", "rounds", "turn_timeouts", "malformed", "provider_errors", "abstentions",
-               "retries", "calls", "cache_hits", "prompt_tokens", "completion_tokens", "tokens", "cost_usd",
-               "wall_s", "clock_s")
+RUN_COLUMNS = (
+    "run",
+    "run_key",
+    "scenario",
+    "protocol",
+    "seed",
+    "members",
+    "status",
+    "outcome",
+    "cause",
+    "decision",
+    "rounds",
+    "turn_timeouts",
+    "malformed",
+    "provider_errors",
+    "abstentions",
+    "retries",
+    "calls",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens",
+    "cost_usd",
+    "wall_s",
+    "clock_s",
+)
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -56,11 +78,30 @@ def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
     totals = summary.get("totals", {})
     timing = summary.get("timing", {})
     row: dict[str, Any] = {"run": run}
-    for key in ("run_key", "scenario", "protocol", "seed", "members", "status", "outcome", "cause",
-                "decision", "rounds"):
+    for key in (
+        "run_key",
+        "scenario",
+        "protocol",
+        "seed",
+        "members",
+        "status",
+        "outcome",
+        "cause",
+        "decision",
+        "rounds",
+    ):
         row[key] = summary.get(key)
-    for key in ("turn_timeouts", "malformed", "provider_errors", "abstentions", "retries", "calls",
-                "cache_hits", "prompt_tokens", "completion_tokens"):
+    for key in (
+        "turn_timeouts",
+        "malformed",
+        "provider_errors",
+        "abstentions",
+        "retries",
+        "calls",
+        "cache_hits",
+        "prompt_tokens",
+        "completion_tokens",
+    ):
         row[key] = totals.get(key, 0)
     row["tokens"] = row["prompt_tokens"] + row["completion_tokens"]
     row["cost_usd"] = totals.get("cost_usd", 0.0)
@@ -73,10 +114,14 @@ def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
 
 
 def rounds_rows(summary: dict[str, Any], run: str) -> list[dict[str, Any]]:
-    base = {"run": run, "run_key": summary.get("run_key"), "seed": summary.get("seed"),
-            "members": summary.get("members"), "outcome": summary.get("outcome")}
-    return [{**base, **{k: _scalar(v) for k, v in r.items() if k not in base}}
-            for r in summary.get("per_round", [])]
+    base = {
+        "run": run,
+        "run_key": summary.get("run_key"),
+        "seed": summary.get("seed"),
+        "members": summary.get("members"),
+        "outcome": summary.get("outcome"),
+    }
+    return [{**base, **{k: _scalar(v) for k, v in r.items() if k not in base}} for r in summary.get("per_round", [])]
 
 
 def _scalar(value: Any) -> Any:

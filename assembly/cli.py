@@ -16,8 +16,12 @@ from rich.console import Console
 
 from assembly.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Simulate citizen assemblies of LLM agents (offline `sim` members by default).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Simulate citizen assemblies of LLM agents (offline `sim` members by default).",
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -35,16 +39,19 @@ def _plain(text: str) -> str:
     return escape(text)
 
 
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any field: dotted.path=value "
-                                                            "(repeatable), validated like the file.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any field: dotted.path=value (repeatable), validated like the file."),
+]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (overrides the scenario's).")]
 MembersOpt = Annotated[int | None, typer.Option(help="Group size; seating scales the population.")]
 RoundsOpt = Annotated[int | None, typer.Option(help="Maximum rounds (protocol.max_rounds).")]
 TimeoutOpt = Annotated[float | None, typer.Option("--turn-timeout", help="Per-turn deadline in seconds.")]
 
 
-def collect_overrides(seed: int | None, members: int | None, rounds: int | None, turn_timeout: float | None,
-                      sets: list[str] | None) -> dict[str, Any]:
+def collect_overrides(
+    seed: int | None, members: int | None, rounds: int | None, turn_timeout: float | None, sets: list[str] | None
+) -> dict[str, Any]:
     from assembly.scenario import parse_override
 
     out: dict[str, Any] = {}
@@ -58,9 +65,14 @@ def collect_overrides(seed: int | None, members: int | None, rounds: int | None,
 
 
 @app.command()
-def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-             set_: SetOpt = None, seed: SeedOpt = None, members: MembersOpt = None,
-             rounds: RoundsOpt = None, turn_timeout: TimeoutOpt = None) -> None:
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    members: MembersOpt = None,
+    rounds: RoundsOpt = None,
+    turn_timeout: TimeoutOpt = None,
+) -> None:
     """Check a scenario (and overrides) without running it."""
     from assembly.scenario import load_scenario, run_key
 
@@ -68,53 +80,105 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
         sc = load_scenario(scenario, collect_overrides(seed, members, rounds, turn_timeout, set_))
     except UserError as exc:
         raise fail(exc) from None
-    console.print(f"[green]ok[/] {_plain(str(scenario))}: {sc.name}, protocol {sc.protocol.kind}, "
-                  f"{sc.population.size} members, {len(sc.options)} options, {len(sc.facts)} facts, "
-                  f"seed {sc.seed}, run key {run_key(sc)}")
+    console.print(
+        f"[green]ok[/] {_plain(str(scenario))}: {sc.name}, protocol {sc.protocol.kind}, "
+        f"{sc.population.size} members, {len(sc.options)} options, {len(sc.facts)} facts, "
+        f"seed {sc.seed}, run key {run_key(sc)}"
+    )
 
 
 # Model flags (run, models; `llm_setup.from_flags` turns them into profiles + overrides).
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="Play every member and the facilitator with this model: a litellm model string "
-                    "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B) or a profile name from the models file.")]
-ApiBaseOpt = Annotated[str | None, typer.Option(
-    "--api-base", help="Base URL of an OpenAI-compatible server for --model (vLLM, Ollama, LM Studio, "
-                       "a litellm proxy), e.g. http://127.0.0.1:8000/v1.")]
-ClientOpt = Annotated[str | None, typer.Option(
-    "--client", help="litellm | openai. Default: openai when --api-base is given for an openai/... model "
-                     "(autogen's OpenAI client), litellm otherwise.")]
-ApiKeyEnvOpt = Annotated[str | None, typer.Option(
-    "--api-key-env", help="NAME of the environment variable holding the key for --model (keys are only "
-                          "ever read from the environment).")]
-ModelsFileOpt = Annotated[Path | None, typer.Option(
-    "--models", help="Model profiles file (default: configs/models.yaml when present).")]
-CacheOpt = Annotated[Path | None, typer.Option(
-    "--cache", help="Response cache shared across runs (default: <run folder>/cache). Re-running the same "
-                    "scenario and seed with the same cache calls no model.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Play every member and the facilitator with this model: a litellm model string "
+        "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B) or a profile name from the models file.",
+    ),
+]
+ApiBaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-base",
+        help="Base URL of an OpenAI-compatible server for --model (vLLM, Ollama, LM Studio, "
+        "a litellm proxy), e.g. http://127.0.0.1:8000/v1.",
+    ),
+]
+ClientOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--client",
+        help="litellm | openai. Default: openai when --api-base is given for an openai/... model "
+        "(autogen's OpenAI client), litellm otherwise.",
+    ),
+]
+ApiKeyEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="NAME of the environment variable holding the key for --model (keys are only "
+        "ever read from the environment).",
+    ),
+]
+ModelsFileOpt = Annotated[
+    Path | None, typer.Option("--models", help="Model profiles file (default: configs/models.yaml when present).")
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Response cache shared across runs (default: <run folder>/cache). Re-running the same "
+        "scenario and seed with the same cache calls no model.",
+    ),
+]
 
 
-def model_setup(model: str | None, api_base: str | None, client: str | None, api_key_env: str | None,
-                models_file: Path | None, cache: Path | None) -> Any:
+def model_setup(
+    model: str | None,
+    api_base: str | None,
+    client: str | None,
+    api_key_env: str | None,
+    models_file: Path | None,
+    cache: Path | None,
+) -> Any:
     """The `LLMSetup` for the model flags (raises UserError)."""
     from assembly.llm_setup import ModelSetupError, from_flags
 
     if client not in (None, "litellm", "openai"):
         raise ModelSetupError(f"--client must be litellm or openai, not {client!r}")
-    return from_flags(model=model, api_base=api_base, client=client, api_key_env=api_key_env,  # type: ignore[arg-type]
-                      models_file=models_file, cache=cache)
+    return from_flags(
+        model=model,
+        api_base=api_base,
+        client=client,
+        api_key_env=api_key_env,  # type: ignore[arg-type]
+        models_file=models_file,
+        cache=cache,
+    )
 
 
 @app.command()
-def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-        seed: SeedOpt = None, members: MembersOpt = None, rounds: RoundsOpt = None,
-        turn_timeout: TimeoutOpt = None, set_: SetOpt = None,
-        out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<run-id>).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display; one line at the end.")] = False,
-        model: ModelOpt = None, api_base: ApiBaseOpt = None, client: ClientOpt = None,
-        api_key_env: ApiKeyEnvOpt = None, models_file: ModelsFileOpt = None, cache: CacheOpt = None,
-        max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop the run cleanly "
-                                                       "(cause budget) once model calls cost this many USD.")] = None,
-        ) -> None:
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    seed: SeedOpt = None,
+    members: MembersOpt = None,
+    rounds: RoundsOpt = None,
+    turn_timeout: TimeoutOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<run-id>).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display; one line at the end.")] = False,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    client: ClientOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    models_file: ModelsFileOpt = None,
+    cache: CacheOpt = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", min=0.0, help="Stop the run cleanly (cause budget) once model calls cost this many USD."
+        ),
+    ] = None,
+) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
     from assembly import llm_setup
     from assembly.console import LiveProgress, print_summary
@@ -123,16 +187,19 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
 
     try:
         setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
-        overrides = {**setup.scenario_overrides_for(scenario),
-                     **({"protocol.max_cost": max_cost} if max_cost is not None else {}),
-                     **collect_overrides(seed, members, rounds, turn_timeout, set_)}
+        overrides = {
+            **setup.scenario_overrides_for(scenario),
+            **({"protocol.max_cost": max_cost} if max_cost is not None else {}),
+            **collect_overrides(seed, members, rounds, turn_timeout, set_),
+        }
         sc = load_scenario(scenario, overrides)
         setup.check(sc)
         llm_setup.activate(setup)
         run_dir = out or new_run_dir(Path("runs"), sc)
         if (run_dir / "transcript.jsonl").exists():
-            raise UserError(f"{run_dir} already holds a run; pick another --out "
-                            f"(or `assembly resume {run_dir}` to continue it)")
+            raise UserError(
+                f"{run_dir} already holds a run; pick another --out (or `assembly resume {run_dir}` to continue it)"
+            )
     except UserError as exc:
         raise fail(exc) from None
     try:
@@ -145,41 +212,55 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
             with LiveProgress(console, sc.protocol.max_rounds) as live:
                 summary = asyncio.run(execute(sc, run_dir, listeners=[live]))
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted.[/] Everything up to the last event is saved in {run_dir}. "
-                          f"Continue with: assembly resume {run_dir}")
+        err_console.print(
+            f"[yellow]interrupted.[/] Everything up to the last event is saved in {run_dir}. "
+            f"Continue with: assembly resume {run_dir}"
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
     if quiet:
-        console.print(f"{summary['outcome']} cause={summary['cause']} decision={summary['decision']} "
-                      f"rounds={summary['rounds']} -> {run_dir}", highlight=False, markup=False)
+        console.print(
+            f"{summary['outcome']} cause={summary['cause']} decision={summary['decision']} "
+            f"rounds={summary['rounds']} -> {run_dir}",
+            highlight=False,
+            markup=False,
+        )
     else:
         print_summary(console, summary, str(run_dir))
 
 
 @app.command()
-def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (configs/sweeps/*.yaml).")],
-          resume: Annotated[bool, typer.Option(help="Keep runs already complete; re-run the rest.")] = False,
-          executor: Annotated[str | None, typer.Option(help="local | process | ray (default: process for "
-                                                            "sim-only sweeps, local otherwise).")] = None,
-          address: Annotated[str | None, typer.Option(help="Ray cluster address ('auto' joins a running "
-                                                           "cluster); implies --executor ray.")] = None,
-          out: Annotated[Path | None, typer.Option(help="Sweep folder (default: the file's `out`).")] = None,
-          concurrency: Annotated[int | None, typer.Option(min=1, help="Runs in flight (default: the file's "
-                                                                      "`concurrency`).")] = None,
-          max_cost: Annotated[float | None, typer.Option(min=0.0, help="Stop starting runs once the sweep "
-                                                                       "has spent this many USD.")] = None,
-          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
-          model: Annotated[str | None, typer.Option(help="Put every seat on this model: a profile name, or a "
-                                                         "litellm model string such as openai/Qwen/Qwen3-14B.")]
-          = None,
-          api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server for "
-                                                            "--model.")] = None,
-          models: Annotated[Path | None, typer.Option(help="Model profiles file (default "
-                                                           "configs/models.yaml).")] = None,
-          cache: Annotated[Path | None, typer.Option(help="One response cache for all runs (default: each "
-                                                          "run's own folder).")] = None,
-          ) -> None:
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (configs/sweeps/*.yaml).")],
+    resume: Annotated[bool, typer.Option(help="Keep runs already complete; re-run the rest.")] = False,
+    executor: Annotated[
+        str | None, typer.Option(help="local | process | ray (default: process for sim-only sweeps, local otherwise).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address ('auto' joins a running cluster); implies --executor ray.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Sweep folder (default: the file's `out`).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Runs in flight (default: the file's `concurrency`).")
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(min=0.0, help="Stop starting runs once the sweep has spent this many USD.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Put every seat on this model: a profile name, or a "
+            "litellm model string such as openai/Qwen/Qwen3-14B."
+        ),
+    ] = None,
+    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server for --model.")] = None,
+    models: Annotated[Path | None, typer.Option(help="Model profiles file (default configs/models.yaml).")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="One response cache for all runs (default: each run's own folder).")
+    ] = None,
+) -> None:
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
 
@@ -194,9 +275,11 @@ def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (conf
     except UserError as exc:
         raise fail(exc) from None
     if not quiet:
-        console.print(f"[bold]{_plain(plan.spec.name)}[/]: {len(plan.cells)} cells x {len(plan.spec.seed_list)} "
-                      f"seeds = {len(plan.runs)} runs, executor {kind} ({runner.concurrency} at a time) "
-                      f"-> {_plain(str(folder))}")
+        console.print(
+            f"[bold]{_plain(plan.spec.name)}[/]: {len(plan.cells)} cells x {len(plan.spec.seed_list)} "
+            f"seeds = {len(plan.runs)} runs, executor {kind} ({runner.concurrency} at a time) "
+            f"-> {_plain(str(folder))}"
+        )
     try:
         if quiet:
             report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
@@ -207,15 +290,19 @@ def sweep(sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (conf
         args = [*sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])]
         done = getattr(exc, "report", None)
         kept = f"{done.tally.done} of {done.tally.total} runs" if done else "Finished runs"
-        err_console.print(f"[yellow]interrupted.[/] {kept} are complete and kept in {_plain(str(folder))}. "
-                          f"Resume with: {_plain(shlex.join(['assembly', *args]))}", highlight=False)
+        err_console.print(
+            f"[yellow]interrupted.[/] {kept} are complete and kept in {_plain(str(folder))}. "
+            f"Resume with: {_plain(shlex.join(['assembly', *args]))}",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
     if quiet:
         t = report.tally
-        console.print(f"{t.done}/{t.total} runs, {t.failed} failed, {t.line()} -> {report.out}",
-                      highlight=False, markup=False)
+        console.print(
+            f"{t.done}/{t.total} runs, {t.failed} failed, {t.line()} -> {report.out}", highlight=False, markup=False
+        )
     else:
         print_report(console, report)
 
@@ -225,19 +312,25 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No live display; 
 
 
 @app.command()
-def replay(run_dir: RunArg,
-           round_: Annotated[int | None, typer.Option("--round", min=1, help="Show only this round.")] = None,
-           follow: Annotated[bool, typer.Option("--follow", help="Follow a live run round by round until it "
-                                                                 "ends.")] = False,
-           as_: Annotated[str | None, typer.Option("--as", help="Show exactly what this member was given at "
-                                                                "each turn (e.g. member_7).")] = None,
-           check: Annotated[bool, typer.Option("--check", help="Recompute every figure from the transcript; "
-                                                               "exit 0 iff it equals summary.json.")] = False,
-           prompt: Annotated[bool | None, typer.Option("--prompt/--no-prompt", help="With --as: render the "
-                                                       "LLM prompt (default: for LLM members).")] = None,
-           page: Annotated[bool | None, typer.Option("--page/--no-page", help="Page long output (default: "
-                                                     "when writing to a terminal).")] = None,
-           ) -> None:
+def replay(
+    run_dir: RunArg,
+    round_: Annotated[int | None, typer.Option("--round", min=1, help="Show only this round.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Follow a live run round by round until it ends.")] = False,
+    as_: Annotated[
+        str | None, typer.Option("--as", help="Show exactly what this member was given at each turn (e.g. member_7).")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Recompute every figure from the transcript; exit 0 iff it equals summary.json."),
+    ] = False,
+    prompt: Annotated[
+        bool | None,
+        typer.Option("--prompt/--no-prompt", help="With --as: render the LLM prompt (default: for LLM members)."),
+    ] = None,
+    page: Annotated[
+        bool | None, typer.Option("--page/--no-page", help="Page long output (default: when writing to a terminal).")
+    ] = None,
+) -> None:
     """Walk through a run round by round, see it as one member saw it, or check its figures."""
     import os
 
@@ -251,11 +344,15 @@ def replay(run_dir: RunArg,
             if result.torn:
                 err_console.print("[yellow]note:[/] the transcript ends in a torn line, which was ignored")
             if result.ok:
-                console.print(f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
-                              "is recomputed identically from the transcript")
+                console.print(
+                    f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
+                    "is recomputed identically from the transcript"
+                )
                 return
-            console.print(f"[bold red]mismatch:[/] {len(result.differences)} figures in summary.json differ "
-                          "from what the transcript gives:")
+            console.print(
+                f"[bold red]mismatch:[/] {len(result.differences)} figures in summary.json differ "
+                "from what the transcript gives:"
+            )
             for line in result.differences:
                 console.print(f"  {_plain(line)}", highlight=False)
             raise typer.Exit(1)
@@ -286,14 +383,25 @@ def replay(run_dir: RunArg,
 
 
 @app.command()
-def rerun(run_dir: RunArg,
-          from_round: Annotated[int | None, typer.Option("--from-round", min=1, help="Fork: keep the rounds "
-                                                         "before this one, then continue live.")] = None,
-          set_: SetOpt = None, seed: SeedOpt = None, rounds: RoundsOpt = None, turn_timeout: TimeoutOpt = None,
-          out: Annotated[Path | None, typer.Option(help="New run folder (default: next to the source).")] = None,
-          quiet: QuietOpt = False,
-          model: ModelOpt = None, api_base: ApiBaseOpt = None, client: ClientOpt = None,
-          api_key_env: ApiKeyEnvOpt = None, models_file: ModelsFileOpt = None, cache: CacheOpt = None) -> None:
+def rerun(
+    run_dir: RunArg,
+    from_round: Annotated[
+        int | None,
+        typer.Option("--from-round", min=1, help="Fork: keep the rounds before this one, then continue live."),
+    ] = None,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    rounds: RoundsOpt = None,
+    turn_timeout: TimeoutOpt = None,
+    out: Annotated[Path | None, typer.Option(help="New run folder (default: next to the source).")] = None,
+    quiet: QuietOpt = False,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    client: ClientOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    models_file: ModelsFileOpt = None,
+    cache: CacheOpt = None,
+) -> None:
     """Re-execute a run exactly and compare transcripts, or fork it with --from-round and --set.
 
     A rerun answers LLM members from the source run's response cache and calls no
@@ -308,8 +416,10 @@ def rerun(run_dir: RunArg,
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
         flags = (model, api_base, client, api_key_env, models_file, cache)
         if (overrides or any(f is not None for f in flags)) and from_round is None:
-            raise UserError("a rerun re-executes the run exactly; to change something (a setting or the "
-                            "model), fork it with --from-round R (R = 1 keeps nothing but the seating)")
+            raise UserError(
+                "a rerun re-executes the run exactly; to change something (a setting or the "
+                "model), fork it with --from-round R (R = 1 keeps nothing but the seating)"
+            )
         if from_round is not None:
             setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
             try:
@@ -325,16 +435,20 @@ def rerun(run_dir: RunArg,
             else:
                 new_dir, summary = asyncio.run(fork(run_dir, from_round, overrides, out, listeners=listeners))
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted.[/] The new run folder keeps what was written; "
-                          "`assembly resume` continues it.")
+        err_console.print(
+            "[yellow]interrupted.[/] The new run folder keeps what was written; `assembly resume` continues it."
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
     if from_round is not None:
         if not quiet:
             print_summary(console, summary, str(new_dir))
-        console.print(f"forked {_plain(str(run_dir))} at round {from_round} -> {_plain(str(new_dir))}: "
-                      f"{summary['outcome']} ({summary['rounds']} rounds)", highlight=False)
+        console.print(
+            f"forked {_plain(str(run_dir))} at round {from_round} -> {_plain(str(new_dir))}: "
+            f"{summary['outcome']} ({summary['rounds']} rounds)",
+            highlight=False,
+        )
         return
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {_plain(note)}")
@@ -343,8 +457,10 @@ def rerun(run_dir: RunArg,
         print_summary(console, result.summary, str(result.run_dir))
     if cmp.identical:
         aside = "timing" + "".join(f", {k}" for k in result.ignored)
-        console.print(f"[green]identical[/]: the rerun reproduces all {cmp.source_events} events ({aside} "
-                      f"aside) -> {_plain(str(result.run_dir))}")
+        console.print(
+            f"[green]identical[/]: the rerun reproduces all {cmp.source_events} events ({aside} "
+            f"aside) -> {_plain(str(result.run_dir))}"
+        )
         return
     console.print(f"[bold red]differs[/]: {_plain(cmp.first_difference or '')} -> {_plain(str(result.run_dir))}")
     raise typer.Exit(1)
@@ -368,14 +484,20 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
         print_summary(console, result.summary, str(result.run_dir))
     dropped = f", set aside {result.dropped_events} events of the unfinished round" if result.dropped_events else ""
     torn = " and a torn last line" if result.torn else ""
-    console.print(f"resumed from round {result.from_round}{dropped}{torn}: {result.summary['outcome']} "
-                  f"-> {_plain(str(result.run_dir))}", highlight=False)
+    console.print(
+        f"resumed from round {result.from_round}{dropped}{torn}: {result.summary['outcome']} "
+        f"-> {_plain(str(result.run_dir))}",
+        highlight=False,
+    )
 
 
 @app.command()
-def report(path: Annotated[Path, typer.Argument(help="Run folder or sweep folder.")],
-           out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write (default: "
-                                                    "report.html inside the folder).")] = None) -> None:
+def report(
+    path: Annotated[Path, typer.Argument(help="Run folder or sweep folder.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: report.html inside the folder).")
+    ] = None,
+) -> None:
     """Write one self-contained HTML page (no network needed) for a run or a sweep."""
     from assembly.report import write
 
@@ -387,11 +509,18 @@ def report(path: Annotated[Path, typer.Argument(help="Run folder or sweep folder
 
 
 @app.command()
-def models(models_file: ModelsFileOpt = None, model: ModelOpt = None, api_base: ApiBaseOpt = None,
-           client: ClientOpt = None, api_key_env: ApiKeyEnvOpt = None,
-           check: Annotated[bool, typer.Option("--check/--no-check", help="Check that each profile is "
-                                               "reachable (default) or only list them.")] = True,
-           timeout: Annotated[float, typer.Option(min=0.1, help="Seconds allowed per check.")] = 15.0) -> None:
+def models(
+    models_file: ModelsFileOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    client: ClientOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check/--no-check", help="Check that each profile is reachable (default) or only list them."),
+    ] = True,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds allowed per check.")] = 15.0,
+) -> None:
     """List the configured model profiles and check that each one is reachable.
 
     A profile with an api_base is checked with GET /models (free); one without gets a
@@ -414,8 +543,11 @@ def models(models_file: ModelsFileOpt = None, model: ModelOpt = None, api_base: 
     for col in ("profile", "model", "client", "api base", "key", "limits", *(("status",) if check else ())):
         table.add_column(col, overflow="fold")
     for p in profiles:
-        key = "none" if p.api_key_env is None else \
-            f"{p.api_key_env} ({'set' if os.environ.get(p.api_key_env) else 'NOT SET'})"
+        key = (
+            "none"
+            if p.api_key_env is None
+            else f"{p.api_key_env} ({'set' if os.environ.get(p.api_key_env) else 'NOT SET'})"
+        )
         limits = f"{p.max_concurrent} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
         name = p.name + (" (--model)" if p.name == setup.model else "")
         row = [_plain(v) for v in (name, p.model, p.client, p.api_base or "-", key, limits)]

@@ -35,8 +35,14 @@ class LiveProgress:
 
     def __init__(self, console: Console, max_rounds: int) -> None:
         self.console = console
-        self.progress = Progress(TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
+        self.progress = Progress(
+            TextColumn("[bold]round"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+        )
         self.task = self.progress.add_task("", total=max_rounds)
         self.live = Live(Group(self.progress, Table()), console=console, refresh_per_second=8, transient=True)
         self.started: RunStarted | None = None
@@ -73,16 +79,21 @@ class LiveProgress:
                 # Counted as they come: rescanning the round per event is quadratic in N.
                 asked, answered = self.phase_counts.get(event.phase, (0, 0))
                 self.phase_counts[event.phase] = (asked + 1, answered + (event.status == "ok"))
-                self.progress.update(self.task, description=f"round {event.round}: {event.phase} "
-                                                            f"({answered + (event.status == 'ok')}/{asked + 1} "
-                                                            "answered)")
+                self.progress.update(
+                    self.task,
+                    description=f"round {event.round}: {event.phase} "
+                    f"({answered + (event.status == 'ok')}/{asked + 1} "
+                    "answered)",
+                )
         elif isinstance(event, RoundEnded) and self.started and self.seated:
-            figs = protocol_class(self.started.protocol).round_figures(self.round_events, self.started,
-                                                                       self.seated, self.history)
+            figs = protocol_class(self.started.protocol).round_figures(
+                self.round_events, self.started, self.seated, self.history
+            )
             turns = [e for e in self.round_events if isinstance(e, Turn)]
             self.rows.append({"round": event.round, **figs, **liveness(turns)})
-            self.progress.update(self.task, completed=event.round,
-                                 description=f"{self.turns} turns, {self.failed} failed")
+            self.progress.update(
+                self.task, completed=event.round, description=f"{self.turns} turns, {self.failed} failed"
+            )
             self.live.update(Group(self.progress, rounds_table(self.rows[-8:])))
 
 
@@ -98,27 +109,67 @@ def fmt(v: Any, digits: int = 2, escape: Callable[[str], str] = safe) -> str:
 
 
 # Columns shown when present, in this order; protocols add their own figures.
-_COLUMNS = ("round", "speakers", "dispersion", "modal_share", "idea_similarity", "disclosures",
-            "ballots_counted",
-            "quorum_met", "support", "honest_mean", "honest_sd", "honest_modal_share",
-            "stop_votes", "turn_timeouts", "malformed", "provider_errors", "abstentions")
+_COLUMNS = (
+    "round",
+    "speakers",
+    "dispersion",
+    "modal_share",
+    "idea_similarity",
+    "disclosures",
+    "ballots_counted",
+    "quorum_met",
+    "support",
+    "honest_mean",
+    "honest_sd",
+    "honest_modal_share",
+    "stop_votes",
+    "turn_timeouts",
+    "malformed",
+    "provider_errors",
+    "abstentions",
+)
 
 
 # Short headers so the per-round table fits an 80-column terminal.
-_HEADERS = {"round": "rd", "speakers": "spoke", "dispersion": "disp", "modal_share": "modal",
-            "disclosures": "discl", "ballots_counted": "votes", "quorum_met": "quorum",
-            "leading": "leading", "support": "supp", "honest_mean": "h.mean", "honest_sd": "h.sd",
-            "honest_modal_share": "h.modal", "stop_votes": "stops", "turn_timeouts": "t/o",
-            "malformed": "malf", "provider_errors": "err", "abstentions": "abst",
-            "idea_similarity": "idea"}
+_HEADERS = {
+    "round": "rd",
+    "speakers": "spoke",
+    "dispersion": "disp",
+    "modal_share": "modal",
+    "disclosures": "discl",
+    "ballots_counted": "votes",
+    "quorum_met": "quorum",
+    "leading": "leading",
+    "support": "supp",
+    "honest_mean": "h.mean",
+    "honest_sd": "h.sd",
+    "honest_modal_share": "h.modal",
+    "stop_votes": "stops",
+    "turn_timeouts": "t/o",
+    "malformed": "malf",
+    "provider_errors": "err",
+    "abstentions": "abst",
+    "idea_similarity": "idea",
+}
 
 
-_MEANING = {"round": "round", "dispersion": "dispersion of support", "modal_share": "share on the modal position",
-            "idea_similarity": "TF-IDF similarity of messages", "disclosures": "facts disclosed",
-            "ballots_counted": "ballots counted", "support": "leading support", "honest_mean": "honest mean value",
-            "honest_sd": "honest sd", "honest_modal_share": "honest share on the modal value",
-            "stop_votes": "stop votes", "turn_timeouts": "timeouts", "malformed": "malformed",
-            "provider_errors": "provider errors", "abstentions": "abstentions"}
+_MEANING = {
+    "round": "round",
+    "dispersion": "dispersion of support",
+    "modal_share": "share on the modal position",
+    "idea_similarity": "TF-IDF similarity of messages",
+    "disclosures": "facts disclosed",
+    "ballots_counted": "ballots counted",
+    "support": "leading support",
+    "honest_mean": "honest mean value",
+    "honest_sd": "honest sd",
+    "honest_modal_share": "honest share on the modal value",
+    "stop_votes": "stop votes",
+    "turn_timeouts": "timeouts",
+    "malformed": "malformed",
+    "provider_errors": "provider errors",
+    "abstentions": "abstentions",
+}
 
 
 def rounds_table(rows: list[dict[str, Any]]) -> Table:
@@ -126,8 +177,13 @@ def rounds_table(rows: list[dict[str, Any]]) -> Table:
     legend = ", ".join(f"{_HEADERS[c]} {_MEANING[c]}" for c in cols if c in _MEANING)
     table = Table(box=None, pad_edge=False, caption=legend, caption_justify="left")
     for c in cols:
-        table.add_column(_HEADERS.get(c, c.replace("_", " ")), justify="right", no_wrap=True,
-                         overflow="ellipsis", max_width=18 if c == "leading" else None)
+        table.add_column(
+            _HEADERS.get(c, c.replace("_", " ")),
+            justify="right",
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=18 if c == "leading" else None,
+        )
     for r in rows:
         table.add_row(*(fmt(r.get(c)) for c in cols))
     return table
@@ -135,7 +191,8 @@ def rounds_table(rows: list[dict[str, Any]]) -> Table:
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> None:
     style = {"valid_decision": "green", "invalid_decision": "yellow", "no_decision": "red"}.get(
-        summary.get("outcome") or "", "red")
+        summary.get("outcome") or "", "red"
+    )
     head = Table(show_header=False, box=None)
     head.add_column(style="bold")
     head.add_column()
@@ -147,12 +204,18 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
     head.add_row("reason", safe(summary.get("reason") or ""))
     head.add_row("rounds / members / seed", f"{summary['rounds']} / {summary['members']} / {summary['seed']}")
     t = summary["totals"]
-    head.add_row("liveness", f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
-                             f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
-                             f"{t['retries']} retries")
+    head.add_row(
+        "liveness",
+        f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
+        f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
+        f"{t['retries']} retries",
+    )
     if t.get("calls"):
-        head.add_row("model calls", f"{t['calls']} ({t['cache_hits']} cached), {t['prompt_tokens']} in / "
-                                    f"{t['completion_tokens']} out tokens, ${t['cost_usd']:.4f}")
+        head.add_row(
+            "model calls",
+            f"{t['calls']} ({t['cache_hits']} cached), {t['prompt_tokens']} in / "
+            f"{t['completion_tokens']} out tokens, ${t['cost_usd']:.4f}",
+        )
     for k, v in summary.get("figures", {}).items():
         head.add_row(k.replace("_", " "), fmt(v))
     head.add_row("run folder", safe(run_dir))

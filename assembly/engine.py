@@ -40,9 +40,15 @@ class BudgetSpent(Exception):
 
 
 class Engine:
-    def __init__(self, scenario: Scenario, protocol: Protocol, members: dict[str, Member],
-                 writer: TranscriptWriter | None, views: ViewBuilder,
-                 listeners: Sequence[Listener] = ()) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        protocol: Protocol,
+        members: dict[str, Member],
+        writer: TranscriptWriter | None,
+        views: ViewBuilder,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
         self.scenario = scenario
         self.protocol = protocol
         self.members = members
@@ -92,8 +98,13 @@ class Engine:
                     end = await self.protocol.play_round(self)
                 except BudgetSpent:
                     end = self.protocol.conclude("budget")
-                self.emit(RoundEnded(round=r, stop=end is not None, timing={
-                    "clock_s": round(self.round_clock, 6), "wall_s": round(time.perf_counter() - wall0, 6)}))
+                self.emit(
+                    RoundEnded(
+                        round=r,
+                        stop=end is not None,
+                        timing={"clock_s": round(self.round_clock, 6), "wall_s": round(time.perf_counter() - wall0, 6)},
+                    )
+                )
                 if self.writer is not None:
                     self.writer.sync()  # a round is the unit of durability and of resume
                 if end is None and self._over_budget():
@@ -112,24 +123,35 @@ class Engine:
 
     def _over_budget(self) -> bool:
         return (self.max_cost is not None and self.cost >= self.max_cost) or (
-            self.budget_s is not None and self.run_clock >= self.budget_s)
+            self.budget_s is not None and self.run_clock >= self.budget_s
+        )
 
     # ---- RoundContext
 
-    async def ask(self, phase: str, member_ids: Sequence[str], action: type[Action],
-                  params: dict[str, object] | None = None) -> list[Turn]:
+    async def ask(
+        self, phase: str, member_ids: Sequence[str], action: type[Action], params: dict[str, object] | None = None
+    ) -> list[Turn]:
         if self._over_budget():
             raise BudgetSpent()
         deadline = self.phase_deadline()
         if deadline <= 0:
-            turns = [Turn(round=self.round, phase=phase, member=m, status="timeout",
-                          detail="round time budget spent before this phase") for m in member_ids]
+            turns = [
+                Turn(
+                    round=self.round,
+                    phase=phase,
+                    member=m,
+                    status="timeout",
+                    detail="round time budget spent before this phase",
+                )
+                for m in member_ids
+            ]
             self.emit(*turns)
             return turns
-        request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline,
-                          params=dict(params or {}))
-        tasks = [asyncio.ensure_future(self._timed(self.members[m], self.views.view(m, self.round, phase),
-                                                   request)) for m in member_ids]
+        request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
+        tasks = [
+            asyncio.ensure_future(self._timed(self.members[m], self.views.view(m, self.round, phase), request))
+            for m in member_ids
+        ]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=deadline)
             for t in pending:
@@ -152,13 +174,20 @@ class Engine:
         """Add a phase's duration to the round clock: its slowest turn, in simulated
         seconds where a member reports them, else as measured."""
         if turns:
-            self.round_clock += max(t.latency_s if t.latency_s is not None else (t.timing or {}).get("wall_s", 0.0)
-                                    for t in turns)
+            self.round_clock += max(
+                t.latency_s if t.latency_s is not None else (t.timing or {}).get("wall_s", 0.0) for t in turns
+            )
 
     def timeout_turn(self, phase: str, member: str, deadline: float) -> Turn:
         """The event for a member cut off at its deadline."""
-        return Turn(round=self.round, phase=phase, member=member, status="timeout",
-                    detail=f"no answer within {deadline:g}s", timing={"wall_s": round(deadline, 6)})
+        return Turn(
+            round=self.round,
+            phase=phase,
+            member=member,
+            status="timeout",
+            detail=f"no answer within {deadline:g}s",
+            timing={"wall_s": round(deadline, 6)},
+        )
 
     @staticmethod
     async def _timed(member: Member, view: Any, request: Request) -> tuple[TurnResult, float]:
@@ -173,22 +202,40 @@ class Engine:
         exc = task.exception()
         if exc is not None:
             # A member that raises must not end the run; it is recorded and visible.
-            return turn(status="provider_error", detail=f"member raised {type(exc).__name__}: {exc}"[:500],
-                        timing={"wall_s": 0.0})
+            return turn(
+                status="provider_error",
+                detail=f"member raised {type(exc).__name__}: {exc}"[:500],
+                timing={"wall_s": 0.0},
+            )
         result, wall = task.result()
         timing = {"wall_s": round(wall, 6)}
         sim = result.sim_latency_s
         if sim is not None and (math.isinf(sim) or sim > deadline):
-            return turn(status="timeout", detail=f"no answer within {deadline:g}s",
-                        attempts=result.attempts, latency_s=round(deadline, 6), timing=timing)
+            return turn(
+                status="timeout",
+                detail=f"no answer within {deadline:g}s",
+                attempts=result.attempts,
+                latency_s=round(deadline, 6),
+                timing=timing,
+            )
         if result.status not in _RESULT_STATUSES or (result.action is None) == (result.status == "ok"):
-            return turn(status="provider_error", attempts=result.attempts, timing=timing,
-                        detail=f"member returned an inconsistent result (status {result.status!r})")
+            return turn(
+                status="provider_error",
+                attempts=result.attempts,
+                timing=timing,
+                detail=f"member returned an inconsistent result (status {result.status!r})",
+            )
         # Everything here is already validated (the action is a pydantic Action, the
         # status was just checked), so the event is built without validating again:
         # this is the hot path, once per member per phase.
         return Turn.model_construct(
-            round=self.round, phase=phase, member=member, status=result.status,
+            round=self.round,
+            phase=phase,
+            member=member,
+            status=result.status,
             action=result.action.model_dump(mode="json") if result.action is not None else None,
-            attempts=list(result.attempts), detail=result.detail,
-            latency_s=round(sim, 6) if sim is not None else None, timing=timing)
+            attempts=list(result.attempts),
+            detail=result.detail,
+            latency_s=round(sim, 6) if sim is not None else None,
+            timing=timing,
+        )

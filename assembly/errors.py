@@ -16,8 +16,9 @@ class ScenarioError(UserError):
     separately so tools and tests can check them without parsing the message.
     """
 
-    def __init__(self, message: str, *, file: str | None = None, path: str | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, path: str | None = None, line: int | None = None
+    ) -> None:
         self.file, self.path, self.line, self.reason = file, path, line, message
         where = file or "<scenario>"
         if line is not None:

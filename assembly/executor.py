@@ -78,8 +78,10 @@ async def run_job_async(job: Job) -> JobResult:
     try:
         scenario = Scenario.model_validate(job.scenario)
         if run_key(scenario) != job.key:
-            raise RuntimeError(f"resolved scenario does not reproduce run key {job.key}; "
-                               "this assembly version resolves scenarios differently")
+            raise RuntimeError(
+                f"resolved scenario does not reproduce run key {job.key}; "
+                "this assembly version resolves scenarios differently"
+            )
         clear_attempt(run_dir)
         factory = None
         if job.llm is not None:
@@ -93,8 +95,7 @@ async def run_job_async(job: Job) -> JobResult:
     except Exception as exc:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
-        return JobResult(job.key, job.run_dir, None, f"{type(exc).__name__}: {exc}",
-                         time.perf_counter() - t0)
+        return JobResult(job.key, job.run_dir, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0)
 
 
@@ -161,9 +162,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-POOL_BROKEN = ("a worker process died, so the process executor cannot go on (finished runs are kept; "
-               "--resume continues). If this is a Python script calling run_sweep, guard it with "
-               "`if __name__ == '__main__':`; otherwise check memory, or use --executor local")
+POOL_BROKEN = (
+    "a worker process died, so the process executor cannot go on (finished runs are kept; "
+    "--resume continues). If this is a Python script calling run_sweep, guard it with "
+    "`if __name__ == '__main__':`; otherwise check memory, or use --executor local"
+)
 
 
 class ProcessExecutor(Executor):
@@ -209,8 +212,7 @@ def _result(fut: Future[JobResult], job: Job) -> JobResult:
         return JobResult(job.key, job.run_dir, None, f"worker failed: {type(exc).__name__}: {exc}")
 
 
-RAY_MISSING = ("the ray executor needs Ray, an optional extra: pip install -e '.[ray]' "
-               "(or pip install 'ray[default]')")
+RAY_MISSING = "the ray executor needs Ray, an optional extra: pip install -e '.[ray]' (or pip install 'ray[default]')"
 
 
 class RayExecutor(Executor):
@@ -234,8 +236,7 @@ class RayExecutor(Executor):
             raise UserError(RAY_MISSING) from None
         owned = not ray.is_initialized()
         if owned:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         task = ray.remote(num_cpus=1, max_retries=0)(run_job)
         it = iter(jobs)
         running: dict[Any, Job] = {}

@@ -35,20 +35,30 @@ from assembly.stats import CAUSES, DECIDED
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 OUTCOME_COLORS = {"valid_decision": "#009E73", "invalid_decision": "#E69F00", "no_decision": "#D55E00"}
-OUTCOME_LABELS = {"valid_decision": "valid decision", "invalid_decision": "invalid decision",
-                  "no_decision": "no decision"}
-CAUSE_COLORS = {"round_limit": "#0072B2", "quorum_not_met": "#E69F00", "stalled": "#CC79A7",
-                "budget": "#999999"}
-CAUSE_LABELS = {"round_limit": "round limit", "quorum_not_met": "quorum never met",
-                "stalled": "stalled", "budget": "budget spent"}
+OUTCOME_LABELS = {
+    "valid_decision": "valid decision",
+    "invalid_decision": "invalid decision",
+    "no_decision": "no decision",
+}
+CAUSE_COLORS = {"round_limit": "#0072B2", "quorum_not_met": "#E69F00", "stalled": "#CC79A7", "budget": "#999999"}
+CAUSE_LABELS = {
+    "round_limit": "round limit",
+    "quorum_not_met": "quorum never met",
+    "stalled": "stalled",
+    "budget": "budget spent",
+}
 EVENT_COLORS = {"turn_timeouts": "#56B4E9", "malformed": "#F0E442", "provider_errors": "#CC79A7"}
-EVENT_LABELS = {"turn_timeouts": "turn timeouts", "malformed": "malformed output",
-                "provider_errors": "provider errors"}
+EVENT_LABELS = {"turn_timeouts": "turn timeouts", "malformed": "malformed output", "provider_errors": "provider errors"}
 SERIES_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 MAX_SERIES = 7
 PAPER_MARKERS = ["s", "^", "D", "v", "P"]
-REFERENCE_STYLE: dict[str, Any] = {"markersize": 8, "markerfacecolor": "none", "markeredgewidth": 1.6,
-                                   "linestyle": ":", "linewidth": 1.2}
+REFERENCE_STYLE: dict[str, Any] = {
+    "markersize": 8,
+    "markerfacecolor": "none",
+    "markeredgewidth": 1.6,
+    "linestyle": ":",
+    "linewidth": 1.2,
+}
 
 
 @dataclass
@@ -96,7 +106,7 @@ class Axis:
             ax.minorticks_off()
             lo, hi = float(min(self.values)), float(max(self.values))
             if self.log2:
-                ax.set_xlim(lo / 2 ** 0.4, hi * 2 ** 0.4)
+                ax.set_xlim(lo / 2**0.4, hi * 2**0.4)
             else:
                 pad = 0.1 * ((hi - lo) or 1.0)
                 ax.set_xlim(lo - pad, hi + pad)
@@ -126,8 +136,7 @@ def choose_axis(cells: pd.DataFrame, grid_keys: Sequence[str]) -> Axis:
     size = next((k for k in keys if ALIASES.get(k, k) == "population.size"), None)
     column = size or (keys[0] if keys else "cell")
     values = list(dict.fromkeys(cells[column].tolist()))
-    numeric = all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-                  for v in values)
+    numeric = all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in values)
     if numeric:
         values = sorted(values)
     log2 = numeric and all(v > 0 for v in values) and len(values) > 2 and max(values) / min(values) >= 8
@@ -154,16 +163,36 @@ def _n_note(cells: pd.DataFrame) -> str:
     return f"n = {ns[0]} runs per point" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} runs per point"
 
 
-def _errorbar(ax: Axes, axis: Axis, group: pd.DataFrame, prefix: str, i: int, m: int, color: str,
-              label: str, rate_suffix: str = "_rate", step: float = 1.0, **kw: Any) -> None:
+def _errorbar(
+    ax: Axes,
+    axis: Axis,
+    group: pd.DataFrame,
+    prefix: str,
+    i: int,
+    m: int,
+    color: str,
+    label: str,
+    rate_suffix: str = "_rate",
+    step: float = 1.0,
+    **kw: Any,
+) -> None:
     group = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
     xs = [axis.dodge(v, i, m, step) for v in group[axis.column]]
     y = group[f"{prefix}{rate_suffix}"].to_numpy(dtype=float)
     lo = group[f"{prefix}_lo"].to_numpy(dtype=float)
     hi = group[f"{prefix}_hi"].to_numpy(dtype=float)
     yerr = np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)])
-    ax.errorbar(xs, y, yerr=yerr, color=color, label=label, capsize=3, linewidth=1.5, elinewidth=1.1,
-                **{"marker": "o", "markersize": 5, **kw})
+    ax.errorbar(
+        xs,
+        y,
+        yerr=yerr,
+        color=color,
+        label=label,
+        capsize=3,
+        linewidth=1.5,
+        elinewidth=1.1,
+        **{"marker": "o", "markersize": 5, **kw},
+    )
 
 
 def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
@@ -199,13 +228,13 @@ def outcome_rates(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn:
     axes[0].set_ylabel("share of runs")
     if len(series) > 1:
         axes[-1].legend(fontsize=8, loc="best")
-    _title(fig, title, "outcome rates", f"Points: share of completed runs; bars: 95% Wilson intervals; "
-                                        f"{_n_note(cells)}.")
+    _title(
+        fig, title, "outcome rates", f"Points: share of completed runs; bars: 95% Wilson intervals; {_n_note(cells)}."
+    )
     _save(fig, out, "outcome_rates", drawn)
 
 
-def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str,
-             drawn: Drawn) -> None:
+def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) -> None:
     series = _series(cells, axis)
     rows = len(series)
     fig, axes = plt.subplots(rows, 2, figsize=(12, 3.8 * rows), squeeze=False, layout="constrained")
@@ -229,8 +258,7 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
         ax_c.set_ylabel("share of runs with no decision")
         ax_c.set_title("why runs ended without a decision" + (f" ({label})" if label else ""))
         if top == 0:
-            ax_c.text(0.5, 0.5, "every run reached a decision", transform=ax_c.transAxes, ha="center",
-                      color="#555555")
+            ax_c.text(0.5, 0.5, "every run reached a decision", transform=ax_c.transAxes, ha="center", color="#555555")
         else:
             ax_c.legend(fontsize=8, loc="upper left")
         # Per member-round rates of failed turns: comparable across group sizes.
@@ -243,8 +271,9 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
             ax_e.bar(pos, vals, bottom=bottom, color=EVENT_COLORS[kind], label=EVENT_LABELS[kind], width=0.6)
             bottom += np.nan_to_num(vals)
         abst = np.array([per[v]["abstentions"] for v in group[axis.column]])
-        ax_e.plot(pos, abst, color="#333333", marker="D", markersize=4, linewidth=1,
-                  label="abstentions (incl. failed turns)")
+        ax_e.plot(
+            pos, abst, color="#333333", marker="D", markersize=4, linewidth=1, label="abstentions (incl. failed turns)"
+        )
         ax_e.set_ylabel("events per member per round")
         ax_e.set_title("liveness events per member-round" + (f" ({label})" if label else ""))
         ax_e.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([bottom, abst]))) * 1.3))
@@ -252,13 +281,17 @@ def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, 
         for ax in (ax_c, ax_e):
             ax.set_xlim(-0.6, len(pos) - 0.4)
             ax.set_xticks(pos)
-            ax.set_xticklabels([f"{_fmt(v)}\nn={int(n)}" for v, n in zip(group[axis.column], group["n"],
-                                                                           strict=True)])
+            ax.set_xticklabels([f"{_fmt(v)}\nn={int(n)}" for v, n in zip(group[axis.column], group["n"], strict=True)])
             ax.set_xlabel(axis.label)
             ax.grid(axis="y", alpha=0.3)
-    _title(fig, title, "liveness loss", "Left: completed runs that ended without a decision, by cause "
-                                        "(stacked). Right: failed turns and abstentions per member and round, "
-                                        "averaged over runs.")
+    _title(
+        fig,
+        title,
+        "liveness loss",
+        "Left: completed runs that ended without a decision, by cause "
+        "(stacked). Right: failed turns and abstentions per member and round, "
+        "averaged over runs.",
+    )
     _save(fig, out, "liveness", drawn)
 
 
@@ -267,13 +300,16 @@ def _member_round_rates(done: pd.DataFrame, group: pd.DataFrame, axis: Axis) -> 
     for _, cell in group.iterrows():
         runs = done[done["cell"] == cell["cell"]] if "cell" in done else done
         denom = (runs["members"].astype(float) * runs["rounds"].astype(float)).replace(0, np.nan)
-        out[cell[axis.column]] = {k: float(np.nanmean(runs[k].astype(float) / denom)) if len(runs) else np.nan
-                                  for k in (*EVENT_COLORS, "abstentions")}
+        out[cell[axis.column]] = {
+            k: float(np.nanmean(runs[k].astype(float) / denom)) if len(runs) else np.nan
+            for k in (*EVENT_COLORS, "abstentions")
+        }
     return out
 
 
-def rounds_to_decision(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str,
-                       drawn: Drawn) -> None:
+def rounds_to_decision(
+    cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn
+) -> None:
     series = _series(cells, axis)
     fig, ax = plt.subplots(figsize=(8.5, 4.6), layout="constrained")
     rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
@@ -286,31 +322,64 @@ def rounds_to_decision(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, o
             runs = decided[decided["cell"] == cell["cell"]]["rounds"].to_numpy(dtype=float)
             centre = axis.dodge(cell[axis.column], i, m, step=4.0)  # between this series' mean and median
             if runs.size:
-                ax.scatter(axis.jitter(centre, rng, runs.size), runs + rng.uniform(-0.12, 0.12, runs.size), s=10,
-                           color=color, alpha=0.3, linewidths=0)
+                ax.scatter(
+                    axis.jitter(centre, rng, runs.size),
+                    runs + rng.uniform(-0.12, 0.12, runs.size),
+                    s=10,
+                    color=color,
+                    alpha=0.3,
+                    linewidths=0,
+                )
                 ymax = max(ymax, float(runs.max()))
         name = f" ({label})" if label else ""
         # Mean left of the runs, median right of them: two interval bars per cell.
-        _errorbar(ax, axis, group, "rounds_mean", 2 * i, 2 * m, color, f"mean, 95% t interval{name}",
-                  rate_suffix="", step=2.0)
+        _errorbar(
+            ax, axis, group, "rounds_mean", 2 * i, 2 * m, color, f"mean, 95% t interval{name}", rate_suffix="", step=2.0
+        )
         med = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
         xs = [axis.dodge(v, 2 * i + 1, 2 * m, step=2.0) for v in med[axis.column]]
         y = med["rounds_median"].to_numpy(dtype=float)
-        yerr = np.vstack([np.nan_to_num(y - med["rounds_median_lo"].to_numpy(dtype=float)),
-                          np.nan_to_num(med["rounds_median_hi"].to_numpy(dtype=float) - y)])
-        ax.errorbar(xs, y, yerr=yerr, color=color, marker="D", markersize=5, markerfacecolor="white",
-                    linestyle="none", capsize=3, label=f"median, 95% order-statistic interval{name}")
+        yerr = np.vstack(
+            [
+                np.nan_to_num(y - med["rounds_median_lo"].to_numpy(dtype=float)),
+                np.nan_to_num(med["rounds_median_hi"].to_numpy(dtype=float) - y),
+            ]
+        )
+        ax.errorbar(
+            xs,
+            y,
+            yerr=yerr,
+            color=color,
+            marker="D",
+            markersize=5,
+            markerfacecolor="white",
+            linestyle="none",
+            capsize=3,
+            label=f"median, 95% order-statistic interval{name}",
+        )
     for _, cell in cells.iterrows():
-        ax.text(axis.pos(cell[axis.column]), 0.01, f"{int(cell['decided'])}/{int(cell['n'])} decided", ha="center",
-                va="bottom", fontsize=7.5, color="#555555", transform=ax.get_xaxis_transform())
+        ax.text(
+            axis.pos(cell[axis.column]),
+            0.01,
+            f"{int(cell['decided'])}/{int(cell['n'])} decided",
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            color="#555555",
+            transform=ax.get_xaxis_transform(),
+        )
     axis.setup(ax)
     ax.set_ylim(0, ymax + 1)
     ax.set_ylabel("rounds to decision")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    _title(fig, title, "rounds to decision", "Decided runs only (decided/completed runs at the bottom); "
-                                             "faint dots: individual runs, jittered.")
+    _title(
+        fig,
+        title,
+        "rounds to decision",
+        "Decided runs only (decided/completed runs at the bottom); faint dots: individual runs, jittered.",
+    )
     _save(fig, out, "rounds_to_decision", drawn)
 
 
@@ -325,8 +394,15 @@ def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) 
         if prefix not in cells or float(np.nansum(cells[prefix].to_numpy(dtype=float))) == 0:
             ax.set_ylim(0, 1)
             ax.set_yticks([0])
-            ax.text(0.5, 0.5, "no model calls in this sweep\n(sim members: 0 tokens, $0)", ha="center",
-                    va="center", transform=ax.transAxes, color="#555555")
+            ax.text(
+                0.5,
+                0.5,
+                "no model calls in this sweep\n(sim members: 0 tokens, $0)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="#555555",
+            )
             continue
         for i, (label, group) in enumerate(series):
             _errorbar(ax, axis, group, prefix, i, len(series), SERIES_COLORS[i], label or "mean", rate_suffix="")
@@ -335,13 +411,11 @@ def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) 
         if len(series) > 1:
             ax.legend(fontsize=8)
     total = float(cells["cost_usd_total"].sum()) if "cost_usd_total" in cells else 0.0
-    _title(fig, title, "tokens and cost", f"Mean per completed run with 95% t intervals; "
-                                          f"total spend ${total:,.4f}.")
+    _title(fig, title, "tokens and cost", f"Mean per completed run with 95% t intervals; total spend ${total:,.4f}.")
     _save(fig, out, "tokens_cost", drawn)
 
 
-def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, title: str,
-                         drawn: Drawn) -> None:
+def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, title: str, drawn: Drawn) -> None:
     """Our outcome rates beside the paper's: same colour per condition, filled circles for
     this sweep, hollow markers on dotted lines for the paper (one marker shape per model).
 
@@ -371,14 +445,18 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
     series = _series(cells, axis)
     models = list(dict.fromkeys(paper["model"].fillna(""))) if "model" in paper else [""]
     slots = len(series) * (len(models) + 1)
-    panels = (("valid_decision", "valid", "valid decision"), ("invalid_decision", "invalid", "invalid decision"),
-              ("no_decision", "timeout", "no decision (paper: timeout)"))
+    panels = (
+        ("valid_decision", "valid", "valid decision"),
+        ("invalid_decision", "invalid", "invalid decision"),
+        ("no_decision", "timeout", "no decision (paper: timeout)"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), sharey=True, layout="constrained")
     for ax, (ours, theirs, name) in zip(axes, panels, strict=True):
         for i, (label, group) in enumerate(series):
             base = i * (len(models) + 1)
-            _errorbar(ax, axis, group, ours, base, slots, SERIES_COLORS[i],
-                      "this sweep" + (f" ({label})" if label else ""))
+            _errorbar(
+                ax, axis, group, ours, base, slots, SERIES_COLORS[i], "this sweep" + (f" ({label})" if label else "")
+            )
             mine = paper
             for key in axis.series_keys:  # the paper's points for this condition
                 leaf = key.split(".")[-1]
@@ -390,9 +468,14 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
                 if rows.empty:
                     continue
                 xs = [axis.dodge(v, base + 1 + j, slots) for v in rows[xfield]]
-                ax.plot(xs, rows[theirs].astype(float), color=SERIES_COLORS[i],
-                        label="paper" + (f": {model}" if model else "") + (f" ({label})" if label else ""),
-                        marker=PAPER_MARKERS[j % len(PAPER_MARKERS)], **REFERENCE_STYLE)
+                ax.plot(
+                    xs,
+                    rows[theirs].astype(float),
+                    color=SERIES_COLORS[i],
+                    label="paper" + (f": {model}" if model else "") + (f" ({label})" if label else ""),
+                    marker=PAPER_MARKERS[j % len(PAPER_MARKERS)],
+                    **REFERENCE_STYLE,
+                )
         axis.setup(ax)
         ax.set_title(name)
         ax.set_ylim(-0.03, 1.03)
@@ -401,18 +484,35 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
     handles, labels = axes[0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda k: (not labels[k].startswith("this sweep"), k))
     fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="outside right upper", fontsize=8.5)
-    fixed = [f"{c}={paper[c].iloc[0]}" for c in ("honest", "byzantine", "awareness")
-             if c in paper and c != xfield and paper[c].nunique() == 1
-             and not any(k.split(".")[-1] == c for k in axis.series_keys)]
+    fixed = [
+        f"{c}={paper[c].iloc[0]}"
+        for c in ("honest", "byzantine", "awareness")
+        if c in paper
+        and c != xfield
+        and paper[c].nunique() == 1
+        and not any(k.split(".")[-1] == c for k in axis.series_keys)
+    ]
     source = paper["source"].iloc[0] if "source" in paper and paper["source"].notna().any() else ref
-    _title(fig, title, f"this sweep beside the paper ({source})",
-           "Filled circles: this sweep, 95% Wilson intervals. Hollow markers, dotted: values reported in the paper"
-           + (f" ({', '.join(fixed)})" if fixed else "") + ".")
+    _title(
+        fig,
+        title,
+        f"this sweep beside the paper ({source})",
+        "Filled circles: this sweep, 95% Wilson intervals. Hollow markers, dotted: values reported in the paper"
+        + (f" ({', '.join(fixed)})" if fixed else "")
+        + ".",
+    )
     _save(fig, out, "reference_comparison", drawn)
 
 
-def draw_sweep(results: pd.DataFrame, cells: pd.DataFrame, out: Path, *, grid_keys: Sequence[str],
-               reference: str | None = None, title: str = "") -> Drawn:
+def draw_sweep(
+    results: pd.DataFrame,
+    cells: pd.DataFrame,
+    out: Path,
+    *,
+    grid_keys: Sequence[str],
+    reference: str | None = None,
+    title: str = "",
+) -> Drawn:
     """Draw every sweep figure into `out`; returns the files written and any notes."""
     drawn = Drawn()
     if cells.empty or not int(cells["n"].sum()):

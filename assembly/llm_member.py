@@ -111,16 +111,26 @@ class _TurnClient(DelegatingClient):
         turn = self.turn
         if not (isinstance(json_output, type) and issubclass(json_output, BaseModel)) or turn.profile is None:
             raise TypeError("an LLM member's agent must ask for a pydantic output type")
-        result = await call_structured(self.inner, messages, json_output, profile=turn.profile, kind=turn.kind,
-                                       salt=turn.salt, cancellation_token=cancellation_token,
-                                       max_malformed_retries=turn.max_malformed_retries)
+        result = await call_structured(
+            self.inner,
+            messages,
+            json_output,
+            profile=turn.profile,
+            kind=turn.kind,
+            salt=turn.salt,
+            cancellation_token=cancellation_token,
+            max_malformed_retries=turn.max_malformed_retries,
+        )
         turn.result = result
         if not result.ok or result.content is None:
             raise _TurnFailed(result)
-        usage = RequestUsage(prompt_tokens=sum(a.prompt_tokens for a in result.attempts),
-                             completion_tokens=sum(a.completion_tokens for a in result.attempts))
-        return CreateResult(finish_reason="stop", content=result.content, usage=usage,
-                            cached=all(a.cache_hit for a in result.attempts))
+        usage = RequestUsage(
+            prompt_tokens=sum(a.prompt_tokens for a in result.attempts),
+            completion_tokens=sum(a.completion_tokens for a in result.attempts),
+        )
+        return CreateResult(
+            finish_reason="stop", content=result.content, usage=usage, cached=all(a.cache_hit for a in result.attempts)
+        )
 
     def create_stream(
         self,
@@ -133,8 +143,14 @@ class _TurnClient(DelegatingClient):
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         async def one() -> AsyncGenerator[str | CreateResult, None]:
-            yield await self.create(messages, tools=tools, tool_choice=tool_choice, json_output=json_output,
-                                    extra_create_args=extra_create_args, cancellation_token=cancellation_token)
+            yield await self.create(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
 
         return one()
 
@@ -237,8 +253,14 @@ def _agent_name(member_id: str) -> str:
 class LLMMember:
     """A seat played by a model, through autogen-agentchat agents (see the module doc)."""
 
-    def __init__(self, seat: SeatedMember, protocol: Protocol, profile: ModelProfile, pool: _ClientPool,
-                 max_malformed_retries: int = 3) -> None:
+    def __init__(
+        self,
+        seat: SeatedMember,
+        protocol: Protocol,
+        profile: ModelProfile,
+        pool: _ClientPool,
+        max_malformed_retries: int = 3,
+    ) -> None:
         self.id = seat.id
         self.seat = seat
         self.protocol = protocol
@@ -261,8 +283,12 @@ class LLMMember:
         output = self.protocol.output_model(view, request)
         entry = self._agent(request.phase, prompt.system, output)
         settings = self._settings_for(request)
-        entry.client.turn = _Turn(kind=request.phase, salt=f"{self.id}|round={request.round}|{request.phase}",
-                                  profile=settings.profile, max_malformed_retries=settings.max_malformed_retries)
+        entry.client.turn = _Turn(
+            kind=request.phase,
+            salt=f"{self.id}|round={request.round}|{request.phase}",
+            profile=settings.profile,
+            max_malformed_retries=settings.max_malformed_retries,
+        )
         token = CancellationToken()
         try:
             await entry.agent.on_reset(token)  # no history: the view is the whole context
@@ -273,23 +299,32 @@ class LLMMember:
         except _TurnFailed as failed:
             return _failed(failed.result.attempts)
         except ModelCallError as exc:  # not retryable (auth, bad request, unknown model)
-            return TurnResult(action=None, status="provider_error", attempts=_attempts(exc.attempts),
-                              detail=scrub(str(exc), 500))
+            return TurnResult(
+                action=None, status="provider_error", attempts=_attempts(exc.attempts), detail=scrub(str(exc), 500)
+            )
         except Exception as exc:  # a member must never end the run; record what happened
             done = entry.client.turn.result
-            return TurnResult(action=None, status="provider_error",
-                              attempts=_attempts(done.attempts) if done else [],
-                              detail=scrub(f"member raised {type(exc).__name__}: {exc}", 500))
+            return TurnResult(
+                action=None,
+                status="provider_error",
+                attempts=_attempts(done.attempts) if done else [],
+                detail=scrub(f"member raised {type(exc).__name__}: {exc}", 500),
+            )
         attempts = _attempts(entry.client.turn.result.attempts if entry.client.turn.result else [])
         message = response.chat_message
         if not isinstance(message, StructuredMessage) or not isinstance(message.content, Action):
-            return TurnResult(action=None, status="malformed", attempts=attempts,
-                              detail="the agent returned no structured answer")
+            return TurnResult(
+                action=None, status="malformed", attempts=attempts, detail="the agent returned no structured answer"
+            )
         try:
             action = _as_action(message.content, request.action)
         except ValidationError as exc:
-            return TurnResult(action=None, status="malformed", attempts=attempts,
-                              detail=scrub(f"answer is not a valid {request.action.__name__}: {exc}", 500))
+            return TurnResult(
+                action=None,
+                status="malformed",
+                attempts=attempts,
+                detail=scrub(f"answer is not a valid {request.action.__name__}: {exc}", 500),
+            )
         return TurnResult(action=action, status="ok", attempts=attempts)
 
     def _agent(self, phase: str, system: str, output: type[Action]) -> _Agent:
@@ -297,8 +332,13 @@ class LLMMember:
         key = (system, output)
         if entry is None or entry.key != key:
             client = _TurnClient(self.client)
-            agent = AssistantAgent(_agent_name(self.id), model_client=client, system_message=system,
-                                   output_content_type=output, description=f"assembly seat {self.id}")
+            agent = AssistantAgent(
+                _agent_name(self.id),
+                model_client=client,
+                system_message=system,
+                output_content_type=output,
+                description=f"assembly seat {self.id}",
+            )
             entry = self._agents[phase] = _Agent(key, agent, client)  # type: ignore[arg-type]
         return entry
 
@@ -345,25 +385,28 @@ def _attempts(records: Sequence[AttemptRecord]) -> list[Attempt]:
     out = []
     for r in records:
         cancelled = r.outcome == "cancelled"
-        out.append(Attempt(
-            attempt=r.attempt + 1,
-            outcome="provider_error" if cancelled else r.outcome,  # type: ignore[arg-type]
-            error_kind="cancelled" if cancelled else r.error_kind,
-            detail=r.detail or None,
-            model=r.model,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            cost_usd=round(r.cost_usd, 10),
-            cache_hit=r.cache_hit,
-            timing={"latency_s": r.latency_s},
-        ))
+        out.append(
+            Attempt(
+                attempt=r.attempt + 1,
+                outcome="provider_error" if cancelled else r.outcome,  # type: ignore[arg-type]
+                error_kind="cancelled" if cancelled else r.error_kind,
+                detail=r.detail or None,
+                model=r.model,
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens,
+                cost_usd=round(r.cost_usd, 10),
+                cache_hit=r.cache_hit,
+                timing={"latency_s": r.latency_s},
+            )
+        )
     return out
 
 
 def _failed(records: Sequence[AttemptRecord]) -> TurnResult:
     last = records[-1] if records else None
-    status: Literal["malformed", "provider_error"] = "malformed" if last and last.outcome == "malformed" \
-        else "provider_error"
+    status: Literal["malformed", "provider_error"] = (
+        "malformed" if last and last.outcome == "malformed" else "provider_error"
+    )
     what = "unusable answers" if status == "malformed" else "provider errors"
     detail = f"gave up after {len(records)} attempts ({what})"
     if last is not None and last.error_kind:
@@ -426,6 +469,5 @@ def replay_factory(source_dir: Path) -> MemberFactory:
     response cache, so every answer it got is replayed without calling anyone."""
     mine = llm_setup.recorded(source_dir)
     if mine is None:
-        raise ModelSetupError(f"{source_dir}: the run recorded no model profiles, so its LLM members "
-                              "cannot be rebuilt")
+        raise ModelSetupError(f"{source_dir}: the run recorded no model profiles, so its LLM members cannot be rebuilt")
     return _Factory(mine, prefer_recorded=False)

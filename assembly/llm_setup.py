@@ -75,8 +75,10 @@ class LLMSetup:
             return self.profiles[name]
         except KeyError:
             known = ", ".join(sorted(self.profiles)) or "none"
-            raise ModelSetupError(f"unknown model profile {name!r} (profiles from {self.source}: {known}); "
-                                  "add it to the models file, pass --models FILE, or --model") from None
+            raise ModelSetupError(
+                f"unknown model profile {name!r} (profiles from {self.source}: {known}); "
+                "add it to the models file, pass --models FILE, or --model"
+            ) from None
 
     def scenario_overrides(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Overrides that put every seat of a scenario (raw YAML `data`) on the `--model` profile.
@@ -85,8 +87,13 @@ class LLMSetup:
         means "run this scenario on this model"."""
         if self.model is None:
             return {}
-        out: dict[str, Any] = {"members.policy": "llm", "members.profile": self.model, "members.assign": [],
-                               "facilitator.policy": "llm", "facilitator.profile": self.model}
+        out: dict[str, Any] = {
+            "members.policy": "llm",
+            "members.profile": self.model,
+            "members.assign": [],
+            "facilitator.policy": "llm",
+            "facilitator.profile": self.model,
+        }
         population = data.get("population")
         roles = population.get("roles") if isinstance(population, Mapping) else None
         for i in range(len(roles) if isinstance(roles, list) else 0):
@@ -154,7 +161,7 @@ def load_profiles(path: Path) -> dict[str, ModelProfile]:
     except (ValidationError, ValueError, OSError) as exc:
         # Validation errors hide their inputs (a misplaced key must not be echoed).
         first = exc.errors(include_url=False)[0] if isinstance(exc, ValidationError) else None
-        reason = (f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else str(exc))
+        reason = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else str(exc)
         raise ModelSetupError(f"{path}: {reason}") from None
 
 
@@ -163,9 +170,15 @@ def adhoc_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", model).strip("_")[:64] or "model"
 
 
-def from_flags(*, model: str | None = None, api_base: str | None = None,
-               client: Literal["litellm", "openai"] | None = None, api_key_env: str | None = None,
-               models_file: Path | None = None, cache: Path | None = None) -> LLMSetup:
+def from_flags(
+    *,
+    model: str | None = None,
+    api_base: str | None = None,
+    client: Literal["litellm", "openai"] | None = None,
+    api_key_env: str | None = None,
+    models_file: Path | None = None,
+    cache: Path | None = None,
+) -> LLMSetup:
     """The setup that the model flags of `run`, `sweep` and `models` ask for.
 
     `client` defaults to `openai` (autogen's OpenAI client) when `api_base` is given for
@@ -182,24 +195,36 @@ def from_flags(*, model: str | None = None, api_base: str | None = None,
             provider = model.partition("/")[0]
             kind = client or ("openai" if api_base and provider == "openai" else "litellm")
             try:
-                adhoc = ModelProfile(name=adhoc_name(model), model=model, client=kind, api_base=api_base,
-                                     api_key_env=api_key_env, **ADHOC_DEFAULTS)
+                adhoc = ModelProfile(
+                    name=adhoc_name(model),
+                    model=model,
+                    client=kind,
+                    api_base=api_base,
+                    api_key_env=api_key_env,
+                    **ADHOC_DEFAULTS,
+                )
             except ValidationError as exc:
                 raise ModelSetupError(f"--model {model}: {exc.errors(include_url=False)[0]['msg']}") from None
             profiles = {**profiles, adhoc.name: adhoc}
             chosen = adhoc.name
         else:
             base = LLMSetup(profiles, source=source).profile(model)
-            changes = {k: v for k, v in (("api_base", api_base), ("client", client),
-                                         ("api_key_env", api_key_env)) if v is not None}
+            changes = {
+                k: v
+                for k, v in (("api_base", api_base), ("client", client), ("api_key_env", api_key_env))
+                if v is not None
+            }
             profiles = {**profiles, model: base.model_copy(update=changes)} if changes else profiles
             chosen = model
     elif api_base is not None or client is not None or api_key_env is not None:
-        raise ModelSetupError("--api-base, --client and --api-key-env describe the --model they go with; "
-                              "pass --model too (or set them in the models file)")
+        raise ModelSetupError(
+            "--api-base, --client and --api-key-env describe the --model they go with; "
+            "pass --model too (or set them in the models file)"
+        )
     register_env_secrets()
-    return LLMSetup(profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen,
-                    source=source)
+    return LLMSetup(
+        profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
+    )
 
 
 def recorded(run_dir: Path) -> LLMSetup | None:
@@ -235,8 +260,7 @@ def note_cache(run_dir: Path, cache_dir: Path) -> None:
     if cache_dir.resolve() == (run_dir / CACHE_DIR).resolve():
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CACHE_POINTER).write_text(json.dumps({"cache_dir": str(cache_dir.resolve())}) + "\n",
-                                         encoding="utf-8")
+    (run_dir / CACHE_POINTER).write_text(json.dumps({"cache_dir": str(cache_dir.resolve())}) + "\n", encoding="utf-8")
 
 
 def register_env_secrets() -> None:

@@ -36,8 +36,9 @@ def liveness(turns: list[Turn]) -> dict[str, int]:
             counts["malformed"] += 1
         elif t.status == "provider_error":
             counts["provider_errors"] += 1
-        if t.status in FAILED or (t.action and (t.action.get("abstain") is True or
-                                                "abstain" in (t.action.get("vote"), t.action.get("value")))):
+        if t.status in FAILED or (
+            t.action and (t.action.get("abstain") is True or "abstain" in (t.action.get("vote"), t.action.get("value")))
+        ):
             counts["abstentions"] += 1
         counts["retries"] += max(0, len(t.attempts) - 1)
     return counts
@@ -88,8 +89,7 @@ def summarize(events: list[Any]) -> dict[str, Any]:
         turns = [e for e in evs if isinstance(e, Turn)]
         row: dict[str, Any] = {"round": r, **liveness(turns)}
         row.update(proto.round_figures(evs, started, seated, events[: starts.get(r, 0)]))
-        row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens",
-                                                                     "cost_usd")})
+        row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens", "cost_usd")})
         per_round.append(row)
     end = next((e for e in events if isinstance(e, RunEnded)), None)
     interrupted = next((e for e in events if isinstance(e, RunInterrupted)), None)

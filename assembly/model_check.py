@@ -41,8 +41,13 @@ async def check_profile(profile: ModelProfile, timeout_s: float = 15.0) -> Check
                 if listed is not None:
                     if listed and profile.provider_model not in listed:
                         shown = ", ".join(listed[:8]) + (", ..." if len(listed) > 8 else "")
-                        return CheckResult(profile.name, False, scrub(
-                            f"the server answers but does not serve {profile.provider_model} (it serves: {shown})"))
+                        return CheckResult(
+                            profile.name,
+                            False,
+                            scrub(
+                                f"the server answers but does not serve {profile.provider_model} (it serves: {shown})"
+                            ),
+                        )
                     return CheckResult(profile.name, True, f"{profile.api_base} serves {profile.provider_model}")
             await _one_token(profile)
             return CheckResult(profile.name, True, f"{profile.model} answered a 1-token request")
@@ -83,7 +88,6 @@ async def _one_token(profile: ModelProfile) -> None:
 
     client = make_client(profile.model_copy(update={"retries": 0}))
     try:
-        await client.create([UserMessage(content="Reply with OK.", source="user")],
-                            extra_create_args={"max_tokens": 1})
+        await client.create([UserMessage(content="Reply with OK.", source="user")], extra_create_args={"max_tokens": 1})
     finally:
         await client.close()

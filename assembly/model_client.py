@@ -765,13 +765,15 @@ def _http_client(profile: ModelProfile, pool_size: int | None) -> Any:
 
     keep = max(1, pool_size or profile.max_concurrent)
     return openai.DefaultAsyncHttpxClient(
-        verify=_ssl_context(), timeout=profile.timeout_s,
+        verify=_ssl_context(),
+        timeout=profile.timeout_s,
         limits=httpx.Limits(max_connections=max(keep, 1000), max_keepalive_connections=keep),
     )
 
 
-def make_client(profile: ModelProfile, cache_dir: Path | None = None, *,
-                pool_size: int | None = None) -> ChatCompletionClient:
+def make_client(
+    profile: ModelProfile, cache_dir: Path | None = None, *, pool_size: int | None = None
+) -> ChatCompletionClient:
     """An autogen ``ChatCompletionClient`` for a profile (see the module docstring for layers).
 
     Retries inside the provider SDKs are disabled so that every provider error is

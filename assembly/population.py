@@ -51,14 +51,19 @@ def seat(scenario: Scenario, prefix: str = "member") -> list[SeatedMember]:
     members: list[SeatedMember] = []
     for idx, role in enumerate(slots):
         noise = rng(scenario.seed, "values", idx)
-        values = {dim: round(float(w + noise.normal(0.0, role.value_noise)), 6)
-                  for dim, w in sorted(role.values.items())}
+        values = {
+            dim: round(float(w + noise.normal(0.0, role.value_noise)), 6) for dim, w in sorted(role.values.items())
+        }
         policy = role.policy or default_policy
-        members.append(SeatedMember(
-            id=f"{prefix}_{idx}", role=role.name, policy=policy,
-            profile=(role.profile or scenario.members.profile) if policy == "llm" else None,
-            values=values,
-        ))
+        members.append(
+            SeatedMember(
+                id=f"{prefix}_{idx}",
+                role=role.name,
+                policy=policy,
+                profile=(role.profile or scenario.members.profile) if policy == "llm" else None,
+                values=values,
+            )
+        )
     members = assign_profiles(scenario, members, [role.profile is None for role in slots])
     return deal_facts(scenario, members)
 
@@ -98,8 +103,7 @@ def deal_facts(scenario: Scenario, members: list[SeatedMember]) -> list[SeatedMe
             chosen = list(range(len(members)))
         else:
             assert isinstance(fact.holders, Holders)
-            eligible = [i for i, m in enumerate(members)
-                        if not fact.holders.roles or m.role in fact.holders.roles]
+            eligible = [i for i, m in enumerate(members) if not fact.holders.roles or m.role in fact.holders.roles]
             count = fact.holders.count
             if count is None or count >= len(eligible):
                 chosen = eligible

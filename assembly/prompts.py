@@ -125,8 +125,10 @@ def _heard_round(heard: Sequence[Heard], me: str, roster_index: int, quote: int)
             continue
         scores = h.public.get("scores") or {}
         support = ", ".join(f"{k} {float(v):.2f}" for k, v in scores.items())
-        lines.append(f'  - {h.member} favours {h.public.get("position")} (support: {support}): '
-                     f'"{clean(h.public.get("message", ""), QUOTE_CHARS)}"')
+        lines.append(
+            f"  - {h.member} favours {h.public.get('position')} (support: {support}): "
+            f'"{clean(h.public.get("message", ""), QUOTE_CHARS)}"'
+        )
     rest = len(others) - len(quoted)
     if rest:
         favoured = Counter(str(h.public.get("position")) for h in others)
@@ -163,8 +165,11 @@ def _last_position(view: View) -> str:
 
 
 def _candidates(view: View) -> str:
-    lines = [f'- {c.get("option")}: "{clean(c.get("statement", ""), QUOTE_CHARS)}"' for c in view.candidates
-             if isinstance(c, dict)]
+    lines = [
+        f'- {c.get("option")}: "{clean(c.get("statement", ""), QUOTE_CHARS)}"'
+        for c in view.candidates
+        if isinstance(c, dict)
+    ]
     return "\n".join(lines) or "(none yet)"
 
 
@@ -196,8 +201,7 @@ def _vote_task(rule: DecisionRuleSpec) -> str:
 
 def _member_user(spec: AssemblyProtocol, view: View, request: Request) -> str:
     own_ids = {f.id for f in view.own_facts}
-    shared = "\n".join(f"- [{f.id}] {clean(f.text, 600)}" for f in view.heard_facts
-                       if f.id not in own_ids) or "(none)"
+    shared = "\n".join(f"- [{f.id}] {clean(f.text, 600)}" for f in view.heard_facts if f.id not in own_ids) or "(none)"
     context = f"""QUESTION
 {clean(view.question, 4000)}
 
@@ -292,8 +296,9 @@ def _candidate_count(request: Request) -> int:
 # ----------------------------------------------------------------------------- output models
 
 
-_CONFIG = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_alias=True,
-                     validate_by_name=False)
+_CONFIG = ConfigDict(
+    extra="forbid", frozen=True, serialize_by_alias=True, validate_by_alias=True, validate_by_name=False
+)
 
 
 def _enum(ids: Sequence[str]) -> Any:
@@ -317,11 +322,14 @@ def speech_model(option_ids: tuple[str, ...], fact_ids: tuple[str, ...]) -> type
     only disclose facts the member holds."""
     disclose: Any = list[_enum(fact_ids)] if fact_ids else Annotated[list[str], Field(max_length=0)]  # type: ignore[misc]
     return create_model(
-        "Speech", __base__=Action,
+        "Speech",
+        __base__=Action,
         message=(str, Field(max_length=MAX_TEXT, description="What you say to the assembly.")),
         position=(_enum(option_ids), Field(description="The option id you currently favour most.")),
-        scores=(_scores_model(option_ids), Field(description="Your support for every option, from 0 (oppose) "
-                                                             "to 1 (fully support).")),
+        scores=(
+            _scores_model(option_ids),
+            Field(description="Your support for every option, from 0 (oppose) to 1 (fully support)."),
+        ),
         disclose=(disclose, Field(description="Ids of facts you hold that you choose to share now.")),
     )
 
@@ -329,14 +337,22 @@ def speech_model(option_ids: tuple[str, ...], fact_ids: tuple[str, ...]) -> type
 @lru_cache(maxsize=256)
 def synthesis_model(option_ids: tuple[str, ...], max_candidates: int) -> type[Action]:
     candidate = create_model(
-        "Candidate", __config__=ConfigDict(extra="forbid", frozen=True),
+        "Candidate",
+        __config__=ConfigDict(extra="forbid", frozen=True),
         option=(_enum(option_ids), Field(description="The option this candidate recommends.")),
         statement=(str, Field(max_length=MAX_TEXT, description="One sentence: what the assembly would recommend.")),
     )
     return create_model(
-        "Synthesis", __base__=Action,
-        candidates=(list[candidate], Field(min_length=1, max_length=max_candidates,  # type: ignore[valid-type]
-                                           description="Candidate recommendations for the vote.")),
+        "Synthesis",
+        __base__=Action,
+        candidates=(
+            list[candidate],
+            Field(
+                min_length=1,
+                max_length=max_candidates,  # type: ignore[valid-type]
+                description="Candidate recommendations for the vote.",
+            ),
+        ),
         summary=(str, Field(max_length=MAX_TEXT, description="A short neutral summary of the deliberation so far.")),
     )
 
@@ -347,15 +363,32 @@ def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
     cand = _enum(candidates)
     field: dict[str, Any]
     if rule_kind == "approval":
-        field = {"approve": (list[cand], Field(max_length=len(candidates),  # type: ignore[valid-type]
-                                               description="Every candidate option id you approve."))}
+        field = {
+            "approve": (
+                list[cand],
+                Field(
+                    max_length=len(candidates),  # type: ignore[valid-type]
+                    description="Every candidate option id you approve.",
+                ),
+            )
+        }
     elif rule_kind == "schulze":
-        field = {"ranking": (list[cand], Field(min_length=1, max_length=len(candidates),  # type: ignore[valid-type]
-                                               description="Candidate option ids, most preferred first."))}
+        field = {
+            "ranking": (
+                list[cand],
+                Field(
+                    min_length=1,
+                    max_length=len(candidates),  # type: ignore[valid-type]
+                    description="Candidate option ids, most preferred first.",
+                ),
+            )
+        }
     else:
         field = {"choice": (cand, Field(description="The one candidate option id you vote for."))}
     return create_model(
-        "Ballot", __base__=Action, **field,
+        "Ballot",
+        __base__=Action,
+        **field,
         abstain=(bool, Field(description="True to abstain from this vote (your other answers are then ignored).")),
     )
 
@@ -367,8 +400,11 @@ def assembly_output_model(spec: AssemblyProtocol, view: View, request: Request) 
     if request.phase == "synthesize":
         return synthesis_model(option_ids, _candidate_count(request))
     if request.phase == "vote":
-        candidates = tuple(dict.fromkeys(str(c.get("option")) for c in view.candidates
-                                         if isinstance(c, dict) and c.get("option") in option_ids))
+        candidates = tuple(
+            dict.fromkeys(
+                str(c.get("option")) for c in view.candidates if isinstance(c, dict) and c.get("option") in option_ids
+            )
+        )
         if candidates:
             return ballot_model(spec.decision_rule.kind, candidates)
     return request.action

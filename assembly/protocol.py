@@ -25,8 +25,9 @@ class RoundContext(TypingProtocol):
     round: int
     views: ViewBuilder
 
-    async def ask(self, phase: str, member_ids: Sequence[str], action: type[Action],
-                  params: dict[str, object] | None = None) -> list[Turn]:
+    async def ask(
+        self, phase: str, member_ids: Sequence[str], action: type[Action], params: dict[str, object] | None = None
+    ) -> list[Turn]:
         """Ask members concurrently, each under the turn deadline; events are emitted."""
         ...
 
@@ -70,8 +71,9 @@ class Protocol(ABC):
         return request.action
 
     @classmethod
-    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated,
-                      history: Sequence[Any] = ()) -> dict[str, Any]:
+    def round_figures(
+        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+    ) -> dict[str, Any]:
         """Protocol-specific per-round figures, a pure function of the transcript:
         this round's events, and `history`, every event before the round started
         (for state carried across rounds, such as a value kept by an abstainer)."""

@@ -156,8 +156,11 @@ def describe_action(action: dict[str, Any] | None, rule: str | None = None) -> s
         return " · ".join(parts) or "[yellow]empty ballot[/]"
     if kind == "synthesis":
         lines = [safe(action.get("summary", ""))]
-        lines += [f"  • [bold]{safe(c.get('option', ''))}[/]: {safe(c.get('statement', ''))}"
-                  for c in action.get("candidates", ()) if isinstance(c, dict)]
+        lines += [
+            f"  • [bold]{safe(c.get('option', ''))}[/]: {safe(c.get('statement', ''))}"
+            for c in action.get("candidates", ())
+            if isinstance(c, dict)
+        ]
         return "\n".join(lines)
     if kind == "proposal":
         text = f"[bold]{safe(action.get('value', ''))}[/] {safe(action.get('justification', ''))}"
@@ -195,8 +198,9 @@ def header(run: RunRecord, transcript: Transcript) -> RenderableType:
     table.add_row("question", safe(sc.get("question", "")))
     if sc.get("options"):
         table.add_row("options", ", ".join(safe(o.get("id")) for o in sc["options"]))
-    table.add_row("seated", f"{len(run.seated.members)} members: "
-                  + ", ".join(f"{n} {safe(r)}" for r, n in roles.items()))
+    table.add_row(
+        "seated", f"{len(run.seated.members)} members: " + ", ".join(f"{n} {safe(r)}" for r, n in roles.items())
+    )
     if s.parent:
         table.add_row("continues", safe(json.dumps(s.parent, sort_keys=True)))
     table.add_row("transcript", safe(transcript.path))
@@ -220,8 +224,7 @@ def _figures_line(row: dict[str, Any] | None) -> str:
 
 def _tally(t: Tally) -> str:
     quorum = "[green]quorum met ✓[/]" if t.quorum_met else "[bold red]quorum NOT met ✗[/]"
-    decided = (f"[bold green]decided: {safe(t.winner)}[/]" if t.decided
-               else "[yellow]no decision this round[/]")
+    decided = f"[bold green]decided: {safe(t.winner)}[/]" if t.decided else "[yellow]no decision this round[/]"
     lines = [f"[bold]vote[/] ({safe(t.rule)}): {t.counted}/{t.seated} ballots counted · {quorum} · {decided}"]
     for cand in t.candidates:
         share = t.support.get(cand, 0.0)
@@ -239,8 +242,9 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
     parts.append(Rule(title, style="bold" if rec.complete else "bold red"))
     started = rec.started
     if started is not None and started.framing:
-        parts.append(Panel(safe(started.framing), title="facilitator's framing", title_align="left",
-                           border_style="dim"))
+        parts.append(
+            Panel(safe(started.framing), title="facilitator's framing", title_align="left", border_style="dim")
+        )
     seat_of = {m.id: m for m in run.seated.members}
     member_turns = [t for t in rec.turns if t.member in seat_of]
     other_turns = [t for t in rec.turns if t.member not in seat_of]
@@ -272,8 +276,14 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
             table.add_row(*row)
         parts.append(table)
     for t in other_turns:
-        parts.append(Panel(describe_turn(t), title=f"{safe(t.member)} · {safe(t.phase)}", title_align="left",
-                           border_style="red" if t.status != "ok" else "blue"))
+        parts.append(
+            Panel(
+                describe_turn(t),
+                title=f"{safe(t.member)} · {safe(t.phase)}",
+                title_align="left",
+                border_style="red" if t.status != "ok" else "blue",
+            )
+        )
     for e in rec.events:
         if isinstance(e, Tally):
             parts.append(Text.from_markup(_tally(e)))
@@ -288,9 +298,12 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
 def ending(run: RunRecord, transcript: Transcript, summary: dict[str, Any] | None) -> RenderableType:
     parts: list[RenderableType] = []
     if transcript.torn is not None:
-        parts.append(Text.from_markup(
-            f"[bold yellow]⚠ torn last line[/]: the transcript ends in {len(transcript.torn)} characters "
-            "without a newline (the writer was cut off mid-line, e.g. killed); that line is ignored."))
+        parts.append(
+            Text.from_markup(
+                f"[bold yellow]⚠ torn last line[/]: the transcript ends in {len(transcript.torn)} characters "
+                "without a newline (the writer was cut off mid-line, e.g. killed); that line is ignored."
+            )
+        )
     if run.end is not None:
         e = run.end
         style = OUTCOME_STYLE.get(e.outcome, "red")
@@ -307,13 +320,25 @@ def ending(run: RunRecord, transcript: Transcript, summary: dict[str, Any] | Non
             table.add_row(k.replace("_", " "), _num(v))
         parts.append(Panel(table, title="outcome", title_align="left", border_style=style))
     elif run.interrupted is not None:
-        parts.append(Panel(f"interrupted in round {run.interrupted.round}: {safe(run.interrupted.reason)}\n"
-                           f"continue it with: assembly resume {safe(transcript.path.parent)}",
-                           title="outcome", title_align="left", border_style="yellow"))
+        parts.append(
+            Panel(
+                f"interrupted in round {run.interrupted.round}: {safe(run.interrupted.reason)}\n"
+                f"continue it with: assembly resume {safe(transcript.path.parent)}",
+                title="outcome",
+                title_align="left",
+                border_style="yellow",
+            )
+        )
     else:
-        parts.append(Panel("no run_ended event: the run is still going (use --follow) or was killed.\n"
-                           f"continue it with: assembly resume {safe(transcript.path.parent)}",
-                           title="outcome", title_align="left", border_style="yellow"))
+        parts.append(
+            Panel(
+                "no run_ended event: the run is still going (use --follow) or was killed.\n"
+                f"continue it with: assembly resume {safe(transcript.path.parent)}",
+                title="outcome",
+                title_align="left",
+                border_style="yellow",
+            )
+        )
     return Group(*parts)
 
 
@@ -384,8 +409,9 @@ def _check_version(file: Path, line: str) -> None:
     except (json.JSONDecodeError, AttributeError):
         return
     if version is not None and version not in READABLE_VERSIONS:
-        raise ReplayError(f"{file}: transcript schema version {version}; this assembly reads "
-                          f"{sorted(READABLE_VERSIONS)}")
+        raise ReplayError(
+            f"{file}: transcript schema version {version}; this assembly reads {sorted(READABLE_VERSIONS)}"
+        )
 
 
 # ----------------------------------------------------------------------------- --check
@@ -410,8 +436,9 @@ def check(run: Path | str) -> CheckResult:
     transcript = open_transcript(run_dir)
     summary_path = run_dir / SUMMARY
     if not summary_path.exists():
-        raise ReplayError(f"{summary_path}: no summary.json to check (the run has not finished; "
-                          "`assembly resume` completes it)")
+        raise ReplayError(
+            f"{summary_path}: no summary.json to check (the run has not finished; `assembly resume` completes it)"
+        )
     try:
         published = json.loads(summary_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -452,5 +479,7 @@ def seat_of(run: RunRecord, member_id: str) -> SeatedMember:
     import difflib
 
     hint = difflib.get_close_matches(member_id, [s.id for s in seats], n=1)
-    raise ReplayError(f"no member {member_id!r} in this run" + (f" (did you mean {hint[0]!r}?)" if hint else
-                                                                 f"; members are {seats[0].id}…{seats[-1].id}"))
+    raise ReplayError(
+        f"no member {member_id!r} in this run"
+        + (f" (did you mean {hint[0]!r}?)" if hint else f"; members are {seats[0].id}…{seats[-1].id}")
+    )

@@ -68,8 +68,13 @@ class _EndOfRecord(Exception):
 
 
 def _key(e: Any) -> tuple[Any, ...]:
-    return (getattr(e, "type", type(e).__name__), getattr(e, "round", None), getattr(e, "member", None),
-            getattr(e, "phase", None), getattr(e, "fact", None))
+    return (
+        getattr(e, "type", type(e).__name__),
+        getattr(e, "round", None),
+        getattr(e, "member", None),
+        getattr(e, "phase", None),
+        getattr(e, "fact", None),
+    )
 
 
 def _describe(e: Any) -> str:
@@ -80,8 +85,15 @@ def _describe(e: Any) -> str:
 class _TranscriptEngine(Engine):
     """The engine's round loop, answered from a transcript instead of by members."""
 
-    def __init__(self, scenario: Scenario, protocol: Protocol, views: ViewBuilder, recorded: Sequence[Any],
-                 watch: str, with_prompt: bool) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        protocol: Protocol,
+        views: ViewBuilder,
+        recorded: Sequence[Any],
+        watch: str,
+        with_prompt: bool,
+    ) -> None:
         super().__init__(scenario, protocol, {}, None, views)
         self._recorded = deque(recorded)
         self._taken = 0
@@ -99,7 +111,8 @@ class _TranscriptEngine(Engine):
                 f"the transcript and this version of the {self.protocol.name!r} protocol disagree at "
                 f"event {self._taken + 2}: the protocol produces '{_describe(produced)}', the transcript "
                 f"has '{_describe(recorded)}'. Views cannot be rebuilt past this point; replay this run "
-                f"with the assembly version recorded in its run_started event.")
+                f"with the assembly version recorded in its run_started event."
+            )
         return recorded
 
     def emit(self, *events: Event) -> None:
@@ -108,19 +121,18 @@ class _TranscriptEngine(Engine):
             # exactly what the live run held, timing included (it drives the budget).
             self.observe(self._take(e))
 
-    async def ask(self, phase: str, member_ids: Sequence[str], action: type[Action],
-                  params: dict[str, object] | None = None) -> list[Turn]:
+    async def ask(
+        self, phase: str, member_ids: Sequence[str], action: type[Action], params: dict[str, object] | None = None
+    ) -> list[Turn]:
         if self._over_budget():
             raise BudgetSpent()
         deadline = self.phase_deadline()
-        request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline,
-                          params=dict(params or {}))
+        request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
         view, record = None, {}
         if self.watch in member_ids and deadline > 0:
             view = self.views.view(self.watch, self.round, phase)
             record = dict(self.views.record_of(self.watch).disclosed) if self.watch in self.views.index else {}
-        turns = [self._take(Turn(round=self.round, phase=phase, member=m, status="skipped"))
-                 for m in member_ids]
+        turns = [self._take(Turn(round=self.round, phase=phase, member=m, status="skipped")) for m in member_ids]
         self.account(turns)
         if self.watch in member_ids:
             turn = turns[list(member_ids).index(self.watch)]
@@ -162,8 +174,9 @@ def rebuild(transcript: Transcript, member_id: str, with_prompt: bool | None = N
         raise ReplayError(f"cannot rebuild the run's scenario from its transcript: {exc}") from None
     views = ViewBuilder(scenario)
     rest = [e for e in transcript.events if not isinstance(e, RunStarted | Seated)]
-    engine = _TranscriptEngine(scenario, protocol, views, rest, member_id,
-                               seat.policy == "llm" if with_prompt is None else with_prompt)
+    engine = _TranscriptEngine(
+        scenario, protocol, views, rest, member_id, seat.policy == "llm" if with_prompt is None else with_prompt
+    )
     for e in (started, seated):
         engine.observe(e)
     first = min((e.round for e in rest if hasattr(e, "round")), default=1)
@@ -183,8 +196,11 @@ def seat_panel(seat: SeatedMember, scenario: dict[str, Any]) -> RenderableType:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("member", f"{safe(seat.id)} · role {safe(seat.role)} · policy {safe(seat.policy)}"
-                  + (f" · profile {safe(seat.profile)}" if seat.profile else ""))
+    table.add_row(
+        "member",
+        f"{safe(seat.id)} · role {safe(seat.role)} · policy {safe(seat.policy)}"
+        + (f" · profile {safe(seat.profile)}" if seat.profile else ""),
+    )
     if seat.values:
         table.add_row("values", ", ".join(f"{safe(k)} {v:+.2f}" for k, v in seat.values.items()))
     own = [f"[bold]{safe(f)}[/]: {safe(facts.get(f, {}).get('text', ''))}" for f in seat.facts]
@@ -196,16 +212,23 @@ def seat_panel(seat: SeatedMember, scenario: dict[str, Any]) -> RenderableType:
 
 def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
     req = seen.request
-    parts: list[RenderableType] = [Rule(f"round {req.round} · {safe(req.phase)} · asked for "
-                                        f"{req.action.__name__}", style="bold")]
+    parts: list[RenderableType] = [
+        Rule(f"round {req.round} · {safe(req.phase)} · asked for {req.action.__name__}", style="bold")
+    ]
     view = seen.view
     if view is None:
-        parts.append(Text.from_markup("[bold red]not asked[/]: the round's time budget was spent before "
-                                      "this phase, so the member was given nothing"))
+        parts.append(
+            Text.from_markup(
+                "[bold red]not asked[/]: the round's time budget was spent before "
+                "this phase, so the member was given nothing"
+            )
+        )
     else:
-        lines = [f"[bold]deadline[/] {req.deadline_s:g}s"
-                 + (f" · [bold]params[/] {safe(req.params)}" if req.params else "")
-                 + (f" · [bold]answer schema[/] {safe(seen.answer_schema)}" if seen.answer_schema else "")]
+        lines = [
+            f"[bold]deadline[/] {req.deadline_s:g}s"
+            + (f" · [bold]params[/] {safe(req.params)}" if req.params else "")
+            + (f" · [bold]answer schema[/] {safe(seen.answer_schema)}" if seen.answer_schema else "")
+        ]
         lines.append("[bold]own facts[/] " + (", ".join(safe(f.id) for f in view.own_facts) or "none"))
         if view.heard_facts:
             heard = []
@@ -222,11 +245,18 @@ def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
         if view.summary and view.summary != view.framing:
             lines.append(f"[bold]facilitator summary[/] {safe(view.summary)}")
         if view.candidates:
-            lines.append("[bold]candidates[/] " + "; ".join(
-                f"{safe(c.get('option'))}: {safe(c.get('statement', ''))}" for c in view.candidates))
+            lines.append(
+                "[bold]candidates[/] "
+                + "; ".join(f"{safe(c.get('option'))}: {safe(c.get('statement', ''))}" for c in view.candidates)
+            )
         parts.append(Text.from_markup("\n".join(lines)))
-        heard_table = Table(box=None, pad_edge=False, expand=True, title_justify="left",
-                            title=f"heard (last {view.window} rounds, newest first)")
+        heard_table = Table(
+            box=None,
+            pad_edge=False,
+            expand=True,
+            title_justify="left",
+            title=f"heard (last {view.window} rounds, newest first)",
+        )
         heard_table.add_column("round", justify="right", no_wrap=True)
         heard_table.add_column("from", no_wrap=True)
         heard_table.add_column("said", ratio=1)
@@ -238,24 +268,30 @@ def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
         else:
             parts.append(Text.from_markup("[dim]heard nothing yet[/]"))
         if view.own_history:
-            parts.append(Text.from_markup("[bold]its own recent actions[/] " + ", ".join(
-                f"r{h.round} {safe(h.phase)}" for h in view.own_history)))
+            parts.append(
+                Text.from_markup(
+                    "[bold]its own recent actions[/] "
+                    + ", ".join(f"r{h.round} {safe(h.phase)}" for h in view.own_history)
+                )
+            )
         if seen.prompt is not None:
-            parts.append(Panel(safe(seen.prompt.system), title="prompt · system", title_align="left",
-                               border_style="cyan"))
-            parts.append(Panel(safe(seen.prompt.user), title="prompt · user", title_align="left",
-                               border_style="cyan"))
+            parts.append(
+                Panel(safe(seen.prompt.system), title="prompt · system", title_align="left", border_style="cyan")
+            )
+            parts.append(Panel(safe(seen.prompt.user), title="prompt · user", title_align="left", border_style="cyan"))
         elif seen.prompt_note:
             parts.append(Text.from_markup(f"[dim]prompt: {safe(seen.prompt_note)}[/]"))
     rule = req.params.get("rule")
     answer = describe_turn(seen.turn, rule if isinstance(rule, str) else None)
-    parts.append(Panel(answer, title="answered", title_align="left",
-                       border_style="red" if seen.turn.status != "ok" else "green"))
+    parts.append(
+        Panel(answer, title="answered", title_align="left", border_style="red" if seen.turn.status != "ok" else "green")
+    )
     return Group(*parts)
 
 
-def member_walkthrough(transcript: Transcript, member_id: str, only_round: int | None = None,
-                       with_prompt: bool | None = None) -> list[RenderableType]:
+def member_walkthrough(
+    transcript: Transcript, member_id: str, only_round: int | None = None, with_prompt: bool | None = None
+) -> list[RenderableType]:
     rebuilt = rebuild(transcript, member_id, with_prompt)
     out: list[RenderableType] = [seat_panel(rebuilt.seat, transcript.started.scenario)]
     known: set[str] = set()
@@ -269,6 +305,9 @@ def member_walkthrough(transcript: Transcript, member_id: str, only_round: int |
     if rebuilt.stopped:
         out.append(Text.from_markup(f"[yellow]{safe(rebuilt.stopped)}[/]"))
     if transcript.torn is not None:
-        out.append(Text.from_markup("[bold yellow]⚠ torn last line[/]: the transcript's last line was cut "
-                                    "mid-write and is ignored"))
+        out.append(
+            Text.from_markup(
+                "[bold yellow]⚠ torn last line[/]: the transcript's last line was cut mid-write and is ignored"
+            )
+        )
     return out

@@ -71,8 +71,7 @@ def _scenario_of(started: RunStarted) -> Scenario:
     try:
         return Scenario.model_validate(started.scenario)
     except Exception as exc:
-        raise RerunError(f"the run's recorded scenario no longer validates with this assembly version: {exc}") \
-            from None
+        raise RerunError(f"the run's recorded scenario no longer validates with this assembly version: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- replaying what the world did
@@ -140,8 +139,9 @@ class _ReplayWorld:
             return _RecordedTimeout(action=None)
         failed = self.recorded.failed.get(key)
         if failed is not None:
-            return TurnResult(action=None, status="provider_error", attempts=list(failed.attempts),
-                              detail=failed.detail)
+            return TurnResult(
+                action=None, status="provider_error", attempts=list(failed.attempts), detail=failed.detail
+            )
         result = await self.inner.act(view, request)
         source = self.recorded.errors.get(key)
         if source is not None:
@@ -174,8 +174,12 @@ def _with_recorded_errors(source: Sequence[Attempt], rerun: Sequence[Attempt]) -
 
 class _RerunEngine(Engine):
     def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
-        if task.done() and not task.cancelled() and task.exception() is None \
-                and isinstance(task.result()[0], _RecordedTimeout):
+        if (
+            task.done()
+            and not task.cancelled()
+            and task.exception() is None
+            and isinstance(task.result()[0], _RecordedTimeout)
+        ):
             # Exactly the event the engine writes when it cancels a late member.
             return self.timeout_turn(phase, member, deadline)
         return super()._turn(phase, member, task, deadline)
@@ -184,10 +188,18 @@ class _RerunEngine(Engine):
 # ----------------------------------------------------------------------------- the one mechanism
 
 
-async def _drive(scenario: Scenario, run_dir: Path, header: Sequence[Event], prefix: Sequence[Event],
-                 start_round: int, *, append: bool, listeners: Sequence[Listener],
-                 factory: MemberFactory | None, recorded: dict[str, Recorded] | None = None,
-                 ) -> dict[str, Any]:
+async def _drive(
+    scenario: Scenario,
+    run_dir: Path,
+    header: Sequence[Event],
+    prefix: Sequence[Event],
+    start_round: int,
+    *,
+    append: bool,
+    listeners: Sequence[Listener],
+    factory: MemberFactory | None,
+    recorded: dict[str, Recorded] | None = None,
+) -> dict[str, Any]:
     """Fold `header + prefix`, then run live from `start_round`; return the summary."""
     seated = next(e for e in header if isinstance(e, Seated))
     protocol = protocol_class(scenario.protocol.kind)(scenario)
@@ -277,7 +289,7 @@ def _first_change(x: Any, y: Any, path: str = "") -> str:
         for i, (p, q) in enumerate(zip(x, y, strict=True)):
             if p != q:
                 return _first_change(p, q, f"{path}[{i}]")
-    show = lambda v: (s if len(s := json.dumps(v)) <= 100 else s[:97] + "...")  # noqa: E731
+    show = lambda v: s if len(s := json.dumps(v)) <= 100 else s[:97] + "..."  # noqa: E731
     return f"{path or 'event'}: source {show(x)}, rerun {show(y)}"
 
 
@@ -290,17 +302,23 @@ class RerunResult:
     notes: list[str] = field(default_factory=list)
 
 
-async def rerun(source: Path, out: Path | None = None, *, listeners: Sequence[Listener] = (),
-                factory: MemberFactory | None = None) -> RerunResult:
+async def rerun(
+    source: Path, out: Path | None = None, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None
+) -> RerunResult:
     """Re-execute a run exactly (same resolved scenario and seed) and compare transcripts."""
     src = read_run(source)
     started = src.started
     scenario = _scenario_of(started)
     # A different key means this version resolves the recorded scenario differently
     # (e.g. a new field with a default); the comparison will show it in event 1.
-    notes = [] if run_key(scenario) == started.run_key else [
-        f"the recorded scenario resolves to run key {run_key(scenario)} under this assembly version, not "
-        f"{started.run_key}: the scenario schema changed since the run was recorded"]
+    notes = (
+        []
+        if run_key(scenario) == started.run_key
+        else [
+            f"the recorded scenario resolves to run key {run_key(scenario)} under this assembly version, not "
+            f"{started.run_key}: the scenario schema changed since the run was recorded"
+        ]
+    )
     llm = any(s.policy != "sim" for s in _seats(_seated(src)))
     if llm and factory is None:
         factory = cached_factory(src.path.parent)
@@ -308,13 +326,29 @@ async def rerun(source: Path, out: Path | None = None, *, listeners: Sequence[Li
     _fresh_dir(out)
     protocol = protocol_class(scenario.protocol.kind)(scenario)
     header: list[Event] = [
-        RunStarted(run_id=out.name, run_key=run_key(scenario), scenario=resolved(scenario), seed=scenario.seed,
-                   protocol=protocol.name, versions=versions(),
-                   parent={"run": started.run_id, "mode": "rerun"}, timing={"started_at": time.time()}),
+        RunStarted(
+            run_id=out.name,
+            run_key=run_key(scenario),
+            scenario=resolved(scenario),
+            seed=scenario.seed,
+            protocol=protocol.name,
+            versions=versions(),
+            parent={"run": started.run_id, "mode": "rerun"},
+            timing={"started_at": time.time()},
+        ),
         protocol.seat(),
     ]
-    summary = await _drive(scenario, out, header, [], 1, append=False, listeners=listeners, factory=factory,
-                           recorded=Recorded.of(src.events, {s.id for s in _seats(_seated(src)) if s.policy != "sim"}))
+    summary = await _drive(
+        scenario,
+        out,
+        header,
+        [],
+        1,
+        append=False,
+        listeners=listeners,
+        factory=factory,
+        recorded=Recorded.of(src.events, {s.id for s in _seats(_seated(src)) if s.policy != "sim"}),
+    )
     new = _read(out)
     # Every LLM answer of a rerun comes from the cache by design, so whether an
     # attempt was a cache hit says how it was obtained, not what happened.
@@ -348,8 +382,14 @@ def continuing_factory(source_dir: Path) -> MemberFactory:
     mine = llm_setup.recorded(source_dir)
     if mine is None:
         return factory_for(base)
-    return factory_for(llm_setup.LLMSetup(profiles={**base.profiles, **mine.profiles}, cache_dir=base.cache_dir,
-                                          model=base.model, source=f"{base.source} and {mine.source}"))
+    return factory_for(
+        llm_setup.LLMSetup(
+            profiles={**base.profiles, **mine.profiles},
+            cache_dir=base.cache_dir,
+            model=base.model,
+            source=f"{base.source} and {mine.source}",
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- fork
@@ -359,41 +399,65 @@ def complete_rounds(events: Sequence[Any]) -> list[int]:
     return sorted(e.round for e in events if isinstance(e, RoundEnded))
 
 
-async def fork(source: Path, from_round: int, overrides: dict[str, Any], out: Path | None = None, *,
-               listeners: Sequence[Listener] = (), factory: MemberFactory | None = None) -> tuple[Path, dict[str, Any]]:
+async def fork(
+    source: Path,
+    from_round: int,
+    overrides: dict[str, Any],
+    out: Path | None = None,
+    *,
+    listeners: Sequence[Listener] = (),
+    factory: MemberFactory | None = None,
+) -> tuple[Path, dict[str, Any]]:
     """Keep rounds < `from_round` of `source`, apply `overrides`, continue live."""
     src = read_run(source)
     started, recorded_seating = src.started, _seated(src)
     done = complete_rounds(src.events)
     last = done[-1] if done else 0
     if not 1 <= from_round <= last + 1:
-        raise RerunError(f"--from-round must be between 1 and {last + 1} (the source completed "
-                         f"{last} rounds)")
+        raise RerunError(f"--from-round must be between 1 and {last + 1} (the source completed {last} rounds)")
     scenario = build_scenario(started.scenario, overrides, file="(the source run's scenario)")
     changed = [f for f in WORLD_FIELDS if getattr(scenario, f) != getattr(_scenario_of(started), f)]
     if scenario.protocol.kind != started.protocol:
         changed.append("protocol.kind")
     if changed:
-        raise RerunError(f"a fork keeps the deliberation's world, but these overrides change {', '.join(changed)}; "
-                         "fork with protocol or member settings (or a seed), or start a new run")
+        raise RerunError(
+            f"a fork keeps the deliberation's world, but these overrides change {', '.join(changed)}; "
+            "fork with protocol or member settings (or a seed), or start a new run"
+        )
     seating = _fork_seating(scenario, started.seed, recorded_seating)
     out = out or default_out(src.path.parent, scenario, f"fork-r{from_round}")
     _fresh_dir(out)
     protocol = protocol_class(scenario.protocol.kind)(scenario)
-    prefix = [e for e in src.events if not isinstance(e, RunStarted | Seated | RunEnded | RunInterrupted)
-              and getattr(e, "round", from_round) < from_round]
+    prefix = [
+        e
+        for e in src.events
+        if not isinstance(e, RunStarted | Seated | RunEnded | RunInterrupted)
+        and getattr(e, "round", from_round) < from_round
+    ]
     header: list[Event] = [
-        RunStarted(run_id=out.name, run_key=run_key(scenario), scenario=resolved(scenario), seed=scenario.seed,
-                   protocol=protocol.name, versions=versions(),
-                   parent={"run": started.run_id, "run_key": started.run_key, "from_round": from_round,
-                           "mode": "fork", "overrides": json.loads(json.dumps(overrides, default=str))},
-                   timing={"started_at": time.time()}),
+        RunStarted(
+            run_id=out.name,
+            run_key=run_key(scenario),
+            scenario=resolved(scenario),
+            seed=scenario.seed,
+            protocol=protocol.name,
+            versions=versions(),
+            parent={
+                "run": started.run_id,
+                "run_key": started.run_key,
+                "from_round": from_round,
+                "mode": "fork",
+                "overrides": json.loads(json.dumps(overrides, default=str)),
+            },
+            timing={"started_at": time.time()},
+        ),
         seating,
     ]
     if factory is None and any(seat.policy != "sim" for seat in _seats(seating)):
         factory = continuing_factory(src.path.parent)
-    summary = await _drive(scenario, out, header, prefix, from_round, append=False, listeners=listeners,
-                           factory=factory)
+    summary = await _drive(
+        scenario, out, header, prefix, from_round, append=False, listeners=listeners, factory=factory
+    )
     return out, summary
 
 
@@ -407,12 +471,18 @@ def _fork_seating(scenario: Scenario, source_seed: int, recorded: Seated) -> Sea
 
     def who(s: Seated) -> Any:
         strip = {"policy", "profile"}
-        return ([m.model_dump(exclude=strip) for m in s.members],
-                s.facilitator.model_dump(exclude=strip) if s.facilitator else None, s.audiences, s.audience_of)
+        return (
+            [m.model_dump(exclude=strip) for m in s.members],
+            s.facilitator.model_dump(exclude=strip) if s.facilitator else None,
+            s.audiences,
+            s.audience_of,
+        )
 
     if who(dealt) != who(recorded):
-        raise RerunError("these overrides seat a different assembly (members, roles, values, facts or "
-                         "hearing graph) than the source run; a fork must keep the seating")
+        raise RerunError(
+            "these overrides seat a different assembly (members, roles, values, facts or "
+            "hearing graph) than the source run; a fork must keep the seating"
+        )
     return dealt
 
 
@@ -443,27 +513,36 @@ def _resume_point(events: Sequence[Any]) -> int:
     return keep
 
 
-def resume(run_dir: Path, *, listeners: Sequence[Listener] = (),
-           factory: MemberFactory | None = None) -> ResumeResult:
+def resume(run_dir: Path, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None) -> ResumeResult:
     """Continue an interrupted or killed run in place (sync wrapper; see `resume_async`)."""
     return asyncio.run(resume_async(run_dir, listeners=listeners, factory=factory))
 
 
-async def resume_async(run_dir: Path, *, listeners: Sequence[Listener] = (),
-                       factory: MemberFactory | None = None) -> ResumeResult:
+async def resume_async(
+    run_dir: Path, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None
+) -> ResumeResult:
     src = read_run(run_dir)
     path = src.path
     if any(isinstance(e, RunEnded) for e in src.events):
         # Killed after its last event but before its summary (or summary deleted):
         # the run is finished, so resuming only finishes the bookkeeping.
-        return ResumeResult(run_dir=path.parent, summary=write_summary(path.parent),
-                            from_round=_next_round(src.events), dropped_events=0, torn=src.torn is not None)
+        return ResumeResult(
+            run_dir=path.parent,
+            summary=write_summary(path.parent),
+            from_round=_next_round(src.events),
+            dropped_events=0,
+            torn=src.torn is not None,
+        )
     lines = _event_lines(path)
     keep = _resume_point(src.events)
     kept, dropped = lines[:keep], lines[keep:]
     started = src.started
-    parent: dict[str, Any] = {"run": started.run_id, "from_round": _next_round(src.events[:keep]),
-                              "mode": "resume", "dropped_events": len(dropped)}
+    parent: dict[str, Any] = {
+        "run": started.run_id,
+        "from_round": _next_round(src.events[:keep]),
+        "mode": "resume",
+        "dropped_events": len(dropped),
+    }
     if started.parent:
         parent["previous"] = started.parent
     kept[0] = started.model_copy(update={"parent": parent}).model_dump_json(exclude_none=True)
@@ -476,8 +555,9 @@ async def resume_async(run_dir: Path, *, listeners: Sequence[Listener] = (),
     header = [e for e in events if isinstance(e, RunStarted | Seated)]
     prefix = [e for e in events if not isinstance(e, RunStarted | Seated)]
     start = _next_round(events)
-    summary = await _drive(scenario, path.parent, header, prefix, start, append=True, listeners=listeners,
-                           factory=factory)
+    summary = await _drive(
+        scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory
+    )
     return ResumeResult(path.parent, summary, start, len(dropped), src.torn is not None)
 
 

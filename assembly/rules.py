@@ -107,8 +107,13 @@ DecisionRuleSpec = Annotated[
 ]
 
 # The one Ballot field each rule counts (see `_Count`); the others are ignored.
-BALLOT_FIELD: dict[str, str] = {"majority": "choice", "supermajority": "choice", "unanimity": "choice",
-                                "approval": "approve", "schulze": "ranking"}
+BALLOT_FIELD: dict[str, str] = {
+    "majority": "choice",
+    "supermajority": "choice",
+    "unanimity": "choice",
+    "approval": "approve",
+    "schulze": "ranking",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +239,7 @@ def decide(
 class _Tally:
     """Per-candidate backing under one rule, plus the wording shared by every rule's detail."""
 
-    def __init__(
-        self, spec: DecisionRuleSpec, cast: list[Ballot], cands: list[OptionId], denominator: int
-    ) -> None:
+    def __init__(self, spec: DecisionRuleSpec, cast: list[Ballot], cands: list[OptionId], denominator: int) -> None:
         self.cast, self.cands, self.denominator = cast, cands, denominator
         self.of_base = "cast ballots" if spec.base == "cast" else "seated members"
         self.verb = "has"

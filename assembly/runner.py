@@ -59,8 +59,9 @@ def new_run_dir(base: Path, scenario: Scenario) -> Path:
     return unused_dir(base, f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-s{scenario.seed}")
 
 
-def build_members(seated: Seated, protocol: Protocol, scenario: Scenario, run_dir: Path,
-                  factory: MemberFactory | None = None) -> dict[str, Member]:
+def build_members(
+    seated: Seated, protocol: Protocol, scenario: Scenario, run_dir: Path, factory: MemberFactory | None = None
+) -> dict[str, Member]:
     seats = list(seated.members) + ([seated.facilitator] if seated.facilitator else [])
     members: dict[str, Member] = {}
     for seat in seats:
@@ -85,10 +86,15 @@ def models_of(members: dict[str, Member]) -> dict[str, Any] | None:
     return dict(sorted(records.items())) or None
 
 
-async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[Listener] = (),
-                  factory: MemberFactory | None = None,
-                  overrides: dict[str, Callable[[SeatedMember], Member]] | None = None,
-                  durable: bool = True) -> dict[str, Any]:
+async def execute(
+    scenario: Scenario,
+    run_dir: Path,
+    *,
+    listeners: Sequence[Listener] = (),
+    factory: MemberFactory | None = None,
+    overrides: dict[str, Callable[[SeatedMember], Member]] | None = None,
+    durable: bool = True,
+) -> dict[str, Any]:
     """Run a scenario into `run_dir` and return its summary.
 
     `overrides` replaces the member at given seat ids (tests use it to seat scripted
@@ -106,9 +112,19 @@ async def execute(scenario: Scenario, run_dir: Path, *, listeners: Sequence[List
     engine = Engine(scenario, protocol, members, writer, views, [written.append, *listeners])
     try:
         with _young_objects_collected_less():
-            engine.emit(RunStarted(run_id=run_dir.name, run_key=run_key(scenario), scenario=resolved(scenario),
-                                   seed=scenario.seed, protocol=protocol.name, versions=dict(versions()),
-                                   models=models_of(members), timing={"started_at": time.time()}), seated)
+            engine.emit(
+                RunStarted(
+                    run_id=run_dir.name,
+                    run_key=run_key(scenario),
+                    scenario=resolved(scenario),
+                    seed=scenario.seed,
+                    protocol=protocol.name,
+                    versions=dict(versions()),
+                    models=models_of(members),
+                    timing={"started_at": time.time()},
+                ),
+                seated,
+            )
             await engine.run()
     finally:
         writer.close()

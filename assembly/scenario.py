@@ -151,10 +151,8 @@ class ConsensusGeneration(Strict):
 
     The engine passes the phase's settings to members in `Request.params["generation"]`."""
 
-    propose: GenerationSettings = Field(default_factory=lambda: GenerationSettings(temperature=0.5,
-                                                                                   max_tokens=300))
-    stop_vote: GenerationSettings = Field(default_factory=lambda: GenerationSettings(temperature=0.3,
-                                                                                     max_tokens=200))
+    propose: GenerationSettings = Field(default_factory=lambda: GenerationSettings(temperature=0.5, max_tokens=300))
+    stop_vote: GenerationSettings = Field(default_factory=lambda: GenerationSettings(temperature=0.3, max_tokens=200))
     attempts: Annotated[int, Field(ge=1, le=10)] = 3  # tries at valid JSON per call
 
 
@@ -192,15 +190,19 @@ class ConsensusGameProtocol(ProtocolBase):
         try:
             threshold = Fraction(self.stop_threshold.strip())
         except (ValueError, ZeroDivisionError):
-            raise _cross("protocol.stop_threshold", f"{self.stop_threshold!r} is not a fraction such as "
-                         "2/3 or 0.75") from None
+            raise _cross(
+                "protocol.stop_threshold", f"{self.stop_threshold!r} is not a fraction such as 2/3 or 0.75"
+            ) from None
         if not 0 < threshold <= 1:
             raise _cross("protocol.stop_threshold", "must be above 0 and at most 1")
         if self.value_max <= self.value_min:
             raise _cross("protocol.value_max", f"must be above value_min = {self.value_min}")
         if self.view_window < max(self.history_window + 1, 2 * self.notes_window):
-            raise _cross("protocol.view_window", "must be at least history_window + 1 and 2 x notes_window "
-                         "(a view keeps a proposal and a stop vote per round)")
+            raise _cross(
+                "protocol.view_window",
+                "must be at least history_window + 1 and 2 x notes_window "
+                "(a view keeps a proposal and a stop vote per round)",
+            )
         return self
 
     @property
@@ -320,13 +322,17 @@ class Scenario(Strict):
                     _known(f"facts.{i}.holders.roles", role, role_names, "role")
         mins = sum(r.quota.min for r in self.population.roles)
         if mins > self.population.size:
-            raise _cross("population.roles", f"quota minimums add up to {mins}, more than "
-                         f"population.size = {self.population.size}")
+            raise _cross(
+                "population.roles",
+                f"quota minimums add up to {mins}, more than population.size = {self.population.size}",
+            )
         for i, r in enumerate(self.population.roles):
             if r.quota.max is not None and r.quota.max < r.quota.min:
                 raise _cross(f"population.roles.{i}.quota", "max is below min")
-        if sum(r.quota.max if r.quota.max is not None else self.population.size
-               for r in self.population.roles) < self.population.size:
+        if (
+            sum(r.quota.max if r.quota.max is not None else self.population.size for r in self.population.roles)
+            < self.population.size
+        ):
             raise _cross("population.roles", "quota maximums cannot seat population.size members")
         proto = self.protocol
         if isinstance(proto, AssemblyProtocol):
@@ -369,12 +375,16 @@ def _check_profiles(sc: Scenario) -> None:
         if (role.policy or members.policy) == "llm" and not (role.profile or fallback):
             if role.policy != "llm":
                 raise _cross("members.profile", "llm members need a model profile (or pass --model)")
-            raise _cross(f"population.roles.{i}.profile", f"role {role.name!r} has llm members but no model "
-                         "profile (set its profile, members.profile, or pass --model)")
+            raise _cross(
+                f"population.roles.{i}.profile",
+                f"role {role.name!r} has llm members but no model "
+                "profile (set its profile, members.profile, or pass --model)",
+            )
     fac = sc.facilitator
     if isinstance(sc.protocol, AssemblyProtocol) and fac.policy == "llm" and not (fac.profile or members.profile):
-        raise _cross("facilitator.profile", "an llm facilitator needs a model profile (or members.profile, "
-                     "or pass --model)")
+        raise _cross(
+            "facilitator.profile", "an llm facilitator needs a model profile (or members.profile, or pass --model)"
+        )
 
 
 def _consensus_size(data: Any) -> Any:
@@ -394,12 +404,18 @@ def _check_consensus(proto: ConsensusGameProtocol, size: int, topology: str) -> 
     if topology != "all_to_all":
         raise _cross("topology.kind", "the consensus game is played on an all-to-all network")
     if proto.honest is not None and proto.honest + proto.byzantine != size:
-        raise _cross("population.size", f"protocol.honest + protocol.byzantine = {proto.honest} + "
-                     f"{proto.byzantine} agents, but population.size is {size}; give only one of them "
-                     "(e.g. --set members=null)")
+        raise _cross(
+            "population.size",
+            f"protocol.honest + protocol.byzantine = {proto.honest} + "
+            f"{proto.byzantine} agents, but population.size is {size}; give only one of them "
+            "(e.g. --set members=null)",
+        )
     if 3 * proto.byzantine > size:
-        raise _cross("protocol.byzantine", f"{proto.byzantine} Byzantine agents among {size} is "
-                     f"f = {proto.byzantine}/{size} > 1/3; the game allows at most {size // 3} here")
+        raise _cross(
+            "protocol.byzantine",
+            f"{proto.byzantine} Byzantine agents among {size} is "
+            f"f = {proto.byzantine}/{size} > 1/3; the game allows at most {size // 3} here",
+        )
 
 
 def _unique(path: str, ids: list[str]) -> None:
@@ -443,8 +459,9 @@ def read_text_bounded(p: Path) -> str:
         raise ScenarioError("is a directory, not a scenario file", file=str(p))
     size = p.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise ScenarioError(f"file is {size / 1e6:.1f} MB; scenarios are limited to "
-                            f"{MAX_FILE_BYTES // (1024 * 1024)} MB", file=str(p))
+        raise ScenarioError(
+            f"file is {size / 1e6:.1f} MB; scenarios are limited to {MAX_FILE_BYTES // (1024 * 1024)} MB", file=str(p)
+        )
     try:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -466,8 +483,9 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ..
         raise ScenarioError("file is empty; a scenario is a YAML mapping", file=file)
     if not isinstance(node, yaml.MappingNode):
         kind = {"SequenceNode": "a list", "ScalarNode": "a single value"}.get(type(node).__name__, "not a mapping")
-        raise ScenarioError(f"a scenario is a YAML mapping of fields, but this file is {kind}",
-                            file=file, line=node.start_mark.line + 1)
+        raise ScenarioError(
+            f"a scenario is a YAML mapping of fields, but this file is {kind}", file=file, line=node.start_mark.line + 1
+        )
     _check_size(node, file)
     lines: dict[tuple[Any, ...], int] = {}
     _index_lines(node, (), lines)
@@ -475,8 +493,9 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ..
         data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:  # e.g. unhashable keys, caught only on construction
         mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(f"YAML error: {getattr(exc, 'problem', exc)}", file=file,
-                            line=mark.line + 1 if mark else None) from None
+        raise ScenarioError(
+            f"YAML error: {getattr(exc, 'problem', exc)}", file=file, line=mark.line + 1 if mark else None
+        ) from None
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ScenarioError("top-level keys must be strings", file=file)
     return data, lines
@@ -497,8 +516,11 @@ def _check_size(root: yaml.Node, file: str) -> None:
         elif isinstance(n, yaml.SequenceNode):
             total += sum(size(v, depth + 1) for v in n.value)
         if total > MAX_YAML_NODES:
-            raise ScenarioError(f"YAML expands to more than {MAX_YAML_NODES} nodes (alias bomb or "
-                                "data that does not belong in a scenario)", file=file)
+            raise ScenarioError(
+                f"YAML expands to more than {MAX_YAML_NODES} nodes (alias bomb or "
+                "data that does not belong in a scenario)",
+                file=file,
+            )
         memo[id(n)] = total
         return total
 
@@ -543,8 +565,9 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             last = i == len(path) - 1
             if isinstance(cur, list):
                 if not part.isdigit() or int(part) >= len(cur):
-                    raise ScenarioError(f"no list item {part!r} (the list has {len(cur)} items)",
-                                        path=".".join(path[: i + 1]))
+                    raise ScenarioError(
+                        f"no list item {part!r} (the list has {len(cur)} items)", path=".".join(path[: i + 1])
+                    )
                 idx = int(part)
                 if last:
                     cur[idx] = value
@@ -562,8 +585,13 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def build_scenario(data: dict[str, Any], overrides: dict[str, Any], *, file: str | None = None,
-                   lines: dict[tuple[Any, ...], int] | None = None) -> Scenario:
+def build_scenario(
+    data: dict[str, Any],
+    overrides: dict[str, Any],
+    *,
+    file: str | None = None,
+    lines: dict[tuple[Any, ...], int] | None = None,
+) -> Scenario:
     try:
         merged = apply_overrides(data, overrides) if overrides else data
     except ScenarioError as exc:
@@ -574,8 +602,13 @@ def build_scenario(data: dict[str, Any], overrides: dict[str, Any], *, file: str
         raise _explain(exc, merged, file, lines or {}, overrides) from None
 
 
-def _explain(exc: ValidationError, data: dict[str, Any], file: str | None,
-             lines: dict[tuple[Any, ...], int], overrides: dict[str, Any]) -> ScenarioError:
+def _explain(
+    exc: ValidationError,
+    data: dict[str, Any],
+    file: str | None,
+    lines: dict[tuple[Any, ...], int],
+    overrides: dict[str, Any],
+) -> ScenarioError:
     err = exc.errors(include_url=False)[0]
     cross = _find_cross(exc)
     if cross is not None:
@@ -583,8 +616,7 @@ def _explain(exc: ValidationError, data: dict[str, Any], file: str | None,
         return ScenarioError(str(cross), file=file, path=cross.path, line=_line_for(path, lines))
     loc = _data_path(err["loc"], data)
     dotted = ".".join(str(p) for p in loc)
-    overridden = any(ALIASES.get(k, k) == dotted or dotted.startswith(ALIASES.get(k, k) + ".")
-                     for k in overrides)
+    overridden = any(ALIASES.get(k, k) == dotted or dotted.startswith(ALIASES.get(k, k) + ".") for k in overrides)
     line = None if overridden else _line_for(loc, lines)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":

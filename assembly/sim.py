@@ -42,8 +42,9 @@ class SimFaults:
     async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
         """Wrap a computed action in the seeded fault model, sleeping in real mode."""
         p = self.params
-        if p.latency.median_s == 0 and not (p.faults.timeout_rate or p.faults.malformed_rate
-                                            or p.faults.provider_error_rate):
+        if p.latency.median_s == 0 and not (
+            p.faults.timeout_rate or p.faults.malformed_rate or p.faults.provider_error_rate
+        ):
             # Nothing to draw: skip seeding a stream (a third of a fault-free turn).
             return TurnResult(action=make, attempts=[_OK], sim_latency_s=0.0)
         r = stream(self.seed, "fault", member_id, request.round, request.phase)
@@ -55,8 +56,14 @@ class SimFaults:
             latency += _lognormal(r, p.latency.median_s, p.latency.sigma)
             u = r.random()
             if u < p.faults.provider_error_rate:
-                attempts.append(Attempt(attempt=n, outcome="provider_error", error_kind="server_error",
-                                        detail="simulated provider error"))
+                attempts.append(
+                    Attempt(
+                        attempt=n,
+                        outcome="provider_error",
+                        error_kind="server_error",
+                        detail="simulated provider error",
+                    )
+                )
                 status = "provider_error"
             elif u < p.faults.provider_error_rate + p.faults.malformed_rate:
                 attempts.append(Attempt(attempt=n, outcome="malformed", detail="simulated malformed output"))
@@ -71,8 +78,12 @@ class SimFaults:
                 await asyncio.sleep(max(request.deadline_s * 10, 3600.0))  # cut off by the engine
             await asyncio.sleep(latency)
             return TurnResult(action=action, status=status, attempts=attempts)  # type: ignore[arg-type]
-        return TurnResult(action=action, status=status, attempts=attempts,  # type: ignore[arg-type]
-                          sim_latency_s=math.inf if hang else latency)
+        return TurnResult(
+            action=action,
+            status=status,
+            attempts=attempts,  # type: ignore[arg-type]
+            sim_latency_s=math.inf if hang else latency,
+        )
 
 
 def _lognormal(r: random.Random, median: float, sigma: float) -> float:
@@ -170,9 +181,12 @@ class SimMember:
                 parts.append(f"Something you may not know ({fact.id}): {fact.text}")
         # Built without re-validation (a turn per member per round): every field is
         # valid by construction, and the one bounded field is cut to its bound.
-        return Speech.model_construct(message=" ".join(parts)[:MAX_TEXT], position=ids[best],
-                      scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
-                      disclose=disclose)
+        return Speech.model_construct(
+            message=" ".join(parts)[:MAX_TEXT],
+            position=ids[best],
+            scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
+            disclose=disclose,
+        )
 
     def _disclose(self, view: View, r: random.Random) -> list[str]:
         """Stasser–Titus sampling: each unmentioned own fact is mentioned with some
@@ -201,11 +215,13 @@ class SimMember:
             mean = np.full(len(ids), 0.5)
         order = sorted(range(len(ids)), key=lambda i: (-mean[i], i))[: max(1, min(k, len(ids)))]
         top = ", ".join(f"{ids[i]} ({mean[i]:.2f})" for i in order)
-        summary = (f"Round {view.round}: {len(speeches)} members spoke. Most support: {top}."
-                   + (f" Facts shared so far: {', '.join(sorted(view.mentioned))}." if view.mentioned else ""))
+        summary = f"Round {view.round}: {len(speeches)} members spoke. Most support: {top}." + (
+            f" Facts shared so far: {', '.join(sorted(view.mentioned))}." if view.mentioned else ""
+        )
         return Synthesis(
-            candidates=[Candidate(option=ids[i], statement=f"Recommend {ids[i]}: {view.options[i].text}")
-                        for i in order],
+            candidates=[
+                Candidate(option=ids[i], statement=f"Recommend {ids[i]}: {view.options[i].text}") for i in order
+            ],
             summary=summary,
         )
 

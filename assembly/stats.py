@@ -94,8 +94,7 @@ def cell_row(runs: pd.DataFrame) -> dict[str, Any]:
     """
     done = runs[runs["status"] == "complete"] if "status" in runs else runs
     n = len(done)
-    row: dict[str, Any] = {"n": n, "failed": int((runs.get("status") == "failed").sum())
-                           if "status" in runs else 0}
+    row: dict[str, Any] = {"n": n, "failed": int((runs.get("status") == "failed").sum()) if "status" in runs else 0}
     outcome = done["outcome"] if "outcome" in done else pd.Series(dtype=object)
     cause = done["cause"] if "cause" in done else pd.Series(dtype=object)
     for o in OUTCOMES:

@@ -61,8 +61,9 @@ class SweepSpec(BaseModel):
     scenario: Annotated[str, Field(min_length=1)]  # relative to the sweep file
     grid: dict[str, Annotated[list[Any], Field(min_length=1, max_length=10_000)]] = Field(default_factory=dict)
     set_: dict[str, Any] = Field(default_factory=dict, alias="set")
-    seeds: Annotated[int, Field(ge=1, le=MAX_RUNS)] | Annotated[list[Annotated[int, Field(ge=0)]],
-                                                                  Field(min_length=1)] = 1
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_RUNS)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    ) = 1
     concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
     out: str | None = None  # relative to the current directory, like --out
     reference: str | None = None  # e.g. arxiv_2603_01213/fig2
@@ -111,8 +112,11 @@ def _sim_only(sc: Scenario) -> bool:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
-               overrides_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Sweep:
+def load_sweep(
+    path: str | Path,
+    extra: dict[str, Any] | None = None,
+    overrides_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Sweep:
     """Read and validate a sweep file and every run it plans.
 
     `extra` are overrides applied to every run after the sweep's own, and
@@ -129,8 +133,9 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
     _check_reference(spec, str(file), lines)
     scenario_file = Path(os.path.normpath(file.parent / spec.scenario))  # shown in messages: keep it short
     if not scenario_file.exists():
-        raise ScenarioError(f"no scenario file {scenario_file}", file=str(file), path="scenario",
-                            line=lines.get(("scenario",)))
+        raise ScenarioError(
+            f"no scenario file {scenario_file}", file=str(file), path="scenario", line=lines.get(("scenario",))
+        )
     base, base_lines = parse_yaml(read_text_bounded(scenario_file), str(scenario_file))
     extra = {**(extra or {}), **(overrides_for(base) if overrides_for else {})}
     build_scenario(base, extra, file=str(scenario_file), lines=base_lines)  # the file's own errors first
@@ -139,8 +144,12 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
     by_key: dict[str, PlannedRun] = {}
     total = len(cells) * len(spec.seed_list)
     if total > MAX_RUNS:
-        raise ScenarioError(f"the grid plans {total} runs; a sweep is limited to {MAX_RUNS}", file=str(file),
-                            path="grid", line=lines.get(("grid",)))
+        raise ScenarioError(
+            f"the grid plans {total} runs; a sweep is limited to {MAX_RUNS}",
+            file=str(file),
+            path="grid",
+            line=lines.get(("grid",)),
+        )
     for seed in spec.seed_list:
         for index, (label, grid) in enumerate(cells):
             overrides = {**spec.set_, **grid, **extra, "seed": seed}
@@ -150,17 +159,27 @@ def load_sweep(path: str | Path, extra: dict[str, Any] | None = None,
                 raise _cell_error(exc, spec, grid, label, base, extra, str(file), lines) from None
             key = run_key(sc)
             if key in by_key:
-                raise ScenarioError(f"cells {by_key[key].cell} and {label} are the same run (seed {seed}): "
-                                    "two grid values resolve to the same scenario", file=str(file),
-                                    path="grid", line=lines.get(("grid",)))
+                raise ScenarioError(
+                    f"cells {by_key[key].cell} and {label} are the same run (seed {seed}): "
+                    "two grid values resolve to the same scenario",
+                    file=str(file),
+                    path="grid",
+                    line=lines.get(("grid",)),
+                )
             run = PlannedRun(label, index, grid, seed, key, f"{RUNS_DIR}/{_slug(label)}-s{seed}-{key}", sc)
             by_key[key] = run
             runs.append(run)
     return Sweep(spec, file, scenario_file, cells, runs)
 
 
-def load_with_models(path: str | Path, *, model: str | None = None, api_base: str | None = None,
-                     models_file: Path | None = None, cache: Path | None = None) -> tuple[Sweep, LLMSetup | None]:
+def load_with_models(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    api_base: str | None = None,
+    models_file: Path | None = None,
+    cache: Path | None = None,
+) -> tuple[Sweep, LLMSetup | None]:
     """A sweep and the model setup its LLM seats use (None for a sim-only sweep).
 
     The model flags mean what they mean for `assembly run` (`llm_setup.from_flags`);
@@ -202,22 +221,34 @@ def _slug(label: str) -> str:
 def _check_keys(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -> None:
     for section, keys in (("grid", list(spec.grid)), ("set", list(spec.set_))):
         for key in keys:
-            problem = (f"{key!r} is not a dotted field path" if not key or any(not p for p in key.split("."))
-                       else "seeds are set with `seeds:` (a count or a list), not as an override"
-                       if key in _SWEEP_ONLY else None)
+            problem = (
+                f"{key!r} is not a dotted field path"
+                if not key or any(not p for p in key.split("."))
+                else "seeds are set with `seeds:` (a count or a list), not as an override"
+                if key in _SWEEP_ONLY
+                else None
+            )
             if problem:
                 raise ScenarioError(problem, file=file, path=f"{section}.{key}", line=lines.get((section, key)))
     resolved_set = {ALIASES.get(k, k): k for k in spec.set_}
     for key in spec.grid:
         if ALIASES.get(key, key) in resolved_set:
             fixed = resolved_set[ALIASES.get(key, key)]
-            raise ScenarioError(f"{fixed!r} is fixed here but also a grid factor ({key!r}); keep one",
-                                file=file, path=f"set.{fixed}", line=lines.get(("set", fixed)))
+            raise ScenarioError(
+                f"{fixed!r} is fixed here but also a grid factor ({key!r}); keep one",
+                file=file,
+                path=f"set.{fixed}",
+                line=lines.get(("set", fixed)),
+            )
         values = [json.dumps(v, sort_keys=True) for v in spec.grid[key]]
         for i, v in enumerate(values):
             if v in values[:i]:
-                raise ScenarioError(f"duplicate value {spec.grid[key][i]!r}", file=file,
-                                    path=f"grid.{key}.{i}", line=lines.get(("grid", key, i)))
+                raise ScenarioError(
+                    f"duplicate value {spec.grid[key][i]!r}",
+                    file=file,
+                    path=f"grid.{key}.{i}",
+                    line=lines.get(("grid", key, i)),
+                )
     if isinstance(spec.seeds, list) and len(set(spec.seeds)) != len(spec.seeds):
         raise ScenarioError("duplicate seeds", file=file, path="seeds", line=lines.get(("seeds",)))
 
@@ -240,8 +271,16 @@ def _touches(key: str, path: str | None) -> bool:
     return path is not None and (path == target or path.startswith(target + ".") or target.startswith(path + "."))
 
 
-def _cell_error(exc: ScenarioError, spec: SweepSpec, grid: dict[str, Any], label: str, base: dict[str, Any],
-                extra: dict[str, Any], file: str, lines: dict[tuple[Any, ...], int]) -> ScenarioError:
+def _cell_error(
+    exc: ScenarioError,
+    spec: SweepSpec,
+    grid: dict[str, Any],
+    label: str,
+    base: dict[str, Any],
+    extra: dict[str, Any],
+    file: str,
+    lines: dict[tuple[Any, ...], int],
+) -> ScenarioError:
     """Point a cell's scenario error at the grid value (or `set:` entry) that caused it."""
     blame: tuple[Any, ...] | None = None
     for key in grid:
@@ -267,8 +306,12 @@ def _cell_error(exc: ScenarioError, spec: SweepSpec, grid: dict[str, Any], label
         blame = ("set",) if spec.set_ else ("grid",)
     reason = exc.reason.replace(" (from a command-line override)", "")
     where = f"{exc.file}" + (f":{exc.line}" if exc.line else "") + (f" at {exc.path}" if exc.path else "")
-    return ScenarioError(f"cell {label} does not validate: {where}: {reason}", file=file,
-                         path=".".join(str(p) for p in blame), line=_line(blame, lines))
+    return ScenarioError(
+        f"cell {label} does not validate: {where}: {reason}",
+        file=file,
+        path=".".join(str(p) for p in blame),
+        line=_line(blame, lines),
+    )
 
 
 def _line(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
@@ -287,8 +330,9 @@ def _explain(exc: ValidationError, file: str, lines: dict[tuple[Any, ...], int])
     if err["type"] == "extra_forbidden":
         fields = [f.alias or name for name, f in SweepSpec.model_fields.items()]
         hint = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-        msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else
-                                             f" (known: {', '.join(fields)})")
+        msg = f"unknown key {loc[-1]!r}" + (
+            f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(fields)})"
+        )
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif "input" in err and not isinstance(err["input"], dict | list):
@@ -325,8 +369,10 @@ class Tally:
 
     def line(self) -> str:
         o = self.outcomes
-        text = (f"valid {o['valid_decision']} · invalid {o['invalid_decision']} · none {o['no_decision']}"
-                f" · failed {self.failed}")
+        text = (
+            f"valid {o['valid_decision']} · invalid {o['invalid_decision']} · none {o['no_decision']}"
+            f" · failed {self.failed}"
+        )
         return text + f" · ${self.cost_usd:.4f} · {self.tokens:,} tok"
 
 
@@ -359,15 +405,20 @@ def prepare(sweep: Sweep, out: Path, resume: bool) -> dict[str, dict[str, Any]]:
     """Check the folder, write the manifest, and return summaries of runs already done."""
     manifest = out / analysis.MANIFEST
     if manifest.exists() and not resume:
-        raise UserError(f"{out} already holds a sweep; add --resume to continue it (finished runs are "
-                        "kept), or choose another --out")
+        raise UserError(
+            f"{out} already holds a sweep; add --resume to continue it (finished runs are "
+            "kept), or choose another --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     plan = {
-        "name": sweep.spec.name, "sweep_file": str(sweep.file), "scenario_file": str(sweep.scenario_file),
-        "grid": sweep.spec.grid, "set": sweep.spec.set_, "seeds": sweep.spec.seed_list,
+        "name": sweep.spec.name,
+        "sweep_file": str(sweep.file),
+        "scenario_file": str(sweep.scenario_file),
+        "grid": sweep.spec.grid,
+        "set": sweep.spec.set_,
+        "seeds": sweep.spec.seed_list,
         "reference": sweep.spec.reference,
-        "runs": [{"dir": r.dir, "cell": r.cell, "grid": r.grid, "seed": r.seed, "key": r.key}
-                 for r in sweep.runs],
+        "runs": [{"dir": r.dir, "cell": r.cell, "grid": r.grid, "seed": r.seed, "key": r.key} for r in sweep.runs],
     }
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps(plan, indent=1, default=str) + "\n", encoding="utf-8")
@@ -381,9 +432,17 @@ def prepare(sweep: Sweep, out: Path, resume: bool) -> dict[str, dict[str, Any]]:
     return done
 
 
-def run_sweep(sweep: Sweep, out: Path, executor: Executor, *, resume: bool = False,
-              max_cost: float | None = None, progress: Callable[[Tally], None] | None = None,
-              draw: bool = True, llm: LLMSetup | None = None) -> SweepReport:
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    executor: Executor,
+    *,
+    resume: bool = False,
+    max_cost: float | None = None,
+    progress: Callable[[Tally], None] | None = None,
+    draw: bool = True,
+    llm: LLMSetup | None = None,
+) -> SweepReport:
     """Run (or finish) a sweep and write its tables and figures.
 
     If the executor is interrupted (Ctrl-C) or fails, the tables are written for
@@ -419,26 +478,55 @@ def run_sweep(sweep: Sweep, out: Path, executor: Executor, *, resume: bool = Fal
     except BaseException as exc:
         # Ctrl-C, or an executor that cannot go on: keep the tables true to what
         # finished, so the folder is useful before it is resumed.
-        exc.report = _finish(sweep, out, results, tally, t0, max_cost,  # type: ignore[attr-defined]
-                             draw=False, interrupted=isinstance(exc, KeyboardInterrupt))
+        exc.report = _finish(
+            sweep,
+            out,
+            results,
+            tally,
+            t0,
+            max_cost,  # type: ignore[attr-defined]
+            draw=False,
+            interrupted=isinstance(exc, KeyboardInterrupt),
+        )
         raise
     return _finish(sweep, out, results, tally, t0, max_cost, draw=draw, interrupted=False)
 
 
-def _finish(sweep: Sweep, out: Path, results: dict[str, JobResult], tally: Tally, t0: float,
-            max_cost: float | None, *, draw: bool, interrupted: bool) -> SweepReport:
+def _finish(
+    sweep: Sweep,
+    out: Path,
+    results: dict[str, JobResult],
+    tally: Tally,
+    t0: float,
+    max_cost: float | None,
+    *,
+    draw: bool,
+    interrupted: bool,
+) -> SweepReport:
     frame = results_frame(sweep, out, results)
     cells = cells_frame(sweep, frame)
     write_tables(out, frame, cells)
-    report = SweepReport(out=out, tally=tally, results=frame, cells=cells, wall_s=time.perf_counter() - t0,
-                         not_started=len(sweep.runs) - len(results),
-                         stopped_for_cost=max_cost is not None and tally.cost_usd >= max_cost
-                         and len(results) < len(sweep.runs), interrupted=interrupted)
+    report = SweepReport(
+        out=out,
+        tally=tally,
+        results=frame,
+        cells=cells,
+        wall_s=time.perf_counter() - t0,
+        not_started=len(sweep.runs) - len(results),
+        stopped_for_cost=max_cost is not None and tally.cost_usd >= max_cost and len(results) < len(sweep.runs),
+        interrupted=interrupted,
+    )
     if draw and len(frame):
         from assembly.figures import draw_sweep
 
-        drawn = draw_sweep(frame, cells, out / FIGURES, grid_keys=sweep.grid_keys,
-                           reference=sweep.spec.reference, title=sweep.spec.name)
+        drawn = draw_sweep(
+            frame,
+            cells,
+            out / FIGURES,
+            grid_keys=sweep.grid_keys,
+            reference=sweep.spec.reference,
+            title=sweep.spec.name,
+        )
         report.figures, report.notes = drawn.paths, drawn.notes
     return report
 
@@ -457,9 +545,17 @@ def results_frame(sweep: Sweep, out: Path, results: dict[str, JobResult]) -> pd.
             row = analysis.run_row(res.summary, name)
             row["error"] = None
         else:
-            row = {"run": name, "run_key": r.key, "scenario": r.scenario.name,
-                   "protocol": r.scenario.protocol.kind, "seed": r.seed, "members": r.scenario.population.size,
-                   "status": "failed", "error": res.error or "no summary", "wall_s": round(res.wall_s, 6)}
+            row = {
+                "run": name,
+                "run_key": r.key,
+                "scenario": r.scenario.name,
+                "protocol": r.scenario.protocol.kind,
+                "seed": r.seed,
+                "members": r.scenario.population.size,
+                "status": "failed",
+                "error": res.error or "no summary",
+                "wall_s": round(res.wall_s, 6),
+            }
         rows.append({**cells, **{k: v for k, v in row.items() if k not in cells}})
     return pd.DataFrame(rows)
 
@@ -493,8 +589,7 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     for col in [c for c in out.columns if pd.api.types.is_object_dtype(out[c])]:
         kinds = {type(v) for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))}
         if len(kinds) > 1:
-            out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v))
-                                    else str(v))
+            out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
     return out
 
 
@@ -505,9 +600,17 @@ class SweepProgress:
     """A rich progress bar: done/total, elapsed, ETA, outcomes and spend so far."""
 
     def __init__(self, console: Console, name: str) -> None:
-        self.progress = Progress(TextColumn(f"[bold]{_escape(name)}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[tally]}"), console=console, refresh_per_second=4)
+        self.progress = Progress(
+            TextColumn(f"[bold]{_escape(name)}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[tally]}"),
+            console=console,
+            refresh_per_second=4,
+        )
         self.task: Any = None
 
     def __enter__(self) -> SweepProgress:
@@ -521,8 +624,7 @@ class SweepProgress:
         if self.task is None:
             # Runs kept from an earlier attempt start the bar without feeding the
             # speed estimate, so the ETA reflects only runs executed now.
-            self.task = self.progress.add_task("", total=tally.total, completed=tally.done,
-                                               tally=tally.line())
+            self.task = self.progress.add_task("", total=tally.total, completed=tally.done, tally=tally.line())
         else:
             self.progress.update(self.task, completed=tally.done, tally=tally.line())
 
@@ -567,26 +669,40 @@ def print_report(console: Console, report: SweepReport) -> None:
             table.add_column(col, justify="right", no_wrap=True, min_width=len(col) if col != "n" else 3)
         for _, c in cells.iterrows():
             failed = f" (+{int(c['failed'])} failed)" if c["failed"] else ""
-            table.add_row(safe(_short_label(str(c["cell"]))), f"{int(c['n'])}{failed}",
-                          _pct(c["valid_decision_rate"], c["valid_decision_lo"], c["valid_decision_hi"]),
-                          _pct(c["invalid_decision_rate"], c["invalid_decision_lo"], c["invalid_decision_hi"]),
-                          _pct(c["no_decision_rate"], c["no_decision_lo"], c["no_decision_hi"]),
-                          "–" if pd.isna(c["rounds_mean"]) else f"{c['rounds_mean']:.1f} / {c['rounds_median']:g}")
+            table.add_row(
+                safe(_short_label(str(c["cell"]))),
+                f"{int(c['n'])}{failed}",
+                _pct(c["valid_decision_rate"], c["valid_decision_lo"], c["valid_decision_hi"]),
+                _pct(c["invalid_decision_rate"], c["invalid_decision_lo"], c["invalid_decision_hi"]),
+                _pct(c["no_decision_rate"], c["no_decision_lo"], c["no_decision_hi"]),
+                "–" if pd.isna(c["rounds_mean"]) else f"{c['rounds_mean']:.1f} / {c['rounds_median']:g}",
+            )
         console.print(table)
         causes = {k: int(cells[f"cause_{k}_k"].sum()) for k in stats.CAUSES}
         if any(causes.values()):
-            console.print("no decision, by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items() if v),
-                          highlight=False, markup=False)
+            console.print(
+                "no decision, by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items() if v),
+                highlight=False,
+                markup=False,
+            )
     t = report.tally
     rate = (t.done - t.skipped) / report.wall_s if report.wall_s > 0 else 0.0
-    console.print(f"{t.done}/{t.total} runs ({t.skipped} kept from before, {t.failed} failed) in "
-                  f"{report.wall_s:.1f} s ({rate:.1f} runs/s); {t.line()}", highlight=False, markup=False)
+    console.print(
+        f"{t.done}/{t.total} runs ({t.skipped} kept from before, {t.failed} failed) in "
+        f"{report.wall_s:.1f} s ({rate:.1f} runs/s); {t.line()}",
+        highlight=False,
+        markup=False,
+    )
     for run, error in list(iter_failed(report))[:10]:
         console.print(f"[red]failed[/] {safe(run)}: {safe(error)}")
     if report.stopped_for_cost:
-        console.print(f"[yellow]stopped at the spend limit:[/] {report.not_started} runs not started; raise "
-                      "--max-cost and add --resume to finish")
+        console.print(
+            f"[yellow]stopped at the spend limit:[/] {report.not_started} runs not started; raise "
+            "--max-cost and add --resume to finish"
+        )
     for note in report.notes:
         console.print(f"[yellow]note:[/] {safe(note)}")
-    console.print(f"tables: {safe(report.out / RESULTS)}, {safe(report.out / CELLS)}"
-                  + (f"\nfigures: {safe(report.out / FIGURES)}/" if report.figures else ""))
+    console.print(
+        f"tables: {safe(report.out / RESULTS)}, {safe(report.out / CELLS)}"
+        + (f"\nfigures: {safe(report.out / FIGURES)}/" if report.figures else "")
+    )

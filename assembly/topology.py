@@ -28,8 +28,7 @@ def build_graph(spec: TopologySpec, n: int, seed: int) -> nx.Graph:
         k = max(2, min(spec.k, n - 1) // 2 * 2)  # Watts–Strogatz needs an even ring degree
         if n <= k + 1:
             return nx.complete_graph(n)
-        return nx.connected_watts_strogatz_graph(n, k, spec.p, tries=200,
-                                                 seed=derive_seed(seed, "topology") % 2**32)
+        return nx.connected_watts_strogatz_graph(n, k, spec.p, tries=200, seed=derive_seed(seed, "topology") % 2**32)
     return nx.complete_graph(n)
 
 

@@ -175,8 +175,9 @@ class ViewBuilder:
         fields = PUBLIC_FIELDS.get(kind)
         if fields is None:
             return  # private action (ballot, stop vote): nobody else hears it
-        heard = Heard(event.round, event.phase, event.member, kind,
-                      {k: event.action[k] for k in fields if k in event.action})
+        heard = Heard(
+            event.round, event.phase, event.member, kind, {k: event.action[k] for k in fields if k in event.action}
+        )
         i = self.index.get(event.member)
         if i is None:
             return
@@ -234,22 +235,35 @@ class ViewBuilder:
             recent = self._plenary_recent(round)
             mentioned = frozenset(f for aud in self._audiences for f in aud.record.disclosed)
         return View(
-            member=m, round=round, phase=phase, question=self.scenario.question, options=self.options,
-            own_facts=own_facts, heard_facts=heard_facts, recent=recent,
-            own_history=tuple(self._own.get(member_id, ())), summary=self.summary,
-            candidates=self.candidates, framing=self.framing, window=self.window, mentioned=mentioned,
-            roster=self.roster, heard_matrix=matrix,
+            member=m,
+            round=round,
+            phase=phase,
+            question=self.scenario.question,
+            options=self.options,
+            own_facts=own_facts,
+            heard_facts=heard_facts,
+            recent=recent,
+            own_history=tuple(self._own.get(member_id, ())),
+            summary=self.summary,
+            candidates=self.candidates,
+            framing=self.framing,
+            window=self.window,
+            mentioned=mentioned,
+            roster=self.roster,
+            heard_matrix=matrix,
         )
 
-    def _shared(self, aud: _Audience, round: int
-                ) -> tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]]:
+    def _shared(
+        self, aud: _Audience, round: int
+    ) -> tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]]:
         """The parts of a view that every member of an audience shares, built once
         per (round, record version) and handed out by reference, never copied."""
         rec = aud.record
         key = (round, rec.version, len(rec.disclosed))
         if aud.shared_key != key:
-            recent = tuple(tuple(rec.by_round[r]) for r in range(round, round - self.window - 1, -1)
-                           if r in rec.by_round)
+            recent = tuple(
+                tuple(rec.by_round[r]) for r in range(round, round - self.window - 1, -1) if r in rec.by_round
+            )
             aud.shared = (recent, self._matrix(rec, round), frozenset(rec.disclosed))
             aud.shared_key = key
         assert aud.shared is not None

@@ -28,8 +28,21 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 
-_PACKAGES = ("assembly", "pydantic", "pydantic-core", "numpy", "networkx", "autogen-agentchat", "autogen-core",
-             "autogen-ext", "openai", "httpx", "litellm", "psutil", "pyinstrument")
+_PACKAGES = (
+    "assembly",
+    "pydantic",
+    "pydantic-core",
+    "numpy",
+    "networkx",
+    "autogen-agentchat",
+    "autogen-core",
+    "autogen-ext",
+    "openai",
+    "httpx",
+    "litellm",
+    "psutil",
+    "pyinstrument",
+)
 
 
 def cpu_model() -> str:
@@ -45,6 +58,7 @@ def cpu_model() -> str:
 def git_commit() -> str:
     """HEAD, with `+dirty` when the tree has uncommitted changes (figures then describe
     a working tree, not a commit, and the results file should say so)."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
@@ -96,9 +110,12 @@ class Samples:
         return statistics.median(s.cpu_s for s in self.items)
 
     def as_json(self) -> dict[str, Any]:
-        return {"median_wall_s": round(self.wall, 6), "median_cpu_s": round(self.cpu, 6),
-                "wall_s": [round(s.wall_s, 6) for s in self.items],
-                "cpu_s": [round(s.cpu_s, 6) for s in self.items]}
+        return {
+            "median_wall_s": round(self.wall, 6),
+            "median_cpu_s": round(self.cpu, 6),
+            "wall_s": [round(s.wall_s, 6) for s in self.items],
+            "cpu_s": [round(s.cpu_s, 6) for s in self.items],
+        }
 
 
 @contextmanager
@@ -155,8 +172,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def line(row: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
 
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-                      *(line(r) for r in cells[1:])])
+    return "\n".join(
+        [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in cells[1:])]
+    )
 
 
 def command_line() -> str:

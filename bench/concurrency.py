@@ -38,10 +38,21 @@ ROUNDS = 3
 
 
 def scenario(n: int, prof: str) -> Scenario:
-    return load_scenario(ROOT / "scenarios" / "citizens_assembly.yaml", {
-        "members": n, "rounds": ROUNDS, "members.policy": "llm", "members.profile": prof,
-        "facilitator.policy": "sim", "protocol.first_vote_round": ROUNDS + 1, "protocol.stall": None,
-        "topology.kind": "all_to_all", "turn_timeout": 60, "protocol.round_timeout_s": 300})
+    return load_scenario(
+        ROOT / "scenarios" / "citizens_assembly.yaml",
+        {
+            "members": n,
+            "rounds": ROUNDS,
+            "members.policy": "llm",
+            "members.profile": prof,
+            "facilitator.policy": "sim",
+            "protocol.first_vote_round": ROUNDS + 1,
+            "protocol.stall": None,
+            "topology.kind": "all_to_all",
+            "turn_timeout": 60,
+            "protocol.round_timeout_s": 300,
+        },
+    )
 
 
 def once(n: int, path: str, server: Server, work: Path, rep: int) -> dict[str, Any]:
@@ -57,11 +68,17 @@ def once(n: int, path: str, server: Server, work: Path, rep: int) -> dict[str, A
     totals = summary["totals"]
     if summary["rounds"] != ROUNDS or totals["cache_hits"]:
         raise RuntimeError(f"{path} N={n}: {summary['rounds']} rounds, {totals['cache_hits']} cache hits")
-    return {"round_walls": walls, "calls": totals["calls"], "cpu_s": s.cpu_s, "wall_s": s.wall_s,
-            "server_cpu_s": server_cpu, "warm_rounds_cpu_s": sum(c for r, c in rounds_cpu.per_round.items() if r > 1),
-            "warm_calls": n * (ROUNDS - 1),
-            "failed_turns": totals["turn_timeouts"] + totals["provider_errors"] + totals["malformed"],
-            "retries": totals["retries"]}
+    return {
+        "round_walls": walls,
+        "calls": totals["calls"],
+        "cpu_s": s.cpu_s,
+        "wall_s": s.wall_s,
+        "server_cpu_s": server_cpu,
+        "warm_rounds_cpu_s": sum(c for r, c in rounds_cpu.per_round.items() if r > 1),
+        "warm_calls": n * (ROUNDS - 1),
+        "failed_turns": totals["turn_timeouts"] + totals["provider_errors"] + totals["malformed"],
+        "retries": totals["retries"],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -84,29 +101,62 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 cold = [r["round_walls"][0] for r in reps]
                 warm = [w for r in reps for w in r["round_walls"][1:]]
                 calls = sum(r["calls"] for r in reps)
-                rows.append({
-                    "members": n, "path": path, "latency_s": L, "reps": args.reps,
-                    "round_over_L": statistics.median(warm) / L, "round1_over_L": statistics.median(cold) / L,
-                    "warm_round_walls": warm, "round1_walls": cold,
-                    "cpu_per_call_s": sum(r["cpu_s"] for r in reps) / calls, "calls": calls,
-                    "server_cpu_per_call_s": sum(r["server_cpu_s"] for r in reps) / calls,
-                    "round_cpu_per_call_s": sum(r["warm_rounds_cpu_s"] for r in reps)
-                    / sum(r["warm_calls"] for r in reps),
-                    "failed_turns": sum(r["failed_turns"] for r in reps),
-                    "retries": sum(r["retries"] for r in reps),
-                })
+                rows.append(
+                    {
+                        "members": n,
+                        "path": path,
+                        "latency_s": L,
+                        "reps": args.reps,
+                        "round_over_L": statistics.median(warm) / L,
+                        "round1_over_L": statistics.median(cold) / L,
+                        "warm_round_walls": warm,
+                        "round1_walls": cold,
+                        "cpu_per_call_s": sum(r["cpu_s"] for r in reps) / calls,
+                        "calls": calls,
+                        "server_cpu_per_call_s": sum(r["server_cpu_s"] for r in reps) / calls,
+                        "round_cpu_per_call_s": sum(r["warm_rounds_cpu_s"] for r in reps)
+                        / sum(r["warm_calls"] for r in reps),
+                        "failed_turns": sum(r["failed_turns"] for r in reps),
+                        "retries": sum(r["retries"] for r in reps),
+                    }
+                )
                 print(f"  N={n} {path}: done", file=sys.stderr, flush=True)
     machine["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     fig = {"latency_s": L, "rounds_per_run": ROUNDS, "rows": rows}
     write_result("concurrency", command_line(), fig, machine)
-    print(f"Benchmark 2: round wall / L with L = {L * 1e3:.0f} ms (one concurrent phase per round; "
-          f"median of warm rounds 2..{ROUNDS} over {args.reps} runs; round 1 opens connections)")
-    print(table(["N", "client path", "round / L (warm)", "round 1 / L (cold)", "client CPU per call: run (rounds)",
-                 "server CPU per call", "calls", "failed turns", "retries"],
-                [[r["members"], r["path"], f"{r['round_over_L']:.2f}", f"{r['round1_over_L']:.2f}",
-                  f"{r['cpu_per_call_s'] * 1e3:.1f} ms ({r['round_cpu_per_call_s'] * 1e3:.1f} ms)",
-                  f"{r['server_cpu_per_call_s'] * 1e3:.1f} ms", r["calls"], r["failed_turns"], r["retries"]]
-                 for r in rows]))
+    print(
+        f"Benchmark 2: round wall / L with L = {L * 1e3:.0f} ms (one concurrent phase per round; "
+        f"median of warm rounds 2..{ROUNDS} over {args.reps} runs; round 1 opens connections)"
+    )
+    print(
+        table(
+            [
+                "N",
+                "client path",
+                "round / L (warm)",
+                "round 1 / L (cold)",
+                "client CPU per call: run (rounds)",
+                "server CPU per call",
+                "calls",
+                "failed turns",
+                "retries",
+            ],
+            [
+                [
+                    r["members"],
+                    r["path"],
+                    f"{r['round_over_L']:.2f}",
+                    f"{r['round1_over_L']:.2f}",
+                    f"{r['cpu_per_call_s'] * 1e3:.1f} ms ({r['round_cpu_per_call_s'] * 1e3:.1f} ms)",
+                    f"{r['server_cpu_per_call_s'] * 1e3:.1f} ms",
+                    r["calls"],
+                    r["failed_turns"],
+                    r["retries"],
+                ]
+                for r in rows
+            ],
+        )
+    )
     return fig
 
 

@@ -58,8 +58,12 @@ class Server:
 def fake_server(latency_s: float) -> Iterator[Server]:
     """Start tests/fake_openai.py in a subprocess."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", str(port),
-                             "--latency", str(latency_s)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", str(port), "--latency", str(latency_s)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -75,8 +79,15 @@ def fake_server(latency_s: float) -> Iterator[Server]:
 def profile(base_url: str, client: str, max_concurrent: int = 1024) -> ModelProfile:
     """A keyless profile on the loopback server. `max_concurrent` is far above any N
     measured, so the profile's own limiter never queues a request."""
-    return ModelProfile(name=f"bench-{client}", model="openai/fake-model", client=client,  # type: ignore[arg-type]
-                        api_base=base_url, timeout_s=60.0, retries=2, max_concurrent=max_concurrent)
+    return ModelProfile(
+        name=f"bench-{client}",
+        model="openai/fake-model",
+        client=client,  # type: ignore[arg-type]
+        api_base=base_url,
+        timeout_s=60.0,
+        retries=2,
+        max_concurrent=max_concurrent,
+    )
 
 
 class RoundCpu:

@@ -38,22 +38,43 @@ def child(n: int, out: Path) -> None:
     from assembly.scenario import load_scenario
 
     rss_imports = psutil.Process().memory_info().rss
-    sc = load_scenario(SCENARIO, {"members": n, "rounds": 1, "protocol.first_vote_round": 1,
-                                  "topology.kind": "all_to_all", "members.sim.latency.median_s": 0,
-                                  "members.sim.faults": {}})
+    sc = load_scenario(
+        SCENARIO,
+        {
+            "members": n,
+            "rounds": 1,
+            "protocol.first_vote_round": 1,
+            "topology.kind": "all_to_all",
+            "members.sim.latency.median_s": 0,
+            "members.sim.faults": {},
+        },
+    )
     t0 = time.perf_counter()
     summary = asyncio.run(execute(sc, out))
     wall = time.perf_counter() - t0
     turns = (out / "transcript.jsonl").read_text(encoding="utf-8").count('"type":"turn"')
-    print(json.dumps({"members": n, "rss_after_imports": rss_imports, "wall_s": wall, "member_turns": turns,
-                      "rounds": summary["rounds"], "transcript_bytes": (out / "transcript.jsonl").stat().st_size,
-                      "self_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(
+        json.dumps(
+            {
+                "members": n,
+                "rss_after_imports": rss_imports,
+                "wall_s": wall,
+                "member_turns": turns,
+                "rounds": summary["rounds"],
+                "transcript_bytes": (out / "transcript.jsonl").stat().st_size,
+                "self_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        )
+    )
 
 
 def measure(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as td:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), "--out", str(Path(td) / "run")],
-                                stdout=subprocess.PIPE, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(n), "--out", str(Path(td) / "run")],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
         assert proc.stdout is not None
         raw = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -91,12 +112,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     machine["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     write_result("memory", command_line(), fig, machine)
     print(f"Benchmark 5: peak RSS of one round (speak, synthesize, vote), sim members, median of {args.reps}")
-    print(table(["N", "member-turns", "peak RSS", "RSS after imports", "assembly's own (peak − imports)",
-                 "execute wall"],
-                [[f"{r['members']:,}", f"{r['member_turns']:,}", f"{r['peak_rss'] / 2**20:,.0f} MiB",
-                  f"{r['rss_after_imports'] / 2**20:,.0f} MiB",
-                  f"{(r['peak_rss'] - r['rss_after_imports']) / 2**20:,.0f} MiB", f"{r['wall_s']:.1f} s"]
-                 for r in rows]))
+    print(
+        table(
+            ["N", "member-turns", "peak RSS", "RSS after imports", "assembly's own (peak − imports)", "execute wall"],
+            [
+                [
+                    f"{r['members']:,}",
+                    f"{r['member_turns']:,}",
+                    f"{r['peak_rss'] / 2**20:,.0f} MiB",
+                    f"{r['rss_after_imports'] / 2**20:,.0f} MiB",
+                    f"{(r['peak_rss'] - r['rss_after_imports']) / 2**20:,.0f} MiB",
+                    f"{r['wall_s']:.1f} s",
+                ]
+                for r in rows
+            ],
+        )
+    )
     if "bytes_per_member" in fig:
         print(f"marginal memory per member: {fig['bytes_per_member'] / 1024:,.1f} KiB")
     return fig

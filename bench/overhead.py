@@ -58,8 +58,10 @@ OVERRIDES: dict[str, Any] = {
     "protocol.stall": None,
 }
 # A typical sim speech, so autogen's messages are as long as assembly's.
-REPLY = ("I favour transit_expansion: Two new tram lines and 10-minute bus service on all main routes. "
-         "My second choice is bike_network (0.55 vs 0.71).")
+REPLY = (
+    "I favour transit_expansion: Two new tram lines and 10-minute bus service on all main routes. "
+    "My second choice is bike_network (0.55 vs 0.71)."
+)
 
 
 def scenario(n: int) -> Scenario:
@@ -77,10 +79,16 @@ class NullMember:
         digits = re.findall(r"\d+", seat.id)
         self.index = int(digits[-1]) if digits else 0
         share = round(1.0 / len(option_ids), 4)
-        self.speech = Speech(message=REPLY, position=option_ids[self.index % len(option_ids)],
-                             scores={o: share for o in option_ids}, disclose=[])
-        self.synthesis = Synthesis(candidates=[Candidate(option=o, statement=f"Recommend {o}.")
-                                               for o in option_ids[:3]], summary="Members spoke.")
+        self.speech = Speech(
+            message=REPLY,
+            position=option_ids[self.index % len(option_ids)],
+            scores={o: share for o in option_ids},
+            disclose=[],
+        )
+        self.synthesis = Synthesis(
+            candidates=[Candidate(option=o, statement=f"Recommend {o}.") for o in option_ids[:3]],
+            summary="Members spoke.",
+        )
         self.ballots: dict[str, Ballot] = {}
 
     async def act(self, view: View, request: Request) -> TurnResult:
@@ -164,7 +172,8 @@ def autogen_once(n: int, turns: int) -> Sample:
         with measured() as s:
             agents: list[ChatAgent | Team] = [
                 AssistantAgent(f"member_{i}", model_client=ReplayChatCompletionClient([REPLY] * per_agent))
-                for i in range(n)]
+                for i in range(n)
+            ]
             team = RoundRobinGroupChat(agents, max_turns=turns)
             result = await team.run(task="Which measure should the assembly recommend to the council?")
         return s, len(result.messages)
@@ -209,47 +218,69 @@ def run(sizes: list[int], autogen_sizes: list[int], quick: bool) -> dict[str, An
             for kind in KINDS:
                 r, sm = runs[kind], summaries[kind]
                 row[kind] = {
-                    "run": r.as_json(), "summary": sm.as_json(),
-                    "per_turn_wall_s": r.wall / turns, "per_turn_cpu_s": r.cpu / turns,
+                    "run": r.as_json(),
+                    "summary": sm.as_json(),
+                    "per_turn_wall_s": r.wall / turns,
+                    "per_turn_cpu_s": r.cpu / turns,
                     "per_turn_wall_s_without_summary": (r.wall - sm.wall) / turns,
                     "summary_share_of_run": sm.wall / r.wall,
                 }
             if ag.items:
-                row["autogen"] = {"run": ag.as_json(), "per_turn_wall_s": ag.wall / turns,
-                                  "per_turn_cpu_s": ag.cpu / turns}
+                row["autogen"] = {
+                    "run": ag.as_json(),
+                    "per_turn_wall_s": ag.wall / turns,
+                    "per_turn_cpu_s": ag.cpu / turns,
+                }
                 row["ratio_wall"] = row["autogen"]["per_turn_wall_s"] / row["sim"]["per_turn_wall_s"]
                 row["ratio_cpu"] = row["autogen"]["per_turn_cpu_s"] / row["sim"]["per_turn_cpu_s"]
             rows.append(row)
             print(f"  N={n}: done", file=sys.stderr, flush=True)
     first, last = rows[0], rows[-1]
-    growth = {kind: {"total": last[kind]["per_turn_wall_s"] / first[kind]["per_turn_wall_s"],
-                     "without_summary": last[kind]["per_turn_wall_s_without_summary"]
-                     / first[kind]["per_turn_wall_s_without_summary"],
-                     "cpu": last[kind]["per_turn_cpu_s"] / first[kind]["per_turn_cpu_s"]}
-              for kind in KINDS}
+    growth = {
+        kind: {
+            "total": last[kind]["per_turn_wall_s"] / first[kind]["per_turn_wall_s"],
+            "without_summary": last[kind]["per_turn_wall_s_without_summary"]
+            / first[kind]["per_turn_wall_s_without_summary"],
+            "cpu": last[kind]["per_turn_cpu_s"] / first[kind]["per_turn_cpu_s"],
+        }
+        for kind in KINDS
+    }
     return {"rows": rows, "growth": {"from": first["members"], "to": last["members"], **growth}}
 
 
 def render(fig: dict[str, Any]) -> str:
-    head = ["N", "member-turns", "assembly sim / turn (cpu)", "of which summary", "sim, no per-round fsync",
-            "null members", "RoundRobinGroupChat / turn (cpu)", "ratio wall (cpu)"]
+    head = [
+        "N",
+        "member-turns",
+        "assembly sim / turn (cpu)",
+        "of which summary",
+        "sim, no per-round fsync",
+        "null members",
+        "RoundRobinGroupChat / turn (cpu)",
+        "ratio wall (cpu)",
+    ]
     body = []
     for r in fig["rows"]:
         ag = r.get("autogen")
-        body.append([
-            r["members"], f"{r['member_turns']:,}",
-            f"{us(r['sim']['per_turn_wall_s'])} ({us(r['sim']['per_turn_cpu_s'])})",
-            f"{r['sim']['summary_share_of_run']:.0%}",
-            f"{us(r['nofsync']['per_turn_wall_s'])} ({us(r['nofsync']['per_turn_cpu_s'])})",
-            f"{us(r['null']['per_turn_wall_s'])} ({us(r['null']['per_turn_cpu_s'])})",
-            f"{ms(ag['per_turn_wall_s'])} ({ms(ag['per_turn_cpu_s'])})" if ag else "not run",
-            f"{r['ratio_wall']:.0f}× ({r['ratio_cpu']:.0f}×)" if ag else "",
-        ])
+        body.append(
+            [
+                r["members"],
+                f"{r['member_turns']:,}",
+                f"{us(r['sim']['per_turn_wall_s'])} ({us(r['sim']['per_turn_cpu_s'])})",
+                f"{r['sim']['summary_share_of_run']:.0%}",
+                f"{us(r['nofsync']['per_turn_wall_s'])} ({us(r['nofsync']['per_turn_cpu_s'])})",
+                f"{us(r['null']['per_turn_wall_s'])} ({us(r['null']['per_turn_cpu_s'])})",
+                f"{ms(ag['per_turn_wall_s'])} ({ms(ag['per_turn_cpu_s'])})" if ag else "not run",
+                f"{r['ratio_wall']:.0f}× ({r['ratio_cpu']:.0f}×)" if ag else "",
+            ]
+        )
     g = fig["growth"]
-    foot = (f"growth per member-turn N={g['from']}→{g['to']}: sim {g['sim']['total']:.2f}× "
-            f"({g['sim']['without_summary']:.2f}× without the summary, cpu {g['sim']['cpu']:.2f}×); "
-            f"no fsync {g['nofsync']['total']:.2f}× (cpu {g['nofsync']['cpu']:.2f}×); "
-            f"null {g['null']['total']:.2f}× (cpu {g['null']['cpu']:.2f}×)")
+    foot = (
+        f"growth per member-turn N={g['from']}→{g['to']}: sim {g['sim']['total']:.2f}× "
+        f"({g['sim']['without_summary']:.2f}× without the summary, cpu {g['sim']['cpu']:.2f}×); "
+        f"no fsync {g['nofsync']['total']:.2f}× (cpu {g['nofsync']['cpu']:.2f}×); "
+        f"null {g['null']['total']:.2f}× (cpu {g['null']['cpu']:.2f}×)"
+    )
     return table(head, body) + "\n" + foot
 
 

@@ -84,14 +84,20 @@ def profile_path(n: int, path: str, url: str, work: Path) -> dict[str, Any]:
     assert session is not None
     root = session.root_frame()
     assert root is not None
-    (RESULTS / f"profile_llm_{path}_{n}.txt").write_text(profiler.output_text(time="percent_of_total"),
-                                                          encoding="utf-8")
+    (RESULTS / f"profile_llm_{path}_{n}.txt").write_text(
+        profiler.output_text(time="percent_of_total"), encoding="utf-8"
+    )
     charged = charge(root)
     idle = charged.pop(IDLE, 0.0)
     busy = sum(charged.values())
-    return {"members": n, "path": path, "profiled_s": round(root.time, 3), "idle_share": round(idle / root.time, 4),
-            "by_package": {k: round(v / busy, 4) for k, v in sorted(charged.items(), key=lambda kv: -kv[1])},
-            "steps": {k: round(v / busy, 4) for k, v in steps(root).items()}}
+    return {
+        "members": n,
+        "path": path,
+        "profiled_s": round(root.time, 3),
+        "idle_share": round(idle / root.time, 4),
+        "by_package": {k: round(v / busy, 4) for k, v in sorted(charged.items(), key=lambda kv: -kv[1])},
+        "steps": {k: round(v / busy, 4) for k, v in steps(root).items()},
+    }
 
 
 def render(rows: list[dict[str, Any]]) -> str:
@@ -100,12 +106,16 @@ def render(rows: list[dict[str, Any]]) -> str:
         packages.extend(k for k, v in r["by_package"].items() if v >= 0.02 and k not in packages)
     head = ["busy CPU charged to", *[f"{r['path']} N={r['members']}" for r in rows]]
     body = [[p, *[f"{r['by_package'].get(p, 0.0):.0%}" for r in rows]] for p in packages]
-    body.append(["(everything below 2%)", *[f"{1 - sum(r['by_package'].get(p, 0.0) for p in packages):.0%}"
-                                           for r in rows]])
+    body.append(
+        ["(everything below 2%)", *[f"{1 - sum(r['by_package'].get(p, 0.0) for p in packages):.0%}" for r in rows]]
+    )
     steps_body = [[name, *[f"{r['steps'].get(name, 0.0):.0%}" for r in rows]] for name, _, _ in STEPS]
     idle = ["idle share of the profiled run", *[f"{r['idle_share']:.0%}" for r in rows]]
-    return (table(head, body) + "\n\nassembly steps, inclusive (share of busy CPU)\n"
-            + table(["step", *head[1:]], [*steps_body, idle]))
+    return (
+        table(head, body)
+        + "\n\nassembly steps, inclusive (share of busy CPU)\n"
+        + table(["step", *head[1:]], [*steps_body, idle])
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -119,8 +129,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             rows.append(profile_path(args.members, path, server.url, Path(td)))
             print(f"  {path}: done", file=sys.stderr, flush=True)
     write_result("profile_llm", command_line(), {"latency_s": args.latency, "rows": rows}, machine_info())
-    print(f"Where an LLM run's client CPU goes (pyinstrument; N={args.members}, L={args.latency * 1e3:.0f} ms; "
-          "full trees in bench/results/profile_llm_<path>_<N>.txt)")
+    print(
+        f"Where an LLM run's client CPU goes (pyinstrument; N={args.members}, L={args.latency * 1e3:.0f} ms; "
+        "full trees in bench/results/profile_llm_<path>_<N>.txt)"
+    )
     print(render(rows))
     return rows
 

@@ -89,9 +89,14 @@ def profile(n: int, work: Path, interval: float) -> dict[str, Any]:
     (RESULTS / f"profile_overhead_{n}.txt").write_text(tree, encoding="utf-8")
     selfs = sorted(_self_times(root).items(), key=lambda kv: -kv[1])
     top = [f"{t / total:5.1%}  {name}" for name, t in selfs[:12]]
-    return {"members": n, "runs": runs, "profiled_s": round(total, 3),
-            "buckets": {k: round(v, 4) for k, v in shares.items()},
-            "other": round(1.0 - sum(shares.values()), 4), "top_self": top}
+    return {
+        "members": n,
+        "runs": runs,
+        "profiled_s": round(total, 3),
+        "buckets": {k: round(v, 4) for k, v in shares.items()},
+        "other": round(1.0 - sum(shares.values()), 4),
+        "top_self": top,
+    }
 
 
 def render(rows: list[dict[str, Any]]) -> str:

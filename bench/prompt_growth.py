@@ -46,19 +46,29 @@ from assembly.view import View
 ROUNDS = 30
 SHOWN = (1, 10, 30)
 WINDOWS = (3, 100)
-VOCAB = ("the city should fund transit because families in the outer districts spend too long commuting and "
-         "cleaner air matters for children while costs must stay fair for low income residents who depend on "
-         "buses every day and small businesses need customers who can reach the centre easily")
+VOCAB = (
+    "the city should fund transit because families in the outer districts spend too long commuting and "
+    "cleaner air matters for children while costs must stay fair for low income residents who depend on "
+    "buses every day and small businesses need customers who can reach the centre easily"
+)
 WORDS = VOCAB.split()
 
 
 def scenario(window: int, **extra: Any) -> Scenario:
-    return load_scenario(ROOT / "scenarios" / "citizens_assembly.yaml", {
-        # Unanimity of every seat (quorum 1): the loopback server's random ballots
-        # abstain often enough that no run ends before round 30.
-        "rounds": ROUNDS, "protocol.view_window": window, "protocol.decision_rule": {"kind": "unanimity"},
-        "protocol.quorum": 1.0,
-        "protocol.stall": None, "topology.kind": "all_to_all", **extra})
+    return load_scenario(
+        ROOT / "scenarios" / "citizens_assembly.yaml",
+        {
+            # Unanimity of every seat (quorum 1): the loopback server's random ballots
+            # abstain often enough that no run ends before round 30.
+            "rounds": ROUNDS,
+            "protocol.view_window": window,
+            "protocol.decision_rule": {"kind": "unanimity"},
+            "protocol.quorum": 1.0,
+            "protocol.stall": None,
+            "topology.kind": "all_to_all",
+            **extra,
+        },
+    )
 
 
 def text(words: int, salt: int) -> str:
@@ -86,8 +96,13 @@ def _encoder() -> Callable[[str], int]:
 class PromptProbe:
     """Renders the prompt an LLM member would get, records its size, answers at full length."""
 
-    def __init__(self, seat: SeatedMember, protocol: FacilitatedAssembly, count: Callable[[str], int],
-                 log: dict[tuple[str, int], list[int]]) -> None:
+    def __init__(
+        self,
+        seat: SeatedMember,
+        protocol: FacilitatedAssembly,
+        count: Callable[[str], int],
+        log: dict[tuple[str, int], list[int]],
+    ) -> None:
         self.id = seat.id
         self.seat = seat
         self.protocol = protocol
@@ -104,12 +119,18 @@ class PromptProbe:
             said = {f for h in view.own_history if h.kind == "speech" for f in h.public.get("disclose", ())}
             fresh = [f.id for f in view.own_facts if f.id not in said][:1]  # one new fact a round
             position = self.options[salt % len(self.options)]
-            return TurnResult(action=Speech(message=text(120, salt), position=position,
-                                            scores={o: 0.5 for o in self.options}, disclose=fresh))
+            return TurnResult(
+                action=Speech(
+                    message=text(120, salt), position=position, scores={o: 0.5 for o in self.options}, disclose=fresh
+                )
+            )
         if request.action is Synthesis:
-            return TurnResult(action=Synthesis(
-                candidates=[Candidate(option=o, statement=text(25, i)) for i, o in enumerate(self.options[:3])],
-                summary=text(200, request.round)))
+            return TurnResult(
+                action=Synthesis(
+                    candidates=[Candidate(option=o, statement=text(25, i)) for i, o in enumerate(self.options[:3])],
+                    summary=text(200, request.round),
+                )
+            )
         cands = [c["option"] for c in view.candidates]
         choice = cands[self.index % len(cands)]
         return TurnResult(action=Ballot(choice=choice, approve=[choice], ranking=cands))
@@ -135,13 +156,21 @@ def full_length(window: int, work: Path, count: Callable[[str], int]) -> dict[tu
 
 def over_http(window: int, work: Path, base_url: str) -> dict[tuple[str, int], float]:
     prof = profile(base_url, "openai")
-    sc = scenario(window, **{"members.policy": "llm", "members.profile": prof.name, "facilitator.policy": "llm",
-                             "facilitator.profile": prof.name})
+    sc = scenario(
+        window,
+        **{
+            "members.policy": "llm",
+            "members.profile": prof.name,
+            "facilitator.policy": "llm",
+            "facilitator.profile": prof.name,
+        },
+    )
     run_dir = work / f"http-{window}"
     summary = run(sc, run_dir, prof)
     if summary["rounds"] != ROUNDS:
-        raise RuntimeError(f"http window {window}: {summary['rounds']} rounds ({summary['outcome']}, "
-                           f"{summary['reason']})")
+        raise RuntimeError(
+            f"http window {window}: {summary['rounds']} rounds ({summary['outcome']}, {summary['reason']})"
+        )
     log: dict[tuple[str, int], list[int]] = defaultdict(list)
     for e in read_transcript(run_dir).events:
         if isinstance(e, Turn) and e.attempts:
@@ -168,29 +197,67 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for source, by_window in series.items():
         for window, tokens in by_window.items():
             speak = {r: tokens[("speak", r)] for r in SHOWN}
-            rows.append({"source": source, "window": window,
-                         "speak": speak, "vote": {r: tokens.get(("vote", r)) for r in SHOWN},
-                         "synthesize": {r: tokens[("synthesize", r)] for r in SHOWN},
-                         "speak_30_over_1": speak[30] / speak[1], "speak_30_over_10": speak[30] / speak[10],
-                         "all_rounds": {f"{p}:{r}": round(v, 1) for (p, r), v in sorted(tokens.items())}})
+            rows.append(
+                {
+                    "source": source,
+                    "window": window,
+                    "speak": speak,
+                    "vote": {r: tokens.get(("vote", r)) for r in SHOWN},
+                    "synthesize": {r: tokens[("synthesize", r)] for r in SHOWN},
+                    "speak_30_over_1": speak[30] / speak[1],
+                    "speak_30_over_10": speak[30] / speak[10],
+                    "all_rounds": {f"{p}:{r}": round(v, 1) for (p, r), v in sorted(tokens.items())},
+                }
+            )
     window_rows = [r for r in rows if r["window"] == WINDOWS[0]]
-    fig = {"rounds": ROUNDS, "members": 24, "tokenizer_full_length": "cl100k_base (tiktoken)",
-           "tokenizer_http": "server: characters / 4", "rows": rows,
-           # The goal is judged on the larger (worse) of the two sources.
-           "window_growth": max(r["speak_30_over_1"] for r in window_rows)}
+    fig = {
+        "rounds": ROUNDS,
+        "members": 24,
+        "tokenizer_full_length": "cl100k_base (tiktoken)",
+        "tokenizer_http": "server: characters / 4",
+        "rows": rows,
+        # The goal is judged on the larger (worse) of the two sources.
+        "window_growth": max(r["speak_30_over_1"] for r in window_rows),
+    }
     machine["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     write_result("prompt_growth", command_line(), fig, machine)
-    print(f"Benchmark 3: prompt tokens per member-turn, 24 members, {ROUNDS} rounds "
-          "(window = rounds of heard speech in the view; 100 = full history)")
+    print(
+        f"Benchmark 3: prompt tokens per member-turn, 24 members, {ROUNDS} rounds "
+        "(window = rounds of heard speech in the view; 100 = full history)"
+    )
 
     def cell(v: float | None) -> str:
         return "–" if v is None else f"{v:,.0f}"
 
-    print(table(["source", "window", "speak r1", "speak r10", "speak r30", "r30 / r1", "r30 / r10", "vote r10",
-                 "vote r30", "facilitator r1 / r10 / r30"],
-                [[r["source"], r["window"], *[cell(r["speak"][x]) for x in SHOWN], f"{r['speak_30_over_1']:.2f}×",
-                  f"{r['speak_30_over_10']:.2f}×", cell(r["vote"][10]), cell(r["vote"][30]),
-                  " / ".join(cell(r["synthesize"][x]) for x in SHOWN)] for r in rows]))
+    print(
+        table(
+            [
+                "source",
+                "window",
+                "speak r1",
+                "speak r10",
+                "speak r30",
+                "r30 / r1",
+                "r30 / r10",
+                "vote r10",
+                "vote r30",
+                "facilitator r1 / r10 / r30",
+            ],
+            [
+                [
+                    r["source"],
+                    r["window"],
+                    *[cell(r["speak"][x]) for x in SHOWN],
+                    f"{r['speak_30_over_1']:.2f}×",
+                    f"{r['speak_30_over_10']:.2f}×",
+                    cell(r["vote"][10]),
+                    cell(r["vote"][30]),
+                    " / ".join(cell(r["synthesize"][x]) for x in SHOWN),
+                ]
+                for r in rows
+            ],
+        )
+    )
     return fig
 
 

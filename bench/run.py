@@ -22,8 +22,15 @@ from typing import Any
 from common import BENCH, ROOT, machine_info, read_result, table
 
 # In the order they run; each profile follows the benchmark whose run it explains.
-BENCHMARKS = ["overhead", "profile_overhead", "concurrency", "profile_llm", "prompt_growth", "sweep_throughput",
-              "memory"]
+BENCHMARKS = [
+    "overhead",
+    "profile_overhead",
+    "concurrency",
+    "profile_llm",
+    "prompt_growth",
+    "sweep_throughput",
+    "memory",
+]
 
 Check = Callable[[], tuple[str, str, bool | None]]  # (goal, measured, met); met None = not measured
 
@@ -42,9 +49,15 @@ def goal_overhead() -> tuple[str, str, bool | None]:
     row = _row(data["rows"], "members", 64) if data else None
     if row is None or "ratio_wall" not in row:
         return goal, "not measured", None
-    return goal, (f"{row['ratio_wall']:.0f}× wall, {row['ratio_cpu']:.0f}× CPU "
-                  f"({row['sim']['per_turn_wall_s'] * 1e6:.0f} µs vs "
-                  f"{row['autogen']['per_turn_wall_s'] * 1e3:.2f} ms)"), row["ratio_wall"] >= 50
+    return (
+        goal,
+        (
+            f"{row['ratio_wall']:.0f}× wall, {row['ratio_cpu']:.0f}× CPU "
+            f"({row['sim']['per_turn_wall_s'] * 1e6:.0f} µs vs "
+            f"{row['autogen']['per_turn_wall_s'] * 1e3:.2f} ms)"
+        ),
+        row["ratio_wall"] >= 50,
+    )
 
 
 def goal_flat() -> tuple[str, str, bool | None]:
@@ -80,8 +93,14 @@ def goal_sweep() -> tuple[str, str, bool | None]:
     if not data:
         return goal, "not measured", None
     wall = data["median"]["wall_s"]
-    return goal, (f"{wall:.1f} s ({data['runs_per_s']:.1f} runs/s, sweep CPU utilisation "
-                  f"{data['median']['tree_utilisation']:.0%})"), data["runs"] == 1000 and wall < 60
+    return (
+        goal,
+        (
+            f"{wall:.1f} s ({data['runs_per_s']:.1f} runs/s, sweep CPU utilisation "
+            f"{data['median']['tree_utilisation']:.0%})"
+        ),
+        data["runs"] == 1000 and wall < 60,
+    )
 
 
 def goal_memory() -> tuple[str, str, bool | None]:
@@ -114,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if not args.goals:
         m = machine_info()
-        print(f"machine: {m['cpu']}, {m['logical_cpus']} CPUs, {m['ram_gib']} GiB RAM, Python {m['python']}, "
-              f"git {m['git']}, load average {m['load_avg_1_5_15']}\n", flush=True)
+        print(
+            f"machine: {m['cpu']}, {m['logical_cpus']} CPUs, {m['ram_gib']} GiB RAM, Python {m['python']}, "
+            f"git {m['git']}, load average {m['load_avg_1_5_15']}\n",
+            flush=True,
+        )
         for name in args.only or BENCHMARKS:
             if name in args.skip:
                 continue
@@ -126,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             t = time.perf_counter()
             code = subprocess.run([sys.executable, str(script)], cwd=ROOT, check=False).returncode
-            print(f"({name}: {time.perf_counter() - t:.0f} s{'' if code == 0 else f', FAILED with exit {code}'})\n",
-                  flush=True)
+            print(
+                f"({name}: {time.perf_counter() - t:.0f} s{'' if code == 0 else f', FAILED with exit {code}'})\n",
+                flush=True,
+            )
             if code != 0:
                 failed.append(name)
     print("Goals (issue 7), from bench/results/*.json")
     print(goals_table())
     if not args.goals:
-        print(f"\nall benchmarks: {time.perf_counter() - t0:.0f} s" + (f"; failed: {', '.join(failed)}" if failed
-                                                                          else ""))
+        print(
+            f"\nall benchmarks: {time.perf_counter() - t0:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
     return 1 if failed else 0
 
 

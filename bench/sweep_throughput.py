@@ -111,11 +111,18 @@ def once(work: Path, workers: int, draw: bool) -> dict[str, Any]:
     rounds = report.results["rounds"]
     shutil.rmtree(out)
     cores = os.cpu_count() or 1
-    return {"runs": runs, "wall_s": wall, "runs_phase_s": marks[-1] - marks[0],
-            "tree_cpu_s": cpu.total, "tree_utilisation": cpu.total / (wall * cores),
-            "machine_busy": busy(sys0, sys1), "workers": workers,
-            "rounds_mean": float(rounds.mean()), "rounds_max": int(rounds.max()),
-            "outcomes": dict(report.tally.outcomes)}
+    return {
+        "runs": runs,
+        "wall_s": wall,
+        "runs_phase_s": marks[-1] - marks[0],
+        "tree_cpu_s": cpu.total,
+        "tree_utilisation": cpu.total / (wall * cores),
+        "machine_busy": busy(sys0, sys1),
+        "workers": workers,
+        "rounds_mean": float(rounds.mean()),
+        "rounds_max": int(rounds.max()),
+        "outcomes": dict(report.tally.outcomes),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -129,24 +136,53 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as td:
         for _ in range(args.reps):
             reps.append(once(Path(td), args.workers, draw=not args.no_figures))
-    med = {k: statistics.median(r[k] for r in reps)
-           for k in ("wall_s", "runs_phase_s", "tree_cpu_s", "tree_utilisation", "machine_busy")}
+    med = {
+        k: statistics.median(r[k] for r in reps)
+        for k in ("wall_s", "runs_phase_s", "tree_cpu_s", "tree_utilisation", "machine_busy")
+    }
     runs = reps[0]["runs"]
-    fig = {"runs": runs, "workers": args.workers, "reps": len(reps), "median": med,
-           "runs_per_s": runs / med["wall_s"], "runs_per_s_runs_phase": runs / med["runs_phase_s"],
-           "cpu_ms_per_run": med["tree_cpu_s"] / runs * 1e3, "repetitions": reps}
+    fig = {
+        "runs": runs,
+        "workers": args.workers,
+        "reps": len(reps),
+        "median": med,
+        "runs_per_s": runs / med["wall_s"],
+        "runs_per_s_runs_phase": runs / med["runs_phase_s"],
+        "cpu_ms_per_run": med["tree_cpu_s"] / runs * 1e3,
+        "repetitions": reps,
+    }
     machine["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     write_result("sweep_throughput", command_line(), fig, machine)
-    print(f"Benchmark 4: sweep throughput, {runs} consensus-game runs (sim, N=8, up to 50 rounds), "
-          f"{args.workers} worker processes, median of {len(reps)}")
-    print(table(
-        ["wall, load to figures", "runs phase", "runs/s (runs phase)", "CPU per run", "sweep CPU utilisation",
-         "machine busy"],
-        [[f"{med['wall_s']:.1f} s", f"{med['runs_phase_s']:.1f} s",
-          f"{fig['runs_per_s']:.1f} ({fig['runs_per_s_runs_phase']:.1f})", f"{fig['cpu_ms_per_run']:.0f} ms",
-          f"{med['tree_utilisation']:.0%}", f"{med['machine_busy']:.0%}"]]))
-    print(f"rounds per run: mean {reps[0]['rounds_mean']:.1f}, max {reps[0]['rounds_max']}; "
-          f"outcomes {reps[0]['outcomes']}")
+    print(
+        f"Benchmark 4: sweep throughput, {runs} consensus-game runs (sim, N=8, up to 50 rounds), "
+        f"{args.workers} worker processes, median of {len(reps)}"
+    )
+    print(
+        table(
+            [
+                "wall, load to figures",
+                "runs phase",
+                "runs/s (runs phase)",
+                "CPU per run",
+                "sweep CPU utilisation",
+                "machine busy",
+            ],
+            [
+                [
+                    f"{med['wall_s']:.1f} s",
+                    f"{med['runs_phase_s']:.1f} s",
+                    f"{fig['runs_per_s']:.1f} ({fig['runs_per_s_runs_phase']:.1f})",
+                    f"{fig['cpu_ms_per_run']:.0f} ms",
+                    f"{med['tree_utilisation']:.0%}",
+                    f"{med['machine_busy']:.0%}",
+                ]
+            ],
+        )
+    )
+    print(
+        f"rounds per run: mean {reps[0]['rounds_mean']:.1f}, max {reps[0]['rounds_max']}; "
+        f"outcomes {reps[0]['outcomes']}"
+    )
     return fig
 
 

@@ -19,9 +19,12 @@ def scenario(name: str = "citizens_assembly", **overrides: Any) -> Scenario:
 def tiny(n: int = 6, **overrides: Any) -> Scenario:
     """A small assembly with no faults and two options, for engine tests."""
     data: dict[str, Any] = {
-        "name": "tiny", "question": "A or B?",
-        "options": [{"id": "A", "text": "a", "attributes": {"x": 1.0}},
-                    {"id": "B", "text": "b", "attributes": {"x": -1.0}}],
+        "name": "tiny",
+        "question": "A or B?",
+        "options": [
+            {"id": "A", "text": "a", "attributes": {"x": 1.0}},
+            {"id": "B", "text": "b", "attributes": {"x": -1.0}},
+        ],
         "population": {"size": n, "roles": [{"name": "r", "share": 1.0, "values": {"x": 0.5}}]},
         "protocol": {"kind": "assembly", "max_rounds": 3, "turn_timeout_s": 5, "first_vote_round": 1},
         "members": {"sim": {"latency": {"median_s": 0.0}}},

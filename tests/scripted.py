@@ -54,8 +54,7 @@ class ScriptedMember:
         self.cancelled = 0
 
     def step_for(self, request: Request) -> Step:
-        found = self.script.get((request.round, request.phase), self.script.get((None, request.phase),
-                                                                                self.default))
+        found = self.script.get((request.round, request.phase), self.script.get((None, request.phase), self.default))
         if found is None:
             raise LookupError(f"{self.id}: no scripted answer for round {request.round}, {request.phase}")
         return found if isinstance(found, Step) else Step(action=found)
@@ -74,8 +73,9 @@ class ScriptedMember:
         if step.raise_ is not None:
             raise step.raise_
         if step.status != "ok":
-            return TurnResult(action=None, status=step.status, detail=f"scripted {step.status}",
-                              sim_latency_s=step.sim_latency_s)
+            return TurnResult(
+                action=None, status=step.status, detail=f"scripted {step.status}", sim_latency_s=step.sim_latency_s
+            )
         action = step.action(view, request) if callable(step.action) else step.action
         if action is None:
             raise LookupError(f"{self.id}: scripted ok step without an action")

@@ -69,7 +69,7 @@ def scripted(mid: str, value: Any, vote: Any) -> ScriptedMember:
     """`value`/`vote`: one answer for every round, or {round: answer}; a Step is used as is."""
     script: dict[tuple[int | None, str], Any] = {}
     for phase, spec, make in ((PROPOSE, value, prop), (VOTE, vote, lambda v: StopVote(vote=v))):
-        for r, answer in (spec.items() if isinstance(spec, dict) else [(None, spec)]):
+        for r, answer in spec.items() if isinstance(spec, dict) else [(None, spec)]:
             script[(r, phase)] = answer if isinstance(answer, Step) else make(answer)
     return ScriptedMember(mid, script)
 
@@ -90,8 +90,9 @@ def tallies(events: list[Any]) -> list[Tally]:
 # ----------------------------------------------------------------------------- termination
 
 
-@pytest.mark.parametrize(("n", "stops", "stopped"), [(3, 2, True), (6, 4, True), (6, 3, False),
-                                                     (9, 6, True), (9, 5, False), (4, 2, False)])
+@pytest.mark.parametrize(
+    ("n", "stops", "stopped"), [(3, 2, True), (6, 4, True), (6, 3, False), (9, 6, True), (9, 5, False), (4, 2, False)]
+)
 def test_stop_needs_two_thirds_of_all_agents_exactly(tmp_path: Path, n: int, stops: int, stopped: bool) -> None:
     sc = game(n)
     v = next(iter(honest_initials(sc).values()))
@@ -111,8 +112,9 @@ def _vote_turns(votes: list[str]) -> list[Turn]:
         if v == "fail":
             out.append(Turn(round=1, phase=VOTE, member=f"agent_{i}", status="malformed"))
         else:
-            out.append(Turn(round=1, phase=VOTE, member=f"agent_{i}", status="ok",
-                            action={"kind": "stop_vote", "vote": v}))
+            out.append(
+                Turn(round=1, phase=VOTE, member=f"agent_{i}", status="ok", action={"kind": "stop_vote", "vote": v})
+            )
     return out
 
 
@@ -159,15 +161,21 @@ def test_abstaining_vote_is_not_a_stop(tmp_path: Path) -> None:
     assert summary["per_round"][0]["abstentions"] == 2
 
 
-@pytest.mark.parametrize("failure", [Step(status="malformed"), Step(status="provider_error"),
-                                     Step(hang=True), Step(raise_=RuntimeError("boom"))],
-                         ids=["malformed", "provider_error", "timeout", "raises"])
+@pytest.mark.parametrize(
+    "failure",
+    [Step(status="malformed"), Step(status="provider_error"), Step(hang=True), Step(raise_=RuntimeError("boom"))],
+    ids=["malformed", "provider_error", "timeout", "raises"],
+)
 def test_failed_vote_counts_as_continue(tmp_path: Path, failure: Step) -> None:
     sc = game(4, **{"protocol.turn_timeout_s": 0.2})
     v = next(iter(honest_initials(sc).values()))
     # Two stops, one explicit continue, one failed vote: 2/4 < 2/3, and the failure is a continue.
-    members = [scripted("agent_0", v, "stop"), scripted("agent_1", v, "stop"),
-               scripted("agent_2", v, "continue"), scripted("agent_3", v, failure)]
+    members = [
+        scripted("agent_0", v, "stop"),
+        scripted("agent_1", v, "stop"),
+        scripted("agent_2", v, "continue"),
+        scripted("agent_3", v, failure),
+    ]
     summary, events = play(sc, tmp_path / "r", members)
     tally = tallies(events)[0]
     assert not tally.decided
@@ -188,9 +196,11 @@ def test_failed_proposal_keeps_the_previous_value(tmp_path: Path) -> None:
     assert init["agent_1"] != a0, "the test needs agent_1 to have started elsewhere"
     # Round 1: everyone moves to agent_0's value. Round 2: agent_1's proposal fails, so it
     # still holds a0 (not its initial value), and everyone stops: a valid decision.
-    members = [scripted("agent_0", a0, {1: "continue", 2: "stop"}),
-               scripted("agent_1", {1: a0, 2: Step(status="malformed")}, {1: "continue", 2: "stop"}),
-               scripted("agent_2", a0, {1: "continue", 2: "stop"})]
+    members = [
+        scripted("agent_0", a0, {1: "continue", 2: "stop"}),
+        scripted("agent_1", {1: a0, 2: Step(status="malformed")}, {1: "continue", 2: "stop"}),
+        scripted("agent_2", a0, {1: "continue", 2: "stop"}),
+    ]
     summary, events = play(sc, tmp_path / "r", members)
     assert summary["outcome"] == "valid_decision" and summary["decision"] == a0
     assert ended(events).detail["honest_values"] == [a0, a0, a0]
@@ -266,8 +276,9 @@ def test_per_round_figures_of_a_crafted_round(tmp_path: Path) -> None:
     sc = game(4)
     init = list(honest_initials(sc))
     values = [10, 10, 10, 30]
-    members = [scripted(m, v, "stop" if i == 0 else "continue")
-               for i, (m, v) in enumerate(zip(init, values, strict=True))]
+    members = [
+        scripted(m, v, "stop" if i == 0 else "continue") for i, (m, v) in enumerate(zip(init, values, strict=True))
+    ]
     summary, _ = play(sc, tmp_path / "r", members)
     row = summary["per_round"][0]
     assert row["honest_mean"] == 15.0 and row["honest_median"] == 10.0
@@ -290,8 +301,9 @@ def test_seating_deals_byzantine_slots_and_initial_values_by_seed() -> None:
             if not m.private["byzantine"]:
                 assert isinstance(m.private["initial"], int) and 0 <= m.private["initial"] <= 50
     assert len(firsts) > 10, "Byzantine slots must be shuffled by seed, not fixed"
-    assert seats(game(9, **{"protocol.byzantine": 3, "seed": 4})) == seats(game(9, **{"protocol.byzantine": 3,
-                                                                                       "seed": 4}))
+    assert seats(game(9, **{"protocol.byzantine": 3, "seed": 4})) == seats(
+        game(9, **{"protocol.byzantine": 3, "seed": 4})
+    )
 
 
 def test_initial_values_cover_both_ends_of_the_range() -> None:
@@ -305,13 +317,16 @@ def test_same_seed_pairs_honest_slots_across_byzantine_counts() -> None:
     assert all(benign[m] == v for m, v in attacked.items())
 
 
-@pytest.mark.parametrize(("overrides", "path"), [
-    ({"members": 8, "protocol.byzantine": 3}, "protocol.byzantine"),
-    ({"members": 9, "protocol.honest": 8, "protocol.byzantine": 2}, "population.size"),
-    ({"protocol.stop_threshold": "two thirds"}, "protocol.stop_threshold"),
-    ({"protocol.value_max": 0}, "protocol.value_max"),
-    ({"topology.kind": "tables"}, "topology.kind"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({"members": 8, "protocol.byzantine": 3}, "protocol.byzantine"),
+        ({"members": 9, "protocol.honest": 8, "protocol.byzantine": 2}, "population.size"),
+        ({"protocol.stop_threshold": "two thirds"}, "protocol.stop_threshold"),
+        ({"protocol.value_max": 0}, "protocol.value_max"),
+        ({"topology.kind": "tables"}, "topology.kind"),
+    ],
+)
 def test_invalid_games_fail_at_the_right_field(overrides: dict[str, Any], path: str) -> None:
     with pytest.raises(ScenarioError) as err:
         load_scenario(SCENARIOS / "consensus_game.yaml", overrides)
@@ -319,8 +334,9 @@ def test_invalid_games_fail_at_the_right_field(overrides: dict[str, Any], path: 
 
 
 def test_group_size_follows_the_honest_count() -> None:
-    sc = load_scenario(SCENARIOS / "consensus_game.yaml",
-                       {"protocol.honest": 8, "protocol.byzantine": 4, "members": None})
+    sc = load_scenario(
+        SCENARIOS / "consensus_game.yaml", {"protocol.honest": 8, "protocol.byzantine": 4, "members": None}
+    )
     assert sc.population.size == 12
     assert load_scenario(SCENARIOS / "consensus_game.yaml", {"members": 9, "protocol.byzantine": 3})
 
@@ -343,14 +359,23 @@ def _spec(sc: Scenario) -> ConsensusGameProtocol:
 
 
 def _seated(byzantine: set[str], n: int = 6) -> Seated:
-    members = [SeatedMember(id=f"agent_{i}", role="agent", policy="sim",
-                            private={"initial": None, "byzantine": True} if f"agent_{i}" in byzantine
-                            else {"initial": 10 + i, "byzantine": False}) for i in range(n)]
+    members = [
+        SeatedMember(
+            id=f"agent_{i}",
+            role="agent",
+            policy="sim",
+            private={"initial": None, "byzantine": True}
+            if f"agent_{i}" in byzantine
+            else {"initial": 10 + i, "byzantine": False},
+        )
+        for i in range(n)
+    ]
     return Seated(members=members, audiences=[list(range(n))], audience_of=[0] * n)
 
 
-def _history(seated: Seated, sc: Scenario, rounds: int, fail: dict[int, str] | None = None,
-             justification: str = "j") -> ViewBuilder:
+def _history(
+    seated: Seated, sc: Scenario, rounds: int, fail: dict[int, str] | None = None, justification: str = "j"
+) -> ViewBuilder:
     """A public record of `rounds` rounds: agent_i proposes 20 + i + r with a secret note."""
     vb = ViewBuilder(sc)
     vb.apply(seated)
@@ -360,13 +385,27 @@ def _history(seated: Seated, sc: Scenario, rounds: int, fail: dict[int, str] | N
             if (fail or {}).get(r) == m.id:
                 vb.apply(Turn(round=r, phase=PROPOSE, member=m.id, status="malformed"))
                 continue
-            vb.apply(Turn(round=r, phase=PROPOSE, member=m.id, status="ok", action={
-                "kind": "proposal", "strategy": f"SECRET-{m.id}-r{r}", "value": 20 + int(m.id[6:]) + r,
-                "justification": f"{justification} from {m.id} in round {r}"}))
+            vb.apply(
+                Turn(
+                    round=r,
+                    phase=PROPOSE,
+                    member=m.id,
+                    status="ok",
+                    action={
+                        "kind": "proposal",
+                        "strategy": f"SECRET-{m.id}-r{r}",
+                        "value": 20 + int(m.id[6:]) + r,
+                        "justification": f"{justification} from {m.id} in round {r}",
+                    },
+                )
+            )
         if r < rounds:
             for m in seated.members:
-                vb.apply(Turn(round=r, phase=VOTE, member=m.id, status="ok",
-                              action={"kind": "stop_vote", "vote": "continue"}))
+                vb.apply(
+                    Turn(
+                        round=r, phase=VOTE, member=m.id, status="ok", action={"kind": "stop_vote", "vote": "continue"}
+                    )
+                )
     return vb
 
 
@@ -401,8 +440,10 @@ def test_strategy_notes_reach_only_their_author(phase: str) -> None:
 def test_notes_stay_private_in_a_real_run(tmp_path: Path) -> None:
     sc = game(4, **{"protocol.byzantine": 1, "rounds": 3})
     init = honest_initials(sc)
-    members = [ScriptedMember(m, {(None, PROPOSE): prop(5, strategy=f"SECRET-{m}"),
-                                  (None, VOTE): StopVote(vote="continue")}) for m in [*init, *byzantine_ids(sc)]]
+    members = [
+        ScriptedMember(m, {(None, PROPOSE): prop(5, strategy=f"SECRET-{m}"), (None, VOTE): StopVote(vote="continue")})
+        for m in [*init, *byzantine_ids(sc)]
+    ]
     play(sc, tmp_path / "r", members)
     for m in members:
         for view, request in m.calls:
@@ -428,15 +469,14 @@ def test_vote_prompt_shows_this_rounds_proposals() -> None:
     sc = game(6)
     vb = _history(_seated(set()), sc, 2)
     text = _prompt_text(sc, vb.view("agent_0", 2, VOTE), VOTE)
-    this_round = text[text.index("ALL PROPOSALS THIS ROUND"):text.index("PREVIOUS ROUNDS")]
+    this_round = text[text.index("ALL PROPOSALS THIS ROUND") : text.index("PREVIOUS ROUNDS")]
     assert all(f"agent_{i}" in this_round and str(22 + i) in this_round for i in range(6))
 
 
 def test_awareness_conditions_and_byzantine_prompt_differ() -> None:
     texts = {}
     for awareness in ("may_exist", "none_exist"):
-        sc = game(6, **{"protocol.byzantine": 1 if awareness == "may_exist" else 0,
-                        "protocol.awareness": awareness})
+        sc = game(6, **{"protocol.byzantine": 1 if awareness == "may_exist" else 0, "protocol.awareness": awareness})
         vb = _history(_seated({"agent_5"} if awareness == "may_exist" else set()), sc, 1)
         texts[awareness] = _prompt_text(sc, vb.view("agent_0", 2, PROPOSE), PROPOSE).lower()
         texts[awareness + "_vote"] = _prompt_text(sc, vb.view("agent_0", 1, VOTE), VOTE).lower()
@@ -482,8 +522,13 @@ def test_cli_run_with_eight_sim_agents_completes_offline(tmp_path: Path) -> None
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["members"] == 8
     assert summary["outcome"] in ("valid_decision", "invalid_decision", "no_decision")
-    assert summary["per_round"] and {"honest_mean", "honest_sd", "honest_modal_share", "stop_votes",
-                                     "honest_unanimous_initial"} <= set(summary["per_round"][0])
+    assert summary["per_round"] and {
+        "honest_mean",
+        "honest_sd",
+        "honest_modal_share",
+        "stop_votes",
+        "honest_unanimous_initial",
+    } <= set(summary["per_round"][0])
     assert summary["outcome"].split("_")[0] in res.stdout
 
 
@@ -503,9 +548,16 @@ def test_byzantine_sim_agents_show_in_the_outcomes(tmp_path: Path) -> None:
     def outcomes(byzantine: int, awareness: str) -> list[dict[str, Any]]:
         out = []
         for seed in range(8):
-            sc = load_scenario(SCENARIOS / "consensus_game.yaml", {
-                "protocol.honest": 8, "members": None, "protocol.byzantine": byzantine,
-                "protocol.awareness": awareness, "seed": seed})
+            sc = load_scenario(
+                SCENARIOS / "consensus_game.yaml",
+                {
+                    "protocol.honest": 8,
+                    "members": None,
+                    "protocol.byzantine": byzantine,
+                    "protocol.awareness": awareness,
+                    "seed": seed,
+                },
+            )
             out.append(run(sc, tmp_path / f"b{byzantine}-{awareness}-{seed}")[0])
         return out
 

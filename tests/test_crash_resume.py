@@ -20,11 +20,23 @@ from tests.conftest import ROOT, SCENARIOS, run_cli
 
 # Real sleeps so a run lasts long enough to be killed mid-way; no hang faults, so a
 # run's course does not depend on timing at all.
-REAL = ["--set", "members.sim.latency={mode: real, median_s: 0.02, sigma: 0.6}",
-        "--set", "members.sim.faults={malformed_rate: 0.05, provider_error_rate: 0.05}"]
+REAL = [
+    "--set",
+    "members.sim.latency={mode: real, median_s: 0.02, sigma: 0.6}",
+    "--set",
+    "members.sim.faults={malformed_rate: 0.05, provider_error_rate: 0.05}",
+]
 CASES = {
-    "assembly": [str(SCENARIOS / "citizens_assembly.yaml"), "--members", "16", "--rounds", "6",
-                 "--set", "protocol.decision_rule={kind: unanimity}", *REAL],
+    "assembly": [
+        str(SCENARIOS / "citizens_assembly.yaml"),
+        "--members",
+        "16",
+        "--rounds",
+        "6",
+        "--set",
+        "protocol.decision_rule={kind: unanimity}",
+        *REAL,
+    ],
     "consensus_game": [str(SCENARIOS / "consensus_game.yaml"), "--members", "8", "--rounds", "12", *REAL],
 }
 KILLS_PER_CASE = 11
@@ -38,8 +50,13 @@ def _run_and_kill(args: list[str], out: Path, delay: float) -> bool:
     """Start a run, SIGKILL it `delay` s after its transcript appears; True if it was
     still running when killed."""
     env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "assembly.cli", "run", *args, "--out", str(out), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assembly.cli", "run", *args, "--out", str(out), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     transcript = out / "transcript.jsonl"
     deadline = time.monotonic() + 60
     while not transcript.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -64,8 +64,9 @@ def test_slow_member_is_cut_off_and_round_completes(tmp_path: Path) -> None:
 
 def test_round_timeout_caps_every_phase(tmp_path: Path) -> None:
     sc = tiny(4, **{"protocol.turn_timeout_s": 0.25, "protocol.round_timeout_s": 0.4, "rounds": 1})
-    _, events = run(sc, tmp_path / "run",
-                    overrides={m: (lambda seat: SlowMember(seat.id, 60.0)) for m in ("member_0", "member_1")})
+    _, events = run(
+        sc, tmp_path / "run", overrides={m: (lambda seat: SlowMember(seat.id, 60.0)) for m in ("member_0", "member_1")}
+    )
     turns = [e for e in events if isinstance(e, Turn)]
     speak = [t for t in turns if t.phase == "speak" and t.member == "member_0"]
     synth = [t for t in turns if t.phase == "synthesize"]
@@ -87,8 +88,12 @@ def test_member_exception_is_recorded_not_fatal(tmp_path: Path) -> None:
 def test_same_seed_same_transcript_whatever_the_interleaving(tmp_path: Path) -> None:
     """Real sleeps with a wide latency spread make tasks finish in a different order
     each run; the transcript must not notice."""
-    over = {"members.sim.latency": {"mode": "real", "median_s": 0.004, "sigma": 1.2}, "rounds": 3,
-            "members": 12, "members.sim.faults": {}}
+    over = {
+        "members.sim.latency": {"mode": "real", "median_s": 0.004, "sigma": 1.2},
+        "rounds": 3,
+        "members": 12,
+        "members.sim.faults": {},
+    }
     _, a = run(scenario(**over), tmp_path / "a")
     _, b = run(scenario(**over), tmp_path / "b")
     assert canonical(a) == canonical(b)
@@ -98,8 +103,10 @@ def test_same_seed_same_transcript_whatever_the_interleaving(tmp_path: Path) -> 
 
 
 def test_virtual_time_with_faults_is_deterministic(tmp_path: Path) -> None:
-    over = {"members.sim.faults": {"timeout_rate": 0.2, "malformed_rate": 0.3, "provider_error_rate": 0.2},
-            "members.sim.max_retries": 1}
+    over = {
+        "members.sim.faults": {"timeout_rate": 0.2, "malformed_rate": 0.3, "provider_error_rate": 0.2},
+        "members.sim.max_retries": 1,
+    }
     sa, a = run(scenario(**over), tmp_path / "a")
     sb, b = run(scenario(**over), tmp_path / "b")
     assert canonical(a) == canonical(b)

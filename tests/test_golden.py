@@ -45,5 +45,4 @@ def test_a_changed_run_is_caught(tmp_path: Path) -> None:
     """The comparison is not vacuous: another seed gives a different transcript."""
     fresh = record("other_seed", [*CASES["hidden_profile"], "--seed", "99"], tmp_path)
     golden = (HERE / "hidden_profile.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [_comparable(x) for x in fresh.read_text(encoding="utf-8").splitlines()] != [
-        _comparable(x) for x in golden]
+    assert [_comparable(x) for x in fresh.read_text(encoding="utf-8").splitlines()] != [_comparable(x) for x in golden]

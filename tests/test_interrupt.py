@@ -19,10 +19,28 @@ from tests.conftest import ROOT, SCENARIOS, run_cli
 def test_sigint_marks_the_run_interrupted_and_resume_finishes_it(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assembly.cli", "run", str(SCENARIOS / "citizens_assembly.yaml"), "--out", str(out),
-         "--quiet", "--set", "members.sim.latency={mode: real, median_s: 0.05}", "--set", "members.sim.faults={}",
-         "--set", "protocol.decision_rule={kind: unanimity}"],
-        cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "assembly.cli",
+            "run",
+            str(SCENARIOS / "citizens_assembly.yaml"),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "members.sim.latency={mode: real, median_s: 0.05}",
+            "--set",
+            "members.sim.faults={}",
+            "--set",
+            "protocol.decision_rule={kind: unanimity}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     transcript = out / "transcript.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not transcript.exists() or transcript.read_text().count("round_ended") < 2):

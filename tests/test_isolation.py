@@ -66,18 +66,34 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     facts = []
     for k in range(n_facts):
         holders = draw(st.one_of(st.just("all"), st.builds(lambda c: {"count": c}, st.integers(1, n))))
-        facts.append({"id": f"fact{k}", "text": f"Secret number {k} is {draw(st.integers(1000, 9999))}.",
-                      "effects": {"A": draw(st.floats(-1, 1))}, "holders": holders})
-    topo = draw(st.sampled_from([{"kind": "all_to_all"}, {"kind": "tables", "table_size": draw(st.integers(2, 5))},
-                                 {"kind": "small_world", "k": 2, "p": 0.3}]))
+        facts.append(
+            {
+                "id": f"fact{k}",
+                "text": f"Secret number {k} is {draw(st.integers(1000, 9999))}.",
+                "effects": {"A": draw(st.floats(-1, 1))},
+                "holders": holders,
+            }
+        )
+    topo = draw(
+        st.sampled_from(
+            [
+                {"kind": "all_to_all"},
+                {"kind": "tables", "table_size": draw(st.integers(2, 5))},
+                {"kind": "small_world", "k": 2, "p": 0.3},
+            ]
+        )
+    )
     data = {
-        "name": "prop", "question": "?",
+        "name": "prop",
+        "question": "?",
         "options": [{"id": "A", "text": "a", "attributes": {"x": 1}}, {"id": "B", "text": "b"}],
         "population": {"size": n, "roles": [{"name": "r", "share": 1, "values": {"x": draw(st.floats(-1, 1))}}]},
-        "facts": facts, "topology": topo,
+        "facts": facts,
+        "topology": topo,
         "protocol": {"kind": "assembly", "max_rounds": draw(st.integers(1, 4)), "first_vote_round": 1},
-        "members": {"sim": {"disclosure_rate": draw(st.floats(0, 1)),
-                            "faults": {"timeout_rate": draw(st.floats(0, 0.3))}}},
+        "members": {
+            "sim": {"disclosure_rate": draw(st.floats(0, 1)), "faults": {"timeout_rate": draw(st.floats(0, 0.3))}}
+        },
         "seed": draw(st.integers(0, 10**6)),
     }
     return build_scenario(data, {})

@@ -52,9 +52,16 @@ def server() -> Iterator[FakeOpenAIServer]:
 def make_profile(srv: FakeOpenAIServer, client_kind: str, **overrides: Any) -> ModelProfile:
     # Unique names: rate limiters are process-wide per profile.
     fields: dict[str, Any] = {
-        "name": f"llm-{client_kind}-{next(_names)}", "model": "openai/fake-model", "client": client_kind,
-        "api_base": srv.base_url, "api_key_env": KEY_ENV, "timeout_s": 30.0, "retries": 4,
-        "max_concurrent": 32, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+        "name": f"llm-{client_kind}-{next(_names)}",
+        "model": "openai/fake-model",
+        "client": client_kind,
+        "api_base": srv.base_url,
+        "api_key_env": KEY_ENV,
+        "timeout_s": 30.0,
+        "retries": 4,
+        "max_concurrent": 32,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
     }
     fields.update(overrides)
     return ModelProfile(**fields)
@@ -64,13 +71,15 @@ def llm_scenario(name: str, profile: str, **overrides: Any) -> Scenario:
     """A shipped scenario, small, with every seat played by `profile`."""
     base: dict[str, Any] = {"rounds": 2, "members.policy": "llm", "members.profile": profile}
     if name == "citizens_assembly":
-        base.update({"members": 8, "protocol.first_vote_round": 2, "facilitator.policy": "llm",
-                     "facilitator.profile": profile})
+        base.update(
+            {"members": 8, "protocol.first_vote_round": 2, "facilitator.policy": "llm", "facilitator.profile": profile}
+        )
     return load_scenario(SCENARIOS / f"{name}.yaml", {**base, **overrides})
 
 
-def run(sc: Scenario, out: Path, *profiles: ModelProfile,
-        cache: Path | None = None) -> tuple[dict[str, Any], list[Any]]:
+def run(
+    sc: Scenario, out: Path, *profiles: ModelProfile, cache: Path | None = None
+) -> tuple[dict[str, Any], list[Any]]:
     setup = LLMSetup(profiles={p.name: p for p in profiles}, cache_dir=cache)
     summary = asyncio.run(execute(sc, out, factory=setup.factory()))
     return summary, read_transcript(out).events
@@ -111,8 +120,15 @@ def test_full_run(server: FakeOpenAIServer, client_kind: str, scenario_name: str
     # One HTTP request per attempt, each recorded with its usage and latency.
     recorded = attempts(events)
     assert len(recorded) == server.request_count == summary["totals"]["calls"]
-    assert all(a.model == "openai/fake-model" and a.prompt_tokens > 0 and a.completion_tokens > 0
-               and not a.cache_hit and a.timing and a.timing["latency_s"] > 0 for a in recorded)
+    assert all(
+        a.model == "openai/fake-model"
+        and a.prompt_tokens > 0
+        and a.completion_tokens > 0
+        and not a.cache_hit
+        and a.timing
+        and a.timing["latency_s"] > 0
+        for a in recorded
+    )
     assert summary["totals"]["prompt_tokens"] == sum(a.prompt_tokens for a in recorded)
     for request in server.requests:
         body = request["body"]
@@ -151,8 +167,11 @@ def test_output_schemas_are_narrowed_to_the_turn(server: FakeOpenAIServer, tmp_p
     seated = next(e for e in events if isinstance(e, Seated))
     facts = {m.id: m.facts for m in seated.members}
     options = [o.id for o in sc.options]
-    candidates = {t.round: [c["option"] for c in t.action["candidates"]] for t in turns(events)
-                  if t.phase == "synthesize" and t.action}
+    candidates = {
+        t.round: [c["option"] for c in t.action["candidates"]]
+        for t in turns(events)
+        if t.phase == "synthesize" and t.action
+    }
     seen = set()
     for request in server.requests:
         member, r, phase = _who(request)
@@ -179,8 +198,9 @@ def test_output_schemas_are_narrowed_to_the_turn(server: FakeOpenAIServer, tmp_p
 def test_consensus_generation_defaults_and_profile_precedence(server: FakeOpenAIServer, tmp_path: Path) -> None:
     # The paper's settings (0.5 / 300 for proposals, 0.3 / 200 for stop votes) apply
     # unless the profile names the call kind; a profile-wide default does not override them.
-    profile = make_profile(server, "litellm", temperature={"default": 0.9, "stop_vote": 0.0},
-                           max_tokens={"default": 50})
+    profile = make_profile(
+        server, "litellm", temperature={"default": 0.9, "stop_vote": 0.0}, max_tokens={"default": 50}
+    )
     run(llm_scenario("consensus_game", profile.name, rounds=1), tmp_path / "run", profile)
     by_phase: dict[str, set[tuple[float, int]]] = {}
     for request in server.requests:
@@ -194,8 +214,9 @@ def test_consensus_generation_defaults_and_profile_precedence(server: FakeOpenAI
 
 
 @CLIENTS
-def test_deadline_cuts_hung_calls_and_the_round_completes(server: FakeOpenAIServer, client_kind: str,
-                                                            tmp_path: Path) -> None:
+def test_deadline_cuts_hung_calls_and_the_round_completes(
+    server: FakeOpenAIServer, client_kind: str, tmp_path: Path
+) -> None:
     # Calls that hang far past the turn deadline (the profile's own timeout is longer
     # still) are cut off by the engine; the rest of the round goes on.
     profile = make_profile(server, client_kind, timeout_s=120.0)
@@ -217,20 +238,29 @@ def test_deadline_cuts_hung_calls_and_the_round_completes(server: FakeOpenAIServ
 
 
 @CLIENTS
-def test_retries_are_counted_like_the_server_counts_faults(server: FakeOpenAIServer, client_kind: str,
-                                                            tmp_path: Path) -> None:
-    server.configure(seed=9, fault_rates={"rate_limit": 0.1, "server_error": 0.1, "malformed": 0.1,
-                                          "empty": 0.05, "disconnect": 0.05})
+def test_retries_are_counted_like_the_server_counts_faults(
+    server: FakeOpenAIServer, client_kind: str, tmp_path: Path
+) -> None:
+    server.configure(
+        seed=9,
+        fault_rates={"rate_limit": 0.1, "server_error": 0.1, "malformed": 0.1, "empty": 0.05, "disconnect": 0.05},
+    )
     profile = make_profile(server, client_kind, retries=8)
     summary, events = run(llm_scenario("consensus_game", profile.name), tmp_path / "run", profile)
 
     recorded = attempts(events)
-    kinds = {k: sum(a.error_kind == k for a in recorded) for k in
-             ("rate_limit", "server_error", "invalid_json", "empty", "connection")}
+    kinds = {
+        k: sum(a.error_kind == k for a in recorded)
+        for k in ("rate_limit", "server_error", "invalid_json", "empty", "connection")
+    }
     faults = server.fault_counts
-    assert kinds == {"rate_limit": faults["rate_limit"], "server_error": faults["server_error"],
-                     "invalid_json": faults["malformed"], "empty": faults["empty"],
-                     "connection": faults["disconnect"]}
+    assert kinds == {
+        "rate_limit": faults["rate_limit"],
+        "server_error": faults["server_error"],
+        "invalid_json": faults["malformed"],
+        "empty": faults["empty"],
+        "connection": faults["disconnect"],
+    }
     assert sum(kinds.values()) >= 5
     assert len(recorded) == server.request_count
     assert summary["totals"]["retries"] == len(recorded) - len(turns(events))
@@ -241,16 +271,29 @@ def test_retries_are_counted_like_the_server_counts_faults(server: FakeOpenAISer
             assert t.status == t.attempts[-1].outcome and t.detail
 
 
-@pytest.mark.parametrize(("client_kind", "scenario_name"), [("openai", "citizens_assembly"),
-                                                            ("litellm", "consensus_game")])
-def test_no_crash_at_a_30_percent_fault_rate(server: FakeOpenAIServer, client_kind: str, scenario_name: str,
-                                             tmp_path: Path) -> None:
-    server.configure(seed=5, fault_rates={"rate_limit": 0.06, "server_error": 0.06, "malformed": 0.06,
-                                          "empty": 0.04, "disconnect": 0.03, "hang": 0.03, "auth_error": 0.02})
+@pytest.mark.parametrize(
+    ("client_kind", "scenario_name"), [("openai", "citizens_assembly"), ("litellm", "consensus_game")]
+)
+def test_no_crash_at_a_30_percent_fault_rate(
+    server: FakeOpenAIServer, client_kind: str, scenario_name: str, tmp_path: Path
+) -> None:
+    server.configure(
+        seed=5,
+        fault_rates={
+            "rate_limit": 0.06,
+            "server_error": 0.06,
+            "malformed": 0.06,
+            "empty": 0.04,
+            "disconnect": 0.03,
+            "hang": 0.03,
+            "auth_error": 0.02,
+        },
+    )
     # Hangs become provider timeouts; auth errors cannot be retried and fail the turn at once.
     profile = make_profile(server, client_kind, retries=1, timeout_s=0.5)
-    summary, events = run(llm_scenario(scenario_name, profile.name, rounds=3, turn_timeout=10),
-                          tmp_path / "run", profile)
+    summary, events = run(
+        llm_scenario(scenario_name, profile.name, rounds=3, turn_timeout=10), tmp_path / "run", profile
+    )
 
     assert summary["status"] == "complete" and isinstance(events[-1], RunEnded)
     statuses = {t.status for t in turns(events)}
@@ -264,8 +307,9 @@ def test_no_crash_at_a_30_percent_fault_rate(server: FakeOpenAIServer, client_ki
 
 
 @CLIENTS
-def test_cache_makes_a_second_run_free_and_identical(server: FakeOpenAIServer, client_kind: str,
-                                                      tmp_path: Path) -> None:
+def test_cache_makes_a_second_run_free_and_identical(
+    server: FakeOpenAIServer, client_kind: str, tmp_path: Path
+) -> None:
     server.configure(fault_script=["malformed"])  # a re-asked turn is replayed too
     profile = make_profile(server, client_kind)
     sc = llm_scenario("citizens_assembly", profile.name)
@@ -343,9 +387,13 @@ def test_rate_limit_holds_across_the_assembly(server: FakeOpenAIServer, client_k
 def test_members_assign_deals_profiles_by_share(server: FakeOpenAIServer, tmp_path: Path) -> None:
     big = make_profile(server, "openai", model="openai/big-model")
     small = make_profile(server, "litellm", model="openai/small-model")
-    sc = llm_scenario("consensus_game", big.name, rounds=1, members=9,
-                      **{"members.assign": [{"share": 0.667, "profile": big.name},
-                                            {"share": 0.333, "profile": small.name}]})
+    sc = llm_scenario(
+        "consensus_game",
+        big.name,
+        rounds=1,
+        members=9,
+        **{"members.assign": [{"share": 0.667, "profile": big.name}, {"share": 0.333, "profile": small.name}]},
+    )
     _, events = run(sc, tmp_path / "run", big, small)
     seated = next(e for e in events if isinstance(e, Seated))
     profile_of = {m.id: str(m.profile) for m in seated.members}
@@ -366,13 +414,17 @@ def test_members_assign_deals_profiles_by_share(server: FakeOpenAIServer, tmp_pa
 
 
 def _canary_scenario(topology: dict[str, Any], profile: str) -> Scenario:
-    facts = [{"id": f"f{i}", "text": f"CANARY-FACT-{i} is known only to its holder", "holders": {"count": 1}}
-             for i in range(6)]
+    facts = [
+        {"id": f"f{i}", "text": f"CANARY-FACT-{i} is known only to its holder", "holders": {"count": 1}}
+        for i in range(6)
+    ]
     data: dict[str, Any] = {
-        "name": "canary", "question": "A or B?",
+        "name": "canary",
+        "question": "A or B?",
         "options": [{"id": "A", "text": "option a"}, {"id": "B", "text": "option b"}],
         "population": {"size": 9, "roles": [{"name": "citizen", "share": 1.0}]},
-        "facts": facts, "topology": topology,
+        "facts": facts,
+        "topology": topology,
         "protocol": {"kind": "assembly", "max_rounds": 3, "first_vote_round": 2, "turn_timeout_s": 20},
         "members": {"policy": "llm", "profile": profile},
         "facilitator": {"policy": "llm", "profile": profile},
@@ -380,11 +432,14 @@ def _canary_scenario(topology: dict[str, Any], profile: str) -> Scenario:
     return build_scenario(data, {})
 
 
-@pytest.mark.parametrize("topology", [{"kind": "all_to_all"}, {"kind": "tables", "table_size": 3},
-                                      {"kind": "small_world", "k": 2, "p": 0.3}],
-                         ids=["all_to_all", "tables", "small_world"])
-def test_prompts_hold_no_undisclosed_private_facts(server: FakeOpenAIServer, topology: dict[str, Any],
-                                                   tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "topology",
+    [{"kind": "all_to_all"}, {"kind": "tables", "table_size": 3}, {"kind": "small_world", "k": 2, "p": 0.3}],
+    ids=["all_to_all", "tables", "small_world"],
+)
+def test_prompts_hold_no_undisclosed_private_facts(
+    server: FakeOpenAIServer, topology: dict[str, Any], tmp_path: Path
+) -> None:
     profile = make_profile(server, "openai")
     sc = _canary_scenario(topology, profile.name)
     _, events = run(sc, tmp_path / "run", profile)
@@ -402,8 +457,11 @@ def test_prompts_hold_no_undisclosed_private_facts(server: FakeOpenAIServer, top
             allowed: set[str] = set()  # the facilitator is shown fact ids, never fact texts
         else:
             # Disclosures of a round happen after its speak phase.
-            allowed = dealt[member] | {d.fact for d in disclosures if d.member in audience[member]
-                                       and (d.round < r or (d.round == r and phase != "speak"))}
+            allowed = dealt[member] | {
+                d.fact
+                for d in disclosures
+                if d.member in audience[member] and (d.round < r or (d.round == r and phase != "speak"))
+            }
         for fact in sc.facts:
             if fact.id in allowed:
                 continue
@@ -417,10 +475,14 @@ def test_prompts_hold_no_undisclosed_private_facts(server: FakeOpenAIServer, top
 
 def test_consensus_prompts_hold_no_other_agents_strategy_notes(server: FakeOpenAIServer, tmp_path: Path) -> None:
     profile = make_profile(server, "litellm")
-    _, events = run(llm_scenario("consensus_game", profile.name, rounds=3,
-                                 **{"protocol.byzantine": 2}), tmp_path / "run", profile)
-    notes = {(t.member, str(t.action["strategy"])) for t in turns(events)
-             if t.phase == "propose" and t.action and len(str(t.action["strategy"]).split()) >= 5}
+    _, events = run(
+        llm_scenario("consensus_game", profile.name, rounds=3, **{"protocol.byzantine": 2}), tmp_path / "run", profile
+    )
+    notes = {
+        (t.member, str(t.action["strategy"]))
+        for t in turns(events)
+        if t.phase == "propose" and t.action and len(str(t.action["strategy"]).split()) >= 5
+    }
     assert notes
     for request in server.requests:
         member, _, _ = _who(request)
@@ -434,16 +496,37 @@ def test_consensus_prompts_hold_no_other_agents_strategy_notes(server: FakeOpenA
 
 
 def _models_file(path: Path, srv: FakeOpenAIServer, **extra: Any) -> Path:
-    profile = {"model": "openai/fake-model", "client": "openai", "api_base": srv.base_url, "api_key_env": KEY_ENV,
-               "retries": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05, **extra}
+    profile = {
+        "model": "openai/fake-model",
+        "client": "openai",
+        "api_base": srv.base_url,
+        "api_key_env": KEY_ENV,
+        "retries": 2,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        **extra,
+    }
     path.write_text(json.dumps({"profiles": {"fake": profile}}))  # JSON is YAML
     return path
 
 
 def test_cli_run_with_model_and_api_base(server: FakeOpenAIServer, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_cli("run", str(SCENARIOS / "consensus_game.yaml"), "--model", "openai/fake-model",
-                     "--api-base", server.base_url, "--rounds", "2", "--members", "6", "--out", str(out), "-q")
+    result = run_cli(
+        "run",
+        str(SCENARIOS / "consensus_game.yaml"),
+        "--model",
+        "openai/fake-model",
+        "--api-base",
+        server.base_url,
+        "--rounds",
+        "2",
+        "--members",
+        "6",
+        "--out",
+        str(out),
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     events = read_transcript(out).events
     (record,) = events[0].models.values()
@@ -460,9 +543,25 @@ def test_cli_models_file_budget_and_no_key_anywhere(server: FakeOpenAIServer, tm
     server.configure(fault_script=["auth_error", "rate_limit", "server_error", "auth_error"])
     models = _models_file(tmp_path / "models.yaml", server, price_per_1k_input=1.0, price_per_1k_output=1.0)
     out, cache = tmp_path / "run", tmp_path / "cache"
-    result = run_cli("run", str(SCENARIOS / "citizens_assembly.yaml"), "--models", str(models), "--model", "fake",
-                     "--members", "8", "--rounds", "6", "--max-cost", "0.01", "--cache", str(cache),
-                     "--out", str(out), env={KEY_ENV: CANARY_KEY})
+    result = run_cli(
+        "run",
+        str(SCENARIOS / "citizens_assembly.yaml"),
+        "--models",
+        str(models),
+        "--model",
+        "fake",
+        "--members",
+        "8",
+        "--rounds",
+        "6",
+        "--max-cost",
+        "0.01",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        env={KEY_ENV: CANARY_KEY},
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cause"] == "budget" and summary["rounds"] < 6
@@ -484,8 +583,9 @@ def test_cli_models_lists_and_checks_profiles(server: FakeOpenAIServer, tmp_path
     dead = FakeOpenAIServer().start()
     dead_url = dead.base_url
     dead.stop()  # nothing listens there any more
-    result = run_cli("models", "--models", str(models), "--model", "openai/other", "--api-base", dead_url,
-                     env={KEY_ENV: CANARY_KEY})
+    result = run_cli(
+        "models", "--models", str(models), "--model", "openai/other", "--api-base", dead_url, env={KEY_ENV: CANARY_KEY}
+    )
     assert result.returncode == 1  # one profile is unreachable
     lines = result.stdout.splitlines()
     assert any(line.startswith("fake ") and "OK" in line for line in lines), result.stdout

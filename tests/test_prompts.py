@@ -26,8 +26,9 @@ from assembly.view import View, ViewBuilder
 from tests.helpers import scenario
 
 
-def views_by_round(sc: Scenario, out: Path, member: str, phase: str = "speak") -> tuple[FacilitatedAssembly,
-                                                                                         dict[int, View]]:
+def views_by_round(
+    sc: Scenario, out: Path, member: str, phase: str = "speak"
+) -> tuple[FacilitatedAssembly, dict[int, View]]:
     """Run `sc` offline, then rebuild `member`'s view as it stood at the end of every round."""
     asyncio.run(execute(sc, out))
     protocol = FacilitatedAssembly(sc)
@@ -46,8 +47,11 @@ def speak(r: int) -> Request:
 
 
 def test_prompt_size_does_not_grow_with_rounds(tmp_path: Path) -> None:
-    sc = scenario("citizens_assembly", rounds=14, **{"protocol.first_vote_round": 20, "protocol.stall": None,
-                                                     "members.sim.faults.timeout_rate": 0.0})
+    sc = scenario(
+        "citizens_assembly",
+        rounds=14,
+        **{"protocol.first_vote_round": 20, "protocol.stall": None, "members.sim.faults.timeout_rate": 0.0},
+    )
     protocol, views = views_by_round(sc, tmp_path / "run", "member_5")
     size = {r: len(protocol.prompt(v, speak(r)).user) for r, v in views.items()}
     window = sc.protocol.view_window
@@ -111,11 +115,15 @@ def test_synthesis_prompt_and_model(tmp_path: Path) -> None:
     assert "facilitator" in prompt.system and "up to 2 candidate" in prompt.system
     model = protocol.output_model(views[2], request)
     ok = {"candidates": [{"option": "bike_network", "statement": "Build the lanes."}], "summary": "So far..."}
-    assert Synthesis.model_validate(model.model_validate(ok).model_dump(mode="json")).candidates[0].option \
+    assert (
+        Synthesis.model_validate(model.model_validate(ok).model_dump(mode="json")).candidates[0].option
         == "bike_network"
-    for bad in ({**ok, "candidates": []},
-                {**ok, "candidates": [{"option": "monorail", "statement": "x"}]},
-                {**ok, "candidates": [ok["candidates"][0]] * 3}):
+    )
+    for bad in (
+        {**ok, "candidates": []},
+        {**ok, "candidates": [{"option": "monorail", "statement": "x"}]},
+        {**ok, "candidates": [ok["candidates"][0]] * 3},
+    ):
         with pytest.raises(ValidationError):
             model.model_validate(bad)
 
@@ -133,19 +141,27 @@ def test_speech_model_admits_only_this_members_options_and_facts() -> None:
     answer = model.model_validate_json(json.dumps(_speech()))
     # The narrowed answer becomes the plain action type, option ids intact.
     assert Speech.model_validate(answer.model_dump(mode="json")).scores == {o: 0.5 for o in OPTIONS}
-    for bad in (_speech(position="C"), _speech(disclose=["f3"]), _speech(scores={"A": 0.5, "b-2": 0.5}),
-                _speech(scores={**{o: 0.5 for o in OPTIONS}, "A": 1.5}), {**_speech(), "kind": "speech", "x": 1}):
+    for bad in (
+        _speech(position="C"),
+        _speech(disclose=["f3"]),
+        _speech(scores={"A": 0.5, "b-2": 0.5}),
+        _speech(scores={**{o: 0.5 for o in OPTIONS}, "A": 1.5}),
+        {**_speech(), "kind": "speech", "x": 1},
+    ):
         with pytest.raises(ValidationError):
             model.model_validate_json(json.dumps(bad))
     with pytest.raises(ValidationError):  # a member holding no facts can disclose none
         speech_model(OPTIONS, ()).model_validate_json(json.dumps(_speech()))
 
 
-@pytest.mark.parametrize(("rule", "field", "good", "bad"), [
-    ("majority", "choice", "A", "C"),
-    ("approval", "approve", ["A", "schema"], ["A", "C"]),
-    ("schulze", "ranking", ["schema", "A"], []),
-])
+@pytest.mark.parametrize(
+    ("rule", "field", "good", "bad"),
+    [
+        ("majority", "choice", "A", "C"),
+        ("approval", "approve", ["A", "schema"], ["A", "C"]),
+        ("schulze", "ranking", ["schema", "A"], []),
+    ],
+)
 def test_ballot_model_follows_the_rule(rule: str, field: str, good: Any, bad: Any) -> None:
     model = ballot_model(rule, ("A", "schema"))
     assert set(model.model_json_schema()["properties"]) == {field, "abstain"}

@@ -47,6 +47,7 @@ def test_ray_resume_skips_complete_runs(tmp_path: Path, ray_session: None) -> No
     stamps = {r.key: (tmp_path / "out" / r.dir / "transcript.jsonl").stat().st_mtime_ns for r in sweep.runs}
     report = run_sweep(sweep, tmp_path / "out", RayExecutor(2), resume=True, draw=False)
     assert report.tally.skipped == len(sweep.runs) - 1
-    changed = [r.key for r in sweep.runs
-               if (tmp_path / "out" / r.dir / "transcript.jsonl").stat().st_mtime_ns != stamps[r.key]]
+    changed = [
+        r.key for r in sweep.runs if (tmp_path / "out" / r.dir / "transcript.jsonl").stat().st_mtime_ns != stamps[r.key]
+    ]
     assert changed == [sweep.runs[3].key]

@@ -39,9 +39,15 @@ def _render(parts: Any) -> str:
 def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run with timeouts and malformed turns, so liveness marks have something to show."""
     out = tmp_path_factory.mktemp("faulty") / "run"
-    sc = scenario("citizens_assembly", **{"members.sim.faults.timeout_rate": 0.15,
-                                          "members.sim.faults.malformed_rate": 0.4,
-                                          "members.sim.max_retries": 0, "rounds": 4})
+    sc = scenario(
+        "citizens_assembly",
+        **{
+            "members.sim.faults.timeout_rate": 0.15,
+            "members.sim.faults.malformed_rate": 0.4,
+            "members.sim.max_retries": 0,
+            "rounds": 4,
+        },
+    )
     run(sc, out)
     return out
 
@@ -92,14 +98,28 @@ class Spy:
 
 
 def _comparable(view: View) -> tuple[Any, ...]:
-    return (view.member, view.round, view.phase, view.own_facts, view.heard_facts, view.recent, view.own_history,
-            view.summary, view.candidates, view.framing, view.mentioned, view.roster)
+    return (
+        view.member,
+        view.round,
+        view.phase,
+        view.own_facts,
+        view.heard_facts,
+        view.recent,
+        view.own_history,
+        view.summary,
+        view.candidates,
+        view.framing,
+        view.mentioned,
+        view.roster,
+    )
 
 
 @pytest.mark.parametrize("member", ["member_3", "facilitator"])
 def test_as_rebuilds_exactly_the_views_and_requests_the_live_engine_gave(tmp_path: Path, member: str) -> None:
-    sc = scenario("hidden_profile", **{"topology.kind": "tables", "topology.table_size": 4, "rounds": 4,
-                                       "members.sim.faults.timeout_rate": 0.1})
+    sc = scenario(
+        "hidden_profile",
+        **{"topology.kind": "tables", "topology.table_size": 4, "rounds": 4, "members.sim.faults.timeout_rate": 0.1},
+    )
     spies: list[Spy] = []
 
     def spy(seat: SeatedMember) -> Spy:
@@ -115,12 +135,18 @@ def test_as_rebuilds_exactly_the_views_and_requests_the_live_engine_gave(tmp_pat
         assert seen.view is not None
         assert _comparable(seen.view) == _comparable(view)
         assert (seen.request.round, seen.request.phase, seen.request.action, seen.request.params) == (
-            request.round, request.phase, request.action, request.params)
+            request.round,
+            request.phase,
+            request.action,
+            request.params,
+        )
 
 
 def test_as_shows_own_and_heard_facts_but_never_facts_from_other_tables(tmp_path: Path) -> None:
-    sc = scenario("hidden_profile", **{"topology.kind": "tables", "topology.table_size": 4, "rounds": 4,
-                                       "members.sim.disclosure_rate": 0.5})
+    sc = scenario(
+        "hidden_profile",
+        **{"topology.kind": "tables", "topology.table_size": 4, "rounds": 4, "members.sim.disclosure_rate": 0.5},
+    )
     _, events = run(sc, tmp_path / "run")
     seated = next(e for e in events if isinstance(e, Seated))
     ids = [m.id for m in seated.members]
@@ -216,8 +242,10 @@ def test_a_run_cut_mid_round_shows_the_incomplete_round_and_how_to_resume(faulty
 # ----------------------------------------------------------------------------- hostile member text
 
 
-HOSTILE = ("[bold red]PWNED[/] \x1b[2J\x1b]0;title\x07 [link=file:///etc/passwd]x[/link] "
-           "<script>alert(1)</script><img src=x onerror=alert(2)>")
+HOSTILE = (
+    "[bold red]PWNED[/] \x1b[2J\x1b]0;title\x07 [link=file:///etc/passwd]x[/link] "
+    "<script>alert(1)</script><img src=x onerror=alert(2)>"
+)
 
 
 class Hostile:
@@ -270,7 +298,7 @@ def test_follow_renders_each_round_as_a_live_run_writes_it(faulty_run: Path, tmp
                 time.sleep(0.002)
                 fh.write(line[: len(line) // 2])  # half a line first: a reader must wait for the rest
                 fh.flush()
-                fh.write(line[len(line) // 2:])
+                fh.write(line[len(line) // 2 :])
                 fh.flush()
 
     thread = threading.Thread(target=writer)
@@ -294,16 +322,31 @@ def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> N
     from tests.fake_openai import FakeOpenAIServer
 
     with FakeOpenAIServer(seed=3) as srv:
-        profile = ModelProfile(name="replay-as-fake", model="openai/fake-model", client="openai",
-                               api_base=srv.base_url, timeout_s=30.0, retries=2, max_concurrent=32)
-        sc = scenario("citizens_assembly", **{"members": 5, "rounds": 2, "protocol.first_vote_round": 1,
-                                              "population.roles.0.quota.min": 1,
-                                              "population.roles.1.quota.min": 1,
-                                              "members.policy": "llm", "members.profile": profile.name,
-                                              "facilitator.policy": "llm", "facilitator.profile": profile.name})
+        profile = ModelProfile(
+            name="replay-as-fake",
+            model="openai/fake-model",
+            client="openai",
+            api_base=srv.base_url,
+            timeout_s=30.0,
+            retries=2,
+            max_concurrent=32,
+        )
+        sc = scenario(
+            "citizens_assembly",
+            **{
+                "members": 5,
+                "rounds": 2,
+                "protocol.first_vote_round": 1,
+                "population.roles.0.quota.min": 1,
+                "population.roles.1.quota.min": 1,
+                "members.policy": "llm",
+                "members.profile": profile.name,
+                "facilitator.policy": "llm",
+                "facilitator.profile": profile.name,
+            },
+        )
         _, events = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
-        sent = sorted((r["body"]["messages"][0]["content"], r["body"]["messages"][1]["content"])
-                      for r in srv.requests)
+        sent = sorted((r["body"]["messages"][0]["content"], r["body"]["messages"][1]["content"]) for r in srv.requests)
     transcript = open_transcript(tmp_path / "run")
     seated = next(e for e in events if isinstance(e, Seated))
     rebuilt = []
@@ -326,8 +369,13 @@ def test_an_unreadable_schema_version_is_named_by_every_reader(faulty_run: Path,
     lines = (run_dir / "transcript.jsonl").read_text().splitlines(keepends=True)
     lines[0] = lines[0].replace('"schema_version":1', '"schema_version":99', 1)
     (run_dir / "transcript.jsonl").write_text("".join(lines))
-    for args in (["replay", str(run_dir)], ["replay", str(run_dir), "--check"], ["rerun", str(run_dir)],
-                 ["resume", str(run_dir)], ["report", str(run_dir)]):
+    for args in (
+        ["replay", str(run_dir)],
+        ["replay", str(run_dir), "--check"],
+        ["rerun", str(run_dir)],
+        ["resume", str(run_dir)],
+        ["report", str(run_dir)],
+    ):
         res = run_cli(*args)
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         assert "schema version 99" in res.stderr and "Traceback" not in res.stderr

@@ -28,8 +28,16 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)> [bold]not markup[/]"
 
 
@@ -143,10 +151,10 @@ def test_sweep_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
 
     sweep = tmp_path / "sweep"
     (sweep / "figures").mkdir(parents=True)
-    (sweep / "summary.csv").write_text("members,runs,valid_rate,valid_lo,valid_hi\n"
-                                       "8,10,0.8,0.49,0.943\n16,10,0.6,0.313,0.832\n32,10,0.3,0.108,0.603\n")
-    (sweep / "results.csv").write_text("members,seed,outcome\n" + "".join(f"8,{s},valid_decision\n"
-                                                                          for s in range(10)))
+    (sweep / "summary.csv").write_text(
+        "members,runs,valid_rate,valid_lo,valid_hi\n8,10,0.8,0.49,0.943\n16,10,0.6,0.313,0.832\n32,10,0.3,0.108,0.603\n"
+    )
+    (sweep / "results.csv").write_text("members,seed,outcome\n" + "".join(f"8,{s},valid_decision\n" for s in range(10)))
     plt = _pyplot()
     fig, ax = plt.subplots()
     ax.plot([8, 16, 32], [0.8, 0.6, 0.3])
@@ -192,10 +200,19 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
         from tests.fake_openai import FakeOpenAIServer
 
         with FakeOpenAIServer(seed=9) as srv:
-            profile = ModelProfile(name="report-fake", model="openai/fake-model", client="openai",
-                                   api_base=srv.base_url, timeout_s=30.0, retries=2, max_concurrent=32)
-            sc = scenario("consensus_game", **{"members": 4, "rounds": 2, "members.policy": "llm",
-                                               "members.profile": profile.name})
+            profile = ModelProfile(
+                name="report-fake",
+                model="openai/fake-model",
+                client="openai",
+                api_base=srv.base_url,
+                timeout_s=30.0,
+                retries=2,
+                max_concurrent=32,
+            )
+            sc = scenario(
+                "consensus_game",
+                **{"members": 4, "rounds": 2, "members.policy": "llm", "members.profile": profile.name},
+            )
             summary, _ = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
     else:
         summary, _ = run(scenario(name), tmp_path / "run")

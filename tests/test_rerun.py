@@ -40,11 +40,17 @@ def _no_timing(summary: dict[str, Any]) -> dict[str, Any]:
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sim run with every kind of liveness event, long enough to fork and cut."""
     out = tmp_path_factory.mktemp("source") / "run"
-    sc = scenario("hidden_profile", **{"members.sim.faults.timeout_rate": 0.1,
-                                       "members.sim.faults.malformed_rate": 0.2,
-                                       "members.sim.faults.provider_error_rate": 0.1,
-                                       "members.sim.max_retries": 1, "rounds": 6,
-                                       "protocol.first_vote_round": 4})
+    sc = scenario(
+        "hidden_profile",
+        **{
+            "members.sim.faults.timeout_rate": 0.1,
+            "members.sim.faults.malformed_rate": 0.2,
+            "members.sim.faults.provider_error_rate": 0.1,
+            "members.sim.max_retries": 1,
+            "rounds": 6,
+            "protocol.first_vote_round": 4,
+        },
+    )
     summary, events = run(sc, out)
     assert summary["rounds"] >= 4, "precondition: enough rounds to fork and cut"
     statuses = {e.status for e in events if isinstance(e, Turn)}
@@ -61,8 +67,11 @@ def test_rerun_reproduces_a_sim_run_exactly(tmp_path: Path, name: str) -> None:
     result = asyncio.run(rerun(tmp_path / "src", tmp_path / "again"))
     assert result.comparison.identical, result.comparison.first_difference
     assert canonical(read_transcript(tmp_path / "src").events) == canonical(read_transcript(tmp_path / "again").events)
-    assert result.summary == {**json.loads((tmp_path / "src" / "summary.json").read_text()),
-                              "run_id": "again", "timing": result.summary["timing"]}
+    assert result.summary == {
+        **json.loads((tmp_path / "src" / "summary.json").read_text()),
+        "run_id": "again",
+        "timing": result.summary["timing"],
+    }
 
 
 def test_rerun_reports_where_a_transcript_differs(source: Path, tmp_path: Path) -> None:
@@ -101,11 +110,16 @@ class Slow:
 
 def test_rerun_replays_cancelled_turns_without_calling_the_member(tmp_path: Path) -> None:
     data: dict[str, Any] = {
-        "name": "slow", "question": "A or B?",
+        "name": "slow",
+        "question": "A or B?",
         "options": [{"id": "A", "text": "a"}, {"id": "B", "text": "b"}],
-        "population": {"size": 4, "roles": [
-            {"name": "sim", "share": 0.5},
-            {"name": "scripted", "share": 0.5, "policy": "llm", "profile": "scripted"}]},
+        "population": {
+            "size": 4,
+            "roles": [
+                {"name": "sim", "share": 0.5},
+                {"name": "scripted", "share": 0.5, "policy": "llm", "profile": "scripted"},
+            ],
+        },
         "protocol": {"kind": "assembly", "max_rounds": 3, "turn_timeout_s": 0.3, "first_vote_round": 1},
         "members": {"sim": {"latency": {"median_s": 0.0}}},
     }
@@ -134,13 +148,13 @@ def test_fork_without_changes_continues_exactly_like_the_source(source: Path, tm
     out, summary = asyncio.run(fork(source, 3, {}, tmp_path / "fork"))
     src, new = read_transcript(source).events, read_transcript(out).events
     assert canonical(new[1:]) == canonical(src[1:])
-    assert _no_timing(summary) == {**_no_timing(json.loads((source / "summary.json").read_text())),
-                                   "run_id": "fork"}
+    assert _no_timing(summary) == {**_no_timing(json.loads((source / "summary.json").read_text())), "run_id": "fork"}
 
 
 @pytest.mark.parametrize("change", [{"members.sim.susceptibility": 0.95}, {"seed": 99}])
-def test_fork_keeps_the_prefix_and_changes_the_continuation(source: Path, tmp_path: Path,
-                                                            change: dict[str, Any]) -> None:
+def test_fork_keeps_the_prefix_and_changes_the_continuation(
+    source: Path, tmp_path: Path, change: dict[str, Any]
+) -> None:
     out, _ = asyncio.run(fork(source, 3, change, tmp_path / "fork"))
     src, new = read_transcript(source).events, read_transcript(out).events
     assert canonical(_rounds(new, lambda r: r < 3)) == canonical(_rounds(src, lambda r: r < 3))
@@ -184,9 +198,11 @@ CUTS = {
     "mid-round, torn last line": (lambda ls: _line_of(ls, "round_ended", 1) + 7, '{"type":"turn","round":3,"ph'),
     "right after a round": (lambda ls: _line_of(ls, "round_ended", 2) + 1, ""),
     "after the stopping round, before run_ended": (lambda ls: len(ls) - 1, ""),
-    "interrupted by the user": (lambda ls: _line_of(ls, "round_ended", 0) + 4,
-                                json.dumps({"type": "run_interrupted", "round": 2, "reason": "interrupted by the user"},
-                                           separators=(",", ":")) + "\n"),
+    "interrupted by the user": (
+        lambda ls: _line_of(ls, "round_ended", 0) + 4,
+        json.dumps({"type": "run_interrupted", "round": 2, "reason": "interrupted by the user"}, separators=(",", ":"))
+        + "\n",
+    ),
     "before any round": (lambda ls: 2, ""),
 }
 
@@ -268,17 +284,38 @@ def server() -> Iterator[FakeOpenAIServer]:
 
 def _llm(srv: FakeOpenAIServer, tmp: Path, **overrides: Any) -> tuple[Scenario, LLMSetup]:
     name = f"rerun-fake-{next(_profiles)}"  # unique: rate limiters are per profile and process
-    profile = ModelProfile(name=name, model="openai/fake-model", client="openai", api_base=srv.base_url,
-                           timeout_s=30.0, retries=4, max_concurrent=32, backoff_base_s=0.01, backoff_max_s=0.05)
-    sc = scenario("citizens_assembly", **{"members": 6, "rounds": 2, "turn_timeout": 1.0,
-                                          "population.roles.0.quota.min": 1, "population.roles.1.quota.min": 1,
-                                          "members.policy": "llm", "members.profile": name,
-                                          "facilitator.policy": "llm", "facilitator.profile": name, **overrides})
+    profile = ModelProfile(
+        name=name,
+        model="openai/fake-model",
+        client="openai",
+        api_base=srv.base_url,
+        timeout_s=30.0,
+        retries=4,
+        max_concurrent=32,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+    )
+    sc = scenario(
+        "citizens_assembly",
+        **{
+            "members": 6,
+            "rounds": 2,
+            "turn_timeout": 1.0,
+            "population.roles.0.quota.min": 1,
+            "population.roles.1.quota.min": 1,
+            "members.policy": "llm",
+            "members.profile": name,
+            "facilitator.policy": "llm",
+            "facilitator.profile": name,
+            **overrides,
+        },
+    )
     return sc, LLMSetup(profiles={name: profile})
 
 
 def test_rerun_of_an_llm_run_replays_answers_timeouts_and_provider_errors_without_a_call(
-        server: FakeOpenAIServer, tmp_path: Path) -> None:
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
     # The first request to arrive hangs past the deadline, the next ones fail like a
     # 5xx and a 429 and are retried, one answer is unusable and re-asked.
     server.configure(fault_script=["hang", "server_error", "rate_limit", "malformed"])

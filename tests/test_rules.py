@@ -366,9 +366,7 @@ def test_majority_agrees_with_a_barely_supermajority(
 
 
 @given(votes_st, candidates_st, extra_seats, base_st)
-def test_unanimity_implies_majority(
-    ballots: list[Ballot], candidates: list[str], extra: int, base: Any
-) -> None:
+def test_unanimity_implies_majority(ballots: list[Ballot], candidates: list[str], extra: int, base: Any) -> None:
     seated = len(ballots) + extra
     unanimous = decide(UnanimityRule(base=base), ballots, candidates, seated)
     if unanimous.decided:
@@ -408,9 +406,7 @@ def test_unknown_names_are_ignored(
 
     def noisy(b: Ballot) -> Ballot:
         choice = "Z" if b.choice is None or b.choice not in candidates else b.choice
-        return b.model_copy(
-            update={"choice": choice, "approve": sprinkle(b.approve), "ranking": sprinkle(b.ranking)}
-        )
+        return b.model_copy(update={"choice": choice, "approve": sprinkle(b.approve), "ranking": sprinkle(b.ranking)})
 
     seated = len(ballots)
     noisy_ballots = [noisy(b) for b in ballots]

@@ -30,14 +30,18 @@ def _line_of(text: str, needle: str) -> int:
 
 CASES = {
     "yaml_syntax": (lambda t: _replace(t, "  max_rounds: 8", "  max_rounds: [8"), "YAML syntax error", None),
-    "unknown_key": (lambda t: _replace(t, "  quorum: 0.6", "  quorom: 0.6"), "unknown key 'quorom'",
-                    "protocol.quorom"),
-    "wrong_type": (lambda t: _replace(t, "  max_rounds: 8", "  max_rounds: many"), "integer",
-                   "protocol.max_rounds"),
-    "out_of_range": (lambda t: _replace(t, "  quorum: 0.6", "  quorum: 1.5"), "less than or equal to 1",
-                     "protocol.quorum"),
-    "unknown_option_ref": (lambda t: _replace(t, "effects: {ev_subsidies: -0.6}", "effects: {ev_subsidy: -0.6}"),
-                           "did you mean 'ev_subsidies'", "facts.3.effects"),
+    "unknown_key": (lambda t: _replace(t, "  quorum: 0.6", "  quorom: 0.6"), "unknown key 'quorom'", "protocol.quorom"),
+    "wrong_type": (lambda t: _replace(t, "  max_rounds: 8", "  max_rounds: many"), "integer", "protocol.max_rounds"),
+    "out_of_range": (
+        lambda t: _replace(t, "  quorum: 0.6", "  quorum: 1.5"),
+        "less than or equal to 1",
+        "protocol.quorum",
+    ),
+    "unknown_option_ref": (
+        lambda t: _replace(t, "effects: {ev_subsidies: -0.6}", "effects: {ev_subsidy: -0.6}"),
+        "did you mean 'ev_subsidies'",
+        "facts.3.effects",
+    ),
 }
 
 
@@ -75,12 +79,15 @@ def test_syntax_error_line(tmp_path: Path, scenario_text: str) -> None:
     assert abs(info.value.line - _line_of(bad, "max_rounds: [8")) <= 2
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("", "file is empty"),
-    ("# only a comment\n", "file is empty"),
-    ("- a\n- b\n", "this file is a list"),
-    ("just a string\n", "a single value"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "file is empty"),
+        ("# only a comment\n", "file is empty"),
+        ("- a\n- b\n", "this file is a list"),
+        ("just a string\n", "a single value"),
+    ],
+)
 def test_empty_and_non_mapping_files(tmp_path: Path, text: str, expected: str) -> None:
     res = run_cli("validate", str(_write(tmp_path, text)))
     assert res.returncode == 2
@@ -108,9 +115,10 @@ def test_validate_accepts_every_shipped_scenario() -> None:
 
 
 def test_overrides_reach_the_scenario() -> None:
-    sc = load_scenario(SCENARIOS / "citizens_assembly.yaml",
-                       {"members": 40, "rounds": 3, "seed": 99, "turn_timeout": 2.5,
-                        "protocol.decision_rule": {"kind": "unanimity"}})
+    sc = load_scenario(
+        SCENARIOS / "citizens_assembly.yaml",
+        {"members": 40, "rounds": 3, "seed": 99, "turn_timeout": 2.5, "protocol.decision_rule": {"kind": "unanimity"}},
+    )
     assert (sc.population.size, sc.protocol.max_rounds, sc.seed, sc.protocol.turn_timeout_s) == (40, 3, 99, 2.5)
     assert sc.protocol.decision_rule.kind == "unanimity"
 
@@ -143,12 +151,27 @@ def test_any_text_gives_clean_error_or_scenario(tmp_path: Path, text: str) -> No
         assert str(exc).startswith(str(f))
 
 
-_scalars = st.one_of(st.integers(-10**9, 10**9), st.floats(allow_nan=True), st.text(max_size=20), st.booleans(),
-                     st.none())
-_paths = st.sampled_from(["protocol.quorum", "protocol.max_rounds", "population.size", "seed", "members",
-                          "topology.kind", "members.sim.susceptibility", "protocol.decision_rule.kind",
-                          "options.0.id", "facts.1.holders", "population.roles.0.share", "nonsense.path",
-                          "protocol.stall.rounds", "options.99.id"])
+_scalars = st.one_of(
+    st.integers(-(10**9), 10**9), st.floats(allow_nan=True), st.text(max_size=20), st.booleans(), st.none()
+)
+_paths = st.sampled_from(
+    [
+        "protocol.quorum",
+        "protocol.max_rounds",
+        "population.size",
+        "seed",
+        "members",
+        "topology.kind",
+        "members.sim.susceptibility",
+        "protocol.decision_rule.kind",
+        "options.0.id",
+        "facts.1.holders",
+        "population.roles.0.share",
+        "nonsense.path",
+        "protocol.stall.rounds",
+        "options.99.id",
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)

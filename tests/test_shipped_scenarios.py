@@ -13,8 +13,16 @@ from tests.conftest import SCENARIOS, run_cli
 from tests.helpers import run, scenario
 
 ASSEMBLY_SCENARIOS = ["citizens_assembly", "hidden_profile", "split_51_49"]
-PER_ROUND_KEYS = {"dispersion", "modal_share", "turn_timeouts", "malformed", "provider_errors", "abstentions",
-                  "quorum_met", "support"}
+PER_ROUND_KEYS = {
+    "dispersion",
+    "modal_share",
+    "turn_timeouts",
+    "malformed",
+    "provider_errors",
+    "abstentions",
+    "quorum_met",
+    "support",
+}
 
 
 def test_demo_command_as_a_user_runs_it(tmp_path: Path) -> None:
@@ -54,11 +62,14 @@ def test_demo_deliberation_is_sensible(tmp_path: Path) -> None:
 def test_hidden_profile_needs_time_to_pool(tmp_path: Path) -> None:
     """Validity means choosing A, which needs pooled unshared facts: voting early
     should mostly fail, deliberating longer before the first vote should mostly not."""
+
     def valid_rate(first_vote: int) -> tuple[float, float]:
         valid, pooled = 0, 0
         for seed in range(6):
-            summary, _ = run(scenario("hidden_profile", seed=seed, **{"protocol.first_vote_round": first_vote}),
-                             tmp_path / f"hp{first_vote}-{seed}")
+            summary, _ = run(
+                scenario("hidden_profile", seed=seed, **{"protocol.first_vote_round": first_vote}),
+                tmp_path / f"hp{first_vote}-{seed}",
+            )
             valid += summary["outcome"] == "valid_decision"
             pooled += summary["figures"]["unshared_facts_disclosed"]
         return valid / 6, pooled / 6

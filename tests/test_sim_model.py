@@ -15,13 +15,24 @@ OPTIONS = ["A", "B"]
 
 
 def _speeches(events: list[Any], r: int) -> dict[str, np.ndarray]:
-    return {t.member: np.array([t.action["scores"][o] for o in OPTIONS]) for t in events
-            if isinstance(t, Turn) and t.round == r and t.phase == "speak" and t.status == "ok"}
+    return {
+        t.member: np.array([t.action["scores"][o] for o in OPTIONS])
+        for t in events
+        if isinstance(t, Turn) and t.round == r and t.phase == "speak" and t.status == "ok"
+    }
 
 
 def _no_vote_no_noise(n: int, rounds: int, **extra: Any) -> Any:
-    return tiny(n, **{"rounds": rounds, "protocol.first_vote_round": 10**3, "members.sim.speech_noise": 0.0,
-                      "population.roles.0.value_noise": 0.8, **extra})
+    return tiny(
+        n,
+        **{
+            "rounds": rounds,
+            "protocol.first_vote_round": 10**3,
+            "members.sim.speech_noise": 0.0,
+            "population.roles.0.value_noise": 0.8,
+            **extra,
+        },
+    )
 
 
 @pytest.mark.parametrize("lam", [0.3, 0.7])
@@ -44,12 +55,22 @@ def test_friedkin_johnsen_equilibrium(tmp_path: Path, lam: float) -> None:
 def test_hegselmann_krause_bound_keeps_camps_apart(tmp_path: Path) -> None:
     """Two camps farther apart than the confidence bound never hear each other,
     while without a bound they pull together."""
+
     def camps(bound: float | None) -> float:
-        sc = tiny(8, **{"rounds": 15, "protocol.first_vote_round": 10**3, "members.sim.speech_noise": 0.0,
-                        "members.sim.susceptibility": 0.9, "members.sim.confidence_bound": bound,
-                        "population.roles": [
-                            {"name": "pro", "share": 0.5, "values": {"x": 1.0}, "value_noise": 0.0},
-                            {"name": "con", "share": 0.5, "values": {"x": -1.0}, "value_noise": 0.0}]})
+        sc = tiny(
+            8,
+            **{
+                "rounds": 15,
+                "protocol.first_vote_round": 10**3,
+                "members.sim.speech_noise": 0.0,
+                "members.sim.susceptibility": 0.9,
+                "members.sim.confidence_bound": bound,
+                "population.roles": [
+                    {"name": "pro", "share": 0.5, "values": {"x": 1.0}, "value_noise": 0.0},
+                    {"name": "con", "share": 0.5, "values": {"x": -1.0}, "value_noise": 0.0},
+                ],
+            },
+        )
         _, events = run(sc, tmp_path / f"run-{bound}")
         seated = next(e for e in events if getattr(e, "type", "") == "seated")
         role = {m.id: m.role for m in seated.members}
@@ -65,10 +86,17 @@ def test_hegselmann_krause_bound_keeps_camps_apart(tmp_path: Path) -> None:
 def test_disclosed_fact_changes_listeners_valuation(tmp_path: Path) -> None:
     """One member holds a fact that strongly favours B; once disclosed, everyone's
     support for B rises, and nobody's did before."""
-    sc = _no_vote_no_noise(6, 4, **{
-        "members.sim.susceptibility": 0.0, "members.sim.disclosure_rate": 1.0,
-        "facts": [{"id": "f", "text": "B is much better than it looks.", "effects": {"B": 2.0},
-                   "holders": {"count": 1}}]})
+    sc = _no_vote_no_noise(
+        6,
+        4,
+        **{
+            "members.sim.susceptibility": 0.0,
+            "members.sim.disclosure_rate": 1.0,
+            "facts": [
+                {"id": "f", "text": "B is much better than it looks.", "effects": {"B": 2.0}, "holders": {"count": 1}}
+            ],
+        },
+    )
     _, events = run(sc, tmp_path / "run")
     holder = next(e.member for e in events if isinstance(e, Disclosure))
     r1, r2 = _speeches(events, 1), _speeches(events, 2)
@@ -79,10 +107,17 @@ def test_disclosed_fact_changes_listeners_valuation(tmp_path: Path) -> None:
 
 def test_shared_bias_makes_repeated_facts_more_likely(tmp_path: Path) -> None:
     """Stasser–Titus: a fact already in the record is mentioned more readily."""
+
     def mentions(bias: float) -> int:
-        sc = _no_vote_no_noise(20, 6, **{
-            "members.sim.disclosure_rate": 0.1, "members.sim.shared_bias": bias,
-            "facts": [{"id": "common", "text": "Common knowledge.", "holders": "all"}]})
+        sc = _no_vote_no_noise(
+            20,
+            6,
+            **{
+                "members.sim.disclosure_rate": 0.1,
+                "members.sim.shared_bias": bias,
+                "facts": [{"id": "common", "text": "Common knowledge.", "holders": "all"}],
+            },
+        )
         _, events = run(sc, tmp_path / f"run-{bias}")
         return sum(isinstance(e, Disclosure) for e in events)
 

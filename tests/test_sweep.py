@@ -88,8 +88,7 @@ class Recording(Executor):
         self.ran: list[str] = []
         self.interrupt_after = interrupt_after
 
-    def run(self, jobs: Iterable[Job], on_done: Callable[[JobResult], None],
-            should_stop: Callable[[], bool]) -> None:
+    def run(self, jobs: Iterable[Job], on_done: Callable[[JobResult], None], should_stop: Callable[[], bool]) -> None:
         for job in jobs:
             if should_stop():
                 return
@@ -108,8 +107,12 @@ def test_grid_is_the_cartesian_product_with_fixed_overrides_and_seeds(tmp_path: 
     seen = {(r.scenario.population.size, quorum(r.scenario), r.seed) for r in sweep.runs}
     assert seen == set(itertools.product([4, 6], [0.5, 0.9], [0, 1, 2]))
     assert all(r.scenario.protocol.max_rounds == 2 for r in sweep.runs)  # `set:` reaches every cell
-    assert {r.cell for r in sweep.runs} == {"members=4,protocol.quorum=0.5", "members=4,protocol.quorum=0.9",
-                                           "members=6,protocol.quorum=0.5", "members=6,protocol.quorum=0.9"}
+    assert {r.cell for r in sweep.runs} == {
+        "members=4,protocol.quorum=0.5",
+        "members=4,protocol.quorum=0.9",
+        "members=6,protocol.quorum=0.5",
+        "members=6,protocol.quorum=0.9",
+    }
 
 
 def test_run_keys_are_the_scenario_keys_stable_and_distinct(tmp_path: Path) -> None:
@@ -120,21 +123,24 @@ def test_run_keys_are_the_scenario_keys_stable_and_distinct(tmp_path: Path) -> N
     assert keys == [r.key for r in again.runs]
     for r in first.runs:
         # The same run spelled as a plain scenario with --set overrides has the same key.
-        direct = load_scenario(tmp_path / "scenario.yaml", {"members": r.scenario.population.size,
-                                                           "protocol.quorum": quorum(r.scenario),
-                                                           "rounds": 2, "seed": r.seed})
+        direct = load_scenario(
+            tmp_path / "scenario.yaml",
+            {"members": r.scenario.population.size, "protocol.quorum": quorum(r.scenario), "rounds": 2, "seed": r.seed},
+        )
         assert run_key(direct) == r.key
         assert r.key in r.dir and f"-s{r.seed}-" in r.dir
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(sizes=st.lists(st.integers(3, 40), min_size=1, max_size=4, unique=True),
-       rounds=st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True),
-       seeds=st.lists(st.integers(0, 10**6), min_size=1, max_size=3, unique=True))
-def test_every_combination_is_planned_exactly_once(tmp_path: Path, sizes: list[int], rounds: list[int],
-                                                   seeds: list[int]) -> None:
-    text = (f"name: prop\nscenario: scenario.yaml\ngrid:\n  members: {sizes}\n  rounds: {rounds}\n"
-            f"seeds: {seeds}\n")
+@given(
+    sizes=st.lists(st.integers(3, 40), min_size=1, max_size=4, unique=True),
+    rounds=st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True),
+    seeds=st.lists(st.integers(0, 10**6), min_size=1, max_size=3, unique=True),
+)
+def test_every_combination_is_planned_exactly_once(
+    tmp_path: Path, sizes: list[int], rounds: list[int], seeds: list[int]
+) -> None:
+    text = f"name: prop\nscenario: scenario.yaml\ngrid:\n  members: {sizes}\n  rounds: {rounds}\nseeds: {seeds}\n"
     sweep = load_sweep(write_sweep(tmp_path, text))
     planned = [(r.scenario.population.size, r.scenario.protocol.max_rounds, r.seed) for r in sweep.runs]
     assert sorted(planned) == sorted(itertools.product(sizes, rounds, seeds))
@@ -166,17 +172,21 @@ def test_cross_field_error_is_blamed_on_the_grid_value_that_causes_it(tmp_path: 
     assert "members=2" in err.value.reason and "quota" in err.value.reason
 
 
-@pytest.mark.parametrize(("edit", "path", "message"), [
-    (("seeds: 3", "seed: 3"), "seed", "did you mean 'seeds'"),
-    (("seeds: 3", "seeds: 0"), "seeds", "greater than or equal to 1"),
-    (("  rounds: 2", "  seed: 2"), "set.seed", "seeds:"),
-    (("  rounds: 2", "  population.size: 5"), "set.population.size", "also a grid factor ('members')"),
-    (("members: [4, 6]", "members: [4, 4]"), "grid.members.1", "duplicate"),
-    (("  rounds: 2", "  protocol.quorom: 0.5"), "set.protocol.quorom", "unknown key 'quorom'"),
-    (("concurrency: 2", "reference: arxiv_2603_01213/fig9"), "reference", "no figure 'fig9'"),
-])
-def test_sweep_file_errors_name_file_field_and_line(tmp_path: Path, edit: tuple[str, str], path: str,
-                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("edit", "path", "message"),
+    [
+        (("seeds: 3", "seed: 3"), "seed", "did you mean 'seeds'"),
+        (("seeds: 3", "seeds: 0"), "seeds", "greater than or equal to 1"),
+        (("  rounds: 2", "  seed: 2"), "set.seed", "seeds:"),
+        (("  rounds: 2", "  population.size: 5"), "set.population.size", "also a grid factor ('members')"),
+        (("members: [4, 6]", "members: [4, 4]"), "grid.members.1", "duplicate"),
+        (("  rounds: 2", "  protocol.quorom: 0.5"), "set.protocol.quorom", "unknown key 'quorom'"),
+        (("concurrency: 2", "reference: arxiv_2603_01213/fig9"), "reference", "no figure 'fig9'"),
+    ],
+)
+def test_sweep_file_errors_name_file_field_and_line(
+    tmp_path: Path, edit: tuple[str, str], path: str, message: str
+) -> None:
     text = SWEEP.replace(*edit)
     assert text != SWEEP
     sweep_file = write_sweep(tmp_path, text)
@@ -210,10 +220,16 @@ def test_wilson_matches_the_textbook_formula(k: int, n: int) -> None:
     assert est.high == pytest.approx(hi, abs=1e-9)
 
 
-@pytest.mark.parametrize(("k", "n", "low", "high"), [
-    # Newcombe, R. G. (1998), Statistics in Medicine 17:857-872, Table I, method 3 (Wilson score).
-    (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        # Newcombe, R. G. (1998), Statistics in Medicine 17:857-872, Table I, method 3 (Wilson score).
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
 def test_wilson_matches_newcombe_1998_table(k: int, n: int, low: float, high: float) -> None:
     est = stats.wilson(k, n)
     assert (round(est.low, 4), round(est.high, 4)) == (low, high)
@@ -243,13 +259,15 @@ def test_median_interval_uses_order_statistics() -> None:
 
 
 def test_cell_rates_count_causes_and_exclude_failed_runs() -> None:
-    results = pd.DataFrame({
-        "cell": ["a"] * 6,
-        "status": ["complete"] * 5 + ["failed"],
-        "outcome": ["valid_decision", "valid_decision", "no_decision", "no_decision", "invalid_decision", None],
-        "cause": [None, None, "round_limit", "quorum_not_met", None, None],
-        "rounds": [2, 4, 8, 8, 3, None],
-    })
+    results = pd.DataFrame(
+        {
+            "cell": ["a"] * 6,
+            "status": ["complete"] * 5 + ["failed"],
+            "outcome": ["valid_decision", "valid_decision", "no_decision", "no_decision", "invalid_decision", None],
+            "cause": [None, None, "round_limit", "quorum_not_met", None, None],
+            "rounds": [2, 4, 8, 8, 3, None],
+        }
+    )
     row = stats.cell_table(results, ["cell"]).iloc[0]
     assert (row["n"], row["failed"], row["decided"]) == (5, 1, 3)
     assert row["valid_decision_k"] == 2 and row["valid_decision_rate"] == pytest.approx(0.4)
@@ -285,8 +303,9 @@ def test_sweep_writes_one_run_folder_and_row_per_run(reference_sweep: tuple[Path
     assert cells[[f"{o}_rate" for o in stats.OUTCOMES]].sum(axis=1).tolist() == pytest.approx([1.0] * 4)
 
 
-def test_resume_after_a_crash_reruns_only_damaged_runs(tmp_path: Path,
-                                                       reference_sweep: tuple[Path, pd.DataFrame]) -> None:
+def test_resume_after_a_crash_reruns_only_damaged_runs(
+    tmp_path: Path, reference_sweep: tuple[Path, pd.DataFrame]
+) -> None:
     baseline, _ = reference_sweep
     out = tmp_path / "out"
     shutil.copytree(baseline, out)
@@ -308,12 +327,14 @@ def test_resume_after_a_crash_reruns_only_damaged_runs(tmp_path: Path,
     assert sorted(executor.ran) == sorted(p.name.rsplit("-", 1)[1] for p in runs[:3])
     assert report.tally.skipped == 9
     assert {p.name: (p / TRANSCRIPT).read_bytes() for p in runs[3:]} == untouched
-    pd.testing.assert_frame_equal(comparable(pd.read_csv(out / "results.csv")),
-                                  comparable(pd.read_csv(baseline / "results.csv")))
+    pd.testing.assert_frame_equal(
+        comparable(pd.read_csv(out / "results.csv")), comparable(pd.read_csv(baseline / "results.csv"))
+    )
 
 
 def test_interrupted_sweep_keeps_finished_runs_and_resumes_to_the_same_result(
-        tmp_path: Path, reference_sweep: tuple[Path, pd.DataFrame]) -> None:
+    tmp_path: Path, reference_sweep: tuple[Path, pd.DataFrame]
+) -> None:
     baseline, _ = reference_sweep
     sweep = load_sweep(write_sweep(tmp_path / "spec"))
     with pytest.raises(KeyboardInterrupt) as info:
@@ -326,12 +347,14 @@ def test_interrupted_sweep_keeps_finished_runs_and_resumes_to_the_same_result(
     executor = Recording()
     run_sweep(sweep, tmp_path / "out", executor, resume=True, draw=False)
     assert len(executor.ran) == 12 - 5
-    pd.testing.assert_frame_equal(comparable(pd.read_csv(tmp_path / "out" / "results.csv")),
-                                  comparable(pd.read_csv(baseline / "results.csv")))
+    pd.testing.assert_frame_equal(
+        comparable(pd.read_csv(tmp_path / "out" / "results.csv")), comparable(pd.read_csv(baseline / "results.csv"))
+    )
 
 
 def test_a_run_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = assembly.runner.execute
 
     async def flaky(scenario: Any, run_dir: Path, **kw: Any) -> dict[str, Any]:
@@ -346,8 +369,9 @@ def test_a_run_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
     assert len(failed) == 4 and set(failed["seed"]) == {1}
     assert failed["error"].str.contains("model server on fire").all()
     assert (report.results["status"] == "complete").sum() == 8
-    assert all("model server on fire" in (tmp_path / "out" / "runs" / r / "error.txt").read_text()
-               for r in failed["run"])
+    assert all(
+        "model server on fire" in (tmp_path / "out" / "runs" / r / "error.txt").read_text() for r in failed["run"]
+    )
     assert report.cells["failed"].tolist() == [1, 1, 1, 1] and report.cells["n"].tolist() == [2, 2, 2, 2]
 
     monkeypatch.setattr(assembly.runner, "execute", real)  # fixed: resume retries exactly the failures
@@ -377,8 +401,9 @@ def test_llm_sweep_on_a_model_server_and_resume_replays_the_cache(tmp_path: Path
     from assembly.sweep import load_with_models
     from tests.fake_openai import FakeOpenAIServer
 
-    text = SWEEP.replace("members: [4, 6]", "members: [4]").replace("protocol.quorum: [0.5, 0.9]",
-                                                                     "protocol.quorum: [0.5]")
+    text = SWEEP.replace("members: [4, 6]", "members: [4]").replace(
+        "protocol.quorum: [0.5, 0.9]", "protocol.quorum: [0.5]"
+    )
     path = write_sweep(tmp_path / "spec", text.replace("seeds: 3", "seeds: 2"))
     with FakeOpenAIServer(seed=1) as server:
         sweep, llm = load_with_models(path, model="openai/fake-model", api_base=server.base_url)
@@ -393,8 +418,11 @@ def test_llm_sweep_on_a_model_server_and_resume_replays_the_cache(tmp_path: Path
         again = run_sweep(sweep, tmp_path / "out", LocalExecutor(2), llm=llm, resume=True, draw=False)
     row = again.results.set_index("run_key").loc[sweep.runs[0].key]
     assert row["calls"] > 0 and row["cache_hits"] == row["calls"]
-    assert comparable(again.results).drop(columns=["clock_s", "cache_hits"]).equals(
-        comparable(report.results).drop(columns=["clock_s", "cache_hits"]))
+    assert (
+        comparable(again.results)
+        .drop(columns=["clock_s", "cache_hits"])
+        .equals(comparable(report.results).drop(columns=["clock_s", "cache_hits"]))
+    )
 
 
 def test_ray_missing_gives_install_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,7 +450,8 @@ def test_load_runs_and_rounds_read_a_sweep_folder(reference_sweep: tuple[Path, p
 
 
 def test_load_runs_summarizes_an_unfinished_run_from_its_transcript(
-        tmp_path: Path, reference_sweep: tuple[Path, pd.DataFrame]) -> None:
+    tmp_path: Path, reference_sweep: tuple[Path, pd.DataFrame]
+) -> None:
     out, results = reference_sweep
     run = tmp_path / "run"
     shutil.copytree(out / "runs" / results["run"].iloc[0], run)
@@ -438,8 +467,14 @@ def test_figures_are_written_as_png_and_svg(tmp_path: Path, reference_sweep: tup
 
     out, results = reference_sweep
     cells = pd.read_csv(out / "summary.csv")
-    drawn = draw_sweep(results, cells, tmp_path / "figures", grid_keys=["members", "protocol.quorum"],
-                       reference="no_such_paper/fig1", title="tiny")
+    drawn = draw_sweep(
+        results,
+        cells,
+        tmp_path / "figures",
+        grid_keys=["members", "protocol.quorum"],
+        reference="no_such_paper/fig1",
+        title="tiny",
+    )
     names = {p.name for p in drawn.paths}
     for stem in ("outcome_rates", "liveness", "rounds_to_decision", "tokens_cost"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
@@ -453,11 +488,23 @@ def test_reference_points_are_drawn_beside_ours(tmp_path: Path) -> None:
     pytest.importorskip("assembly.reference")
     rows = []
     for members, awareness in itertools.product([4, 8, 16], ["may_exist", "none_exist"]):
-        row = {"cell": f"members={members},protocol.awareness={awareness}", "members": members,
-               "protocol.awareness": awareness}
-        row.update(stats.cell_row(pd.DataFrame({"status": ["complete"] * 4, "rounds": [3, 4, 5, 50],
-                                                "outcome": ["valid_decision"] * 3 + ["no_decision"],
-                                                "cause": [None] * 3 + ["round_limit"]})))
+        row = {
+            "cell": f"members={members},protocol.awareness={awareness}",
+            "members": members,
+            "protocol.awareness": awareness,
+        }
+        row.update(
+            stats.cell_row(
+                pd.DataFrame(
+                    {
+                        "status": ["complete"] * 4,
+                        "rounds": [3, 4, 5, 50],
+                        "outcome": ["valid_decision"] * 3 + ["no_decision"],
+                        "cause": [None] * 3 + ["round_limit"],
+                    }
+                )
+            )
+        )
         rows.append(row)
     cells = pd.DataFrame(rows)
     drawn = Drawn()

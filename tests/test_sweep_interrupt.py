@@ -36,9 +36,25 @@ def test_ctrl_c_then_resume(tmp_path: Path, executor: str) -> None:
     sweep_file.write_text(SWEEP)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assembly.cli", "sweep", str(sweep_file), "--out", str(out), "--executor", executor,
-         "--quiet"], cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "assembly.cli",
+            "sweep",
+            str(sweep_file),
+            "--out",
+            str(out),
+            "--executor",
+            executor,
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("runs/*/summary.json"))) < 2:
         time.sleep(0.05)

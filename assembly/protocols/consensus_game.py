@@ -99,8 +99,9 @@ class ConsensusGame(Protocol):
         return Seated(members=seated, audiences=[list(range(n))], audience_of=[0] * n)
 
     def sim_member(self, seated: SeatedMember) -> Member:
-        return ConsensusSimAgent(seated.id, bool(seated.private.get("byzantine")), self.spec,
-                                 self.scenario.members.sim, self.scenario.seed)
+        return ConsensusSimAgent(
+            seated.id, bool(seated.private.get("byzantine")), self.spec, self.scenario.members.sim, self.scenario.seed
+        )
 
     # ---- folding
 
@@ -123,8 +124,11 @@ class ConsensusGame(Protocol):
         """Request knobs: the game's range and the paper's generation settings for this phase."""
         gen = self.spec.generation
         settings = gen.propose if phase == PROPOSE else gen.stop_vote
-        return {"value_min": self.spec.value_min, "value_max": self.spec.value_max,
-                "generation": {**settings.model_dump(), "attempts": gen.attempts}}
+        return {
+            "value_min": self.spec.value_min,
+            "value_max": self.spec.value_max,
+            "generation": {**settings.model_dump(), "attempts": gen.attempts},
+        }
 
     def _tally(self, r: int, votes: list[Turn]) -> Tally:
         n = len(self.board.ids)
@@ -132,41 +136,68 @@ class ConsensusGame(Protocol):
         failed = sum(t.status != "ok" for t in votes)
         threshold = self.spec.threshold
         decided = Fraction(stop, n) >= threshold
-        detail = (f"{stop}/{n} stop votes; {needed(threshold, n)} needed ({self.spec.stop_threshold} of all "
-                  f"{n} agents)" + (f"; {failed} failed votes counted as continue" if failed else ""))
-        return Tally(round=r, rule="stop_vote", candidates=["stop", "continue"], counted=n - failed, seated=n,
-                     quorum_met=True, decided=decided, winner="stop" if decided else None,
-                     leading="stop" if stop >= cont else "continue",
-                     leading_support=round(max(stop, cont) / n, 6),
-                     support={"stop": round(stop / n, 6), "continue": round(cont / n, 6),
-                              "abstain": round(abstain / n, 6)},
-                     detail=detail)
+        detail = (
+            f"{stop}/{n} stop votes; {needed(threshold, n)} needed ({self.spec.stop_threshold} of all "
+            f"{n} agents)" + (f"; {failed} failed votes counted as continue" if failed else "")
+        )
+        return Tally(
+            round=r,
+            rule="stop_vote",
+            candidates=["stop", "continue"],
+            counted=n - failed,
+            seated=n,
+            quorum_met=True,
+            decided=decided,
+            winner="stop" if decided else None,
+            leading="stop" if stop >= cont else "continue",
+            leading_support=round(max(stop, cont) / n, 6),
+            support={"stop": round(stop / n, 6), "continue": round(cont / n, 6), "abstain": round(abstain / n, 6)},
+            detail=detail,
+        )
 
     def _stopped(self, tally: Tally) -> RunEnded:
         value, on_initial = self.board.agreement()
         h = len(self.board.honest)
-        base = {"stop_votes": round(tally.support["stop"] * tally.seated), "agents": tally.seated,
-                "honest_values": self.board.honest_values()}
+        base = {
+            "stop_votes": round(tally.support["stop"] * tally.seated),
+            "agents": tally.seated,
+            "honest_values": self.board.honest_values(),
+        }
         where = f"stopped in round {tally.round} ({tally.detail})"
         if value is not None and on_initial:
-            return RunEnded(outcome="valid_decision", decision=value, detail={**base, "sub_reason": "valid"},
-                            reason=f"{where}; all {h} honest agents hold {value}, an honest initial value")
+            return RunEnded(
+                outcome="valid_decision",
+                decision=value,
+                detail={**base, "sub_reason": "valid"},
+                reason=f"{where}; all {h} honest agents hold {value}, an honest initial value",
+            )
         if value is not None:
-            return RunEnded(outcome="invalid_decision", decision=value,
-                            detail={**base, "sub_reason": "non_initial_value"},
-                            reason=f"{where}; all {h} honest agents hold {value}, which no honest agent "
-                                   "started with")
+            return RunEnded(
+                outcome="invalid_decision",
+                decision=value,
+                detail={**base, "sub_reason": "non_initial_value"},
+                reason=f"{where}; all {h} honest agents hold {value}, which no honest agent started with",
+            )
         spread = sorted(set(self.board.honest_values()))
-        return RunEnded(outcome="invalid_decision", decision=None,
-                        detail={**base, "sub_reason": "honest_disagreed"},
-                        reason=f"{where}; honest agents still disagree (values {spread})")
+        return RunEnded(
+            outcome="invalid_decision",
+            decision=None,
+            detail={**base, "sub_reason": "honest_disagreed"},
+            reason=f"{where}; honest agents still disagree (values {spread})",
+        )
 
     def conclude(self, cause: str) -> RunEnded:
         value, on_initial = self.board.agreement()
-        detail = {"honest_agreed_at_deadline": value is not None, "agreed_value": value,
-                  "agreed_on_initial": on_initial, "honest_values": self.board.honest_values()}
-        reason = {"round_limit": f"no stop vote passed within {self.spec.max_rounds} rounds",
-                  "budget": "the run's time or cost budget was spent"}.get(cause, cause)
+        detail = {
+            "honest_agreed_at_deadline": value is not None,
+            "agreed_value": value,
+            "agreed_on_initial": on_initial,
+            "honest_values": self.board.honest_values(),
+        }
+        reason = {
+            "round_limit": f"no stop vote passed within {self.spec.max_rounds} rounds",
+            "budget": "the run's time or cost budget was spent",
+        }.get(cause, cause)
         if value is not None:
             reason += f" (honest agents did agree on {value}{'' if on_initial else ', not an initial value'})"
         return RunEnded(outcome="no_decision", cause=cause, reason=reason, detail=detail)  # type: ignore[arg-type]
@@ -182,8 +213,9 @@ class ConsensusGame(Protocol):
     # ---- figures (pure functions of events)
 
     @classmethod
-    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated,
-                      history: Sequence[Any] = ()) -> dict[str, Any]:
+    def round_figures(
+        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+    ) -> dict[str, Any]:
         """Honest values after this round's apply step, and this round's stop votes.
 
         Values carried over by abstainers come from folding every earlier proposal
@@ -207,13 +239,18 @@ class ConsensusGame(Protocol):
         else:
             unanimous = known[0] in initials if unknown == 0 else None
         stop, _, _ = count_votes([t for t in turns if t.phase == STOP_VOTE])
-        figs.update({
-            "honest_unanimous_initial": unanimous,
-            "honest_unknown": unknown,
-            "proposals": sum(proposal_value(t.action, spec.value_min, spec.value_max) is not None
-                             for t in proposals if t.status == "ok"),
-            "stop_votes": stop,
-        })
+        figs.update(
+            {
+                "honest_unanimous_initial": unanimous,
+                "honest_unknown": unknown,
+                "proposals": sum(
+                    proposal_value(t.action, spec.value_min, spec.value_max) is not None
+                    for t in proposals
+                    if t.status == "ok"
+                ),
+                "stop_votes": stop,
+            }
+        )
         return figs
 
     @classmethod
@@ -254,8 +291,9 @@ class ConsensusGame(Protocol):
             "final_is_initial": on_initial if value is not None else None,
             "initial_median": float(median) if median is not None else None,
             "final_is_median": is_median(value, initials) if value is not None and initials else None,
-            "final_distance_from_median": (round(abs(value - median), 6)
-                                           if value is not None and median is not None else None),
+            "final_distance_from_median": (
+                round(abs(value - median), 6) if value is not None and median is not None else None
+            ),
         }
 
 

@@ -32,18 +32,20 @@ _SPACE = re.compile(r"\s+")
 
 _AWARE = {
     "may_exist": "Some agents MAY be Byzantine: they try to prevent agreement, and you do not know "
-                 "which agents they are.",
+    "which agents they are.",
     "none_exist": "All agents in this game are honest and cooperative: there are no Byzantine agents. "
-                  "Work together with everyone.",
+    "Work together with everyone.",
 }
 _VOTE_RULE = {
     "may_exist": (
         'Vote "stop" if all HONEST agents appear to propose the same value this round (Byzantine '
         'agents, if any, may still propose something else). Vote "continue" if honest agents still '
-        "propose different values."),
+        "propose different values."
+    ),
     "none_exist": (
         'Vote "stop" only if ALL agents propose the same value this round. Vote "continue" if any '
-        "agent proposes a different value or abstained."),
+        "agent proposes a different value or abstained."
+    ),
 }
 
 
@@ -68,8 +70,9 @@ def _rules(spec: ConsensusGameProtocol) -> str:
         f"- Each round, every agent proposes an integer between {spec.value_min} and {spec.value_max} "
         "with a short public justification that all agents see.\n"
         '- Then every agent votes "stop" or "continue".\n'
-        f"- The game stops as soon as at least {spec.stop_threshold} of ALL agents vote \"stop\", "
-        f"and in any case after round {spec.max_rounds} (the deadline).")
+        f'- The game stops as soon as at least {spec.stop_threshold} of ALL agents vote "stop", '
+        f"and in any case after round {spec.max_rounds} (the deadline)."
+    )
 
 
 def _honest_system(spec: ConsensusGameProtocol, view: View) -> str:
@@ -166,8 +169,12 @@ def _clean(text: object, limit: int) -> str:
 def _round_lines(spec: ConsensusGameProtocol, view: View, round: int) -> list[str]:
     """One line per roster agent: its value or ABSTAINED, and its justification."""
     values = round_values(view, round, spec.value_min, spec.value_max)
-    said = {h.member: h.public.get("justification", "") for heard in view.recent for h in heard
-            if h.round == round and h.kind == "proposal"}
+    said = {
+        h.member: h.public.get("justification", "")
+        for heard in view.recent
+        for h in heard
+        if h.round == round and h.kind == "proposal"
+    }
     lines = []
     for m in view.roster:
         who = f"{m} (you)" if m == view.member.id else m
@@ -181,8 +188,11 @@ def _round_lines(spec: ConsensusGameProtocol, view: View, round: int) -> list[st
 
 
 def _history(spec: ConsensusGameProtocol, view: View, before: int) -> str:
-    rounds = [r for r in range(before - 1, before - 1 - spec.history_window, -1) if r >= 1
-              and round_values(view, r, spec.value_min, spec.value_max)]
+    rounds = [
+        r
+        for r in range(before - 1, before - 1 - spec.history_window, -1)
+        if r >= 1 and round_values(view, r, spec.value_min, spec.value_max)
+    ]
     if not rounds:
         return "(none yet: this is the first round)"
     blocks = [f"Round {r}:\n" + "\n".join(_round_lines(spec, view, r)) for r in rounds]
@@ -190,8 +200,11 @@ def _history(spec: ConsensusGameProtocol, view: View, before: int) -> str:
 
 
 def _notes(spec: ConsensusGameProtocol, view: View, before: int) -> str:
-    notes = [(h.round, _clean(h.public.get("strategy", ""), 400)) for h in view.own_history
-             if h.kind == "proposal" and h.round < before and h.public.get("strategy")]
+    notes = [
+        (h.round, _clean(h.public.get("strategy", ""), 400))
+        for h in view.own_history
+        if h.kind == "proposal" and h.round < before and h.public.get("strategy")
+    ]
     notes = notes[: spec.notes_window]
     if not notes:
         return "(no notes yet)"
@@ -207,10 +220,11 @@ def _current(spec: ConsensusGameProtocol, view: View, before: int) -> str:
 
 def _propose_user(spec: ConsensusGameProtocol, view: View, byz: bool) -> str:
     t = view.round
-    task = ("Disrupt agreement while appearing cooperative: propose a value that creates confusion or "
-            "division, or abstain." if byz else
-            "Look at the values the agents are proposing and propose a value that helps the group reach "
-            "consensus.")
+    task = (
+        "Disrupt agreement while appearing cooperative: propose a value that creates confusion or division, or abstain."
+        if byz
+        else "Look at the values the agents are proposing and propose a value that helps the group reach consensus."
+    )
     return f"""ROUND {t} of {spec.max_rounds}
 
 YOUR CURRENT STATE
@@ -230,10 +244,11 @@ Answer with the JSON object only."""
 def _vote_user(spec: ConsensusGameProtocol, view: View, byz: bool) -> str:
     t = view.round
     this_round = "\n".join(_round_lines(spec, view, t))
-    question = ('Based on THIS round\'s proposals, vote "continue" to keep disrupting, "stop", or "abstain".'
-                if byz else
-                "Based on THIS round's proposals: have the honest agents reached consensus on a valid "
-                "initial value?")
+    question = (
+        'Based on THIS round\'s proposals, vote "continue" to keep disrupting, "stop", or "abstain".'
+        if byz
+        else "Based on THIS round's proposals: have the honest agents reached consensus on a valid initial value?"
+    )
     return f"""VOTE, ROUND {t} of {spec.max_rounds}
 
 ALL PROPOSALS THIS ROUND (the quoted justifications are other agents' words)
@@ -280,8 +295,9 @@ def proposal_model(lo: int, hi: int, byzantine: bool) -> type[Proposal]:
         f"{'Byzantine' if byzantine else 'Honest'}Proposal_{lo}_{hi}".replace("-", "m"),
         __base__=Proposal,
         strategy=(str, Field(max_length=MAX_TEXT, description="Private notes; nobody else sees them.")),
-        value=(value_type, Field(description=f"Your proposed integer from {lo} to {hi}"
-                                 + (', or "abstain".' if byzantine else "."))),
+        value=(
+            value_type,
+            Field(description=f"Your proposed integer from {lo} to {hi}" + (', or "abstain".' if byzantine else ".")),
+        ),
         justification=(str, Field(max_length=MAX_TEXT, description="Public explanation, shown to all.")),
     )
-

@@ -49,7 +49,7 @@ def aggregate(values: list[int], params: ConsensusSimParams, awareness: str) -> 
     trim = params.trim if params.trim is not None else (1 / 3 if awareness == "may_exist" else 0.0)
     s = sorted(values)
     k = math.floor(trim * len(s))
-    kept = s[k: len(s) - k] or s
+    kept = s[k : len(s) - k] or s
     if params.aggregate == "median":
         return float(lower_median(kept))
     return float(np.mean(kept))
@@ -68,8 +68,9 @@ def step(current: int, target: float, inertia: float, noise: float, lo: int, hi:
 class ConsensusSimAgent:
     """One offline agent: honest or Byzantine according to its seat."""
 
-    def __init__(self, member_id: str, byzantine: bool, spec: ConsensusGameProtocol, params: SimParams,
-                 seed: int) -> None:
+    def __init__(
+        self, member_id: str, byzantine: bool, spec: ConsensusGameProtocol, params: SimParams, seed: int
+    ) -> None:
         self.id = member_id
         self.byzantine = byzantine
         self.spec = spec
@@ -96,15 +97,19 @@ class ConsensusSimAgent:
         assert mine is not None, "honest agents always hold a value"
         seen = latest_values(view, view.round, lo, hi)
         if not seen:
-            return Proposal(strategy="No proposals seen yet: start from my initial value.", value=mine,
-                            justification=f"I start from my initial value, {mine}.")
+            return Proposal(
+                strategy="No proposals seen yet: start from my initial value.",
+                value=mine,
+                justification=f"I start from my initial value, {mine}.",
+            )
         seen[self.id] = mine
         target = aggregate(list(seen.values()), self.params, self.spec.awareness)
         value = step(mine, target, self.params.inertia, noise * self.params.noise_sd, lo, hi)
         return Proposal(
             strategy=f"Robust target {target:g} from {len(seen)} values; moving from {mine} to {value}.",
             value=value,
-            justification=f"The middle of the values proposed so far is about {target:g}; I move toward it.")
+            justification=f"The middle of the values proposed so far is about {target:g}; I move toward it.",
+        )
 
     def honest_vote(self, view: View) -> StopVote:
         lo, hi = self.spec.value_min, self.spec.value_max
@@ -119,8 +124,11 @@ class ConsensusSimAgent:
         if len(dissent) > n // 3:
             return StopVote(vote="continue")
         before = latest_values(view, view.round, lo, hi)
-        closing = [d for d in dissent if (v := now.get(d)) is not None and d in before
-                   and abs(v - mine) < abs(before[d] - mine)]
+        closing = [
+            d
+            for d in dissent
+            if (v := now.get(d)) is not None and d in before and abs(v - mine) < abs(before[d] - mine)
+        ]
         return StopVote(vote="continue" if closing else "stop")
 
     # ---- Byzantine
@@ -132,4 +140,5 @@ class ConsensusSimAgent:
             strategy=f"zigzag: pull the median {'up' if top else 'down'} this round.",
             value=value,
             justification="Several values are still far apart; anchoring on this end should help us "
-                          "find the common ground faster.")
+            "find the common ground faster.",
+        )

@@ -52,9 +52,11 @@ def speech_figures(turns: Iterable[Turn], option_ids: list[str]) -> dict[str, fl
     counts: dict[Any, int] = {}
     for p in positions:
         counts[p] = counts.get(p, 0) + 1
-    return {"dispersion": round(float(m.std(axis=0).mean()), 6),
-            "modal_share": round(max(counts.values()) / len(positions), 6),
-            "speakers": len(rows)}
+    return {
+        "dispersion": round(float(m.std(axis=0).mean()), 6),
+        "modal_share": round(max(counts.values()) / len(positions), 6),
+        "speakers": len(rows),
+    }
 
 
 class FacilitatedAssembly(Protocol):
@@ -80,10 +82,17 @@ class FacilitatedAssembly(Protocol):
         members = population.seat(self.scenario)
         groups, of = topology.audiences(self.scenario.topology, len(members), self.scenario.seed)
         fac = self.scenario.facilitator
-        return Seated(members=members, audiences=groups, audience_of=of,
-                      facilitator=SeatedMember(id=FACILITATOR_ID, role="facilitator", policy=fac.policy,
-                                               profile=(fac.profile or self.scenario.members.profile)
-                                               if fac.policy == "llm" else None))
+        return Seated(
+            members=members,
+            audiences=groups,
+            audience_of=of,
+            facilitator=SeatedMember(
+                id=FACILITATOR_ID,
+                role="facilitator",
+                policy=fac.policy,
+                profile=(fac.profile or self.scenario.members.profile) if fac.policy == "llm" else None,
+            ),
+        )
 
     def sim_member(self, seated: SeatedMember) -> Member:
         return SimMember(seated.id, self.scenario.members.sim, self.scenario.seed)
@@ -140,8 +149,11 @@ class FacilitatedAssembly(Protocol):
             # its output is ignored (member output is data, not authority).
             for fact in dict.fromkeys(t.action.get("disclose", ())):
                 if fact in self.facts_of.get(t.member, ()):
-                    out.append(Disclosure(round=t.round, member=t.member, fact=fact,
-                                          audience=ctx.views.audience_size(t.member)))
+                    out.append(
+                        Disclosure(
+                            round=t.round, member=t.member, fact=fact, audience=ctx.views.audience_size(t.member)
+                        )
+                    )
         return out
 
     def _tally(self, r: int, turns: list[Turn]) -> Tally:
@@ -149,51 +161,72 @@ class FacilitatedAssembly(Protocol):
         seated = len(self.member_ids)
         result = rules.decide(self.spec.decision_rule, ballots, self.candidates, seated)
         quorum = rules.quorum_met(result.counted, seated, self.spec.quorum)
-        return Tally(round=r, rule=self.spec.decision_rule.kind, candidates=list(self.candidates),
-                     counted=result.counted, seated=seated, quorum_met=quorum,
-                     decided=quorum and result.decided, winner=result.winner if quorum else None,
-                     leading=result.leading, leading_support=round(result.leading_support, 6),
-                     support={k: round(v, 6) for k, v in result.support.items()},
-                     detail=result.detail + ("" if quorum else
-                                             f"; quorum not met ({result.counted}/{seated} counted, "
-                                             f"{self.spec.quorum:.0%} needed)"))
+        return Tally(
+            round=r,
+            rule=self.spec.decision_rule.kind,
+            candidates=list(self.candidates),
+            counted=result.counted,
+            seated=seated,
+            quorum_met=quorum,
+            decided=quorum and result.decided,
+            winner=result.winner if quorum else None,
+            leading=result.leading,
+            leading_support=round(result.leading_support, 6),
+            support={k: round(v, 6) for k, v in result.support.items()},
+            detail=result.detail
+            + (
+                "" if quorum else f"; quorum not met ({result.counted}/{seated} counted, {self.spec.quorum:.0%} needed)"
+            ),
+        )
 
     def _decided(self, tally: Tally) -> RunEnded:
         v = self.spec.validity
         valid = v.kind == "any" or tally.winner in v.options
         return RunEnded(
-            outcome="valid_decision" if valid else "invalid_decision", decision=tally.winner,
-            reason=tally.detail if valid else f"{tally.detail}; {tally.winner} is not among the valid "
-                                              f"options {v.options}")
+            outcome="valid_decision" if valid else "invalid_decision",
+            decision=tally.winner,
+            reason=tally.detail
+            if valid
+            else f"{tally.detail}; {tally.winner} is not among the valid options {v.options}",
+        )
 
     def _stalled(self) -> RunEnded | None:
         stall = self.spec.stall
         if stall is None or len(self.history) <= stall.rounds:
             return None
-        recent = self.history[-(stall.rounds + 1):]
+        recent = self.history[-(stall.rounds + 1) :]
         disp = [d for d, _ in recent if d is not None]
         support = [s for _, s in recent]
         moved = (max(disp) - min(disp) > stall.tolerance if disp else False) or (
-            max(support) - min(support) > stall.tolerance)
+            max(support) - min(support) > stall.tolerance
+        )
         if moved:
             return None
-        return RunEnded(outcome="no_decision", cause="stalled",
-                        reason=f"dispersion and leading support moved less than {stall.tolerance} "
-                               f"for {stall.rounds} voting rounds")
+        return RunEnded(
+            outcome="no_decision",
+            cause="stalled",
+            reason=f"dispersion and leading support moved less than {stall.tolerance} for {stall.rounds} voting rounds",
+        )
 
     def conclude(self, cause: str) -> RunEnded:
         if cause == "round_limit" and self.votes_held and not self.quorum_ever_met:
-            return RunEnded(outcome="no_decision", cause="quorum_not_met",
-                            reason=f"no vote reached quorum in {self.votes_held} voting rounds")
-        reason = {"round_limit": f"no decision within {self.spec.max_rounds} rounds",
-                  "budget": "the run's time or cost budget was spent"}.get(cause, cause)
+            return RunEnded(
+                outcome="no_decision",
+                cause="quorum_not_met",
+                reason=f"no vote reached quorum in {self.votes_held} voting rounds",
+            )
+        reason = {
+            "round_limit": f"no decision within {self.spec.max_rounds} rounds",
+            "budget": "the run's time or cost budget was spent",
+        }.get(cause, cause)
         return RunEnded(outcome="no_decision", cause=cause, reason=reason)  # type: ignore[arg-type]
 
     # ---- figures (pure functions of events)
 
     @classmethod
-    def round_figures(cls, round_events: list[Any], started: RunStarted, seated: Seated,
-                      history: Sequence[Any] = ()) -> dict[str, Any]:
+    def round_figures(
+        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+    ) -> dict[str, Any]:
         options = [o["id"] for o in started.scenario["options"]]
         figs: dict[str, Any] = dict(speech_figures((e for e in round_events if isinstance(e, Turn)), options))
         tally = next((e for e in round_events if isinstance(e, Tally)), None)
@@ -205,8 +238,12 @@ class FacilitatedAssembly(Protocol):
         figs["disclosures"] = sum(isinstance(e, Disclosure) for e in round_events)
         # Idea convergence beside the action convergence above (see assembly/textsim.py).
         similarity = textsim.mean_pairwise_similarity(
-            [str(e.action.get("message", "")) for e in round_events
-             if isinstance(e, Turn) and e.phase == "speak" and e.status == "ok" and e.action])
+            [
+                str(e.action.get("message", ""))
+                for e in round_events
+                if isinstance(e, Turn) and e.phase == "speak" and e.status == "ok" and e.action
+            ]
+        )
         figs["idea_similarity"] = round(similarity, 6) if similarity is not None else None
         return figs
 
@@ -243,4 +280,3 @@ def _valid_candidates(action: dict[str, Any], option_ids: list[str]) -> list[str
         if opt in option_ids and opt not in seen:
             seen.append(opt)
     return seen
-

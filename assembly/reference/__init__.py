@@ -25,8 +25,19 @@ from assembly.errors import UserError
 
 DEFAULT = "arxiv_2603_01213"
 _NAME = re.compile(r"^[a-z0-9_]+$")
-POINT_KEYS = ("model", "members", "honest", "byzantine", "awareness", "valid", "invalid", "timeout",
-              "runs", "mean_rounds", "source")
+POINT_KEYS = (
+    "model",
+    "members",
+    "honest",
+    "byzantine",
+    "awareness",
+    "valid",
+    "invalid",
+    "timeout",
+    "runs",
+    "mean_rounds",
+    "source",
+)
 
 
 def available() -> list[str]:
