@@ -16,13 +16,13 @@ __all__ = ["__version__", "load_rounds", "load_runs"]
 
 def load_runs(path: str) -> Any:
     """One row per run found under `path` (a run folder or a sweep folder)."""
-    from assembly.analysis import load_runs as _load_runs
+    from assembly.sweeps.tables import load_runs as _load_runs
 
     return _load_runs(path)
 
 
 def load_rounds(path: str) -> Any:
     """One row per (run, round) found under `path`."""
-    from assembly.analysis import load_rounds as _load_rounds
+    from assembly.sweeps.tables import load_rounds as _load_rounds
 
     return _load_rounds(path)

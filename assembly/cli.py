@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from assembly.errors import UserError
+from assembly.core.errors import UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -52,7 +52,7 @@ TimeoutOpt = Annotated[float | None, typer.Option("--turn-timeout", help="Per-tu
 def collect_overrides(
     seed: int | None, members: int | None, rounds: int | None, turn_timeout: float | None, sets: list[str] | None
 ) -> dict[str, Any]:
-    from assembly.scenario import parse_override
+    from assembly.scenario.loading import parse_override
 
     out: dict[str, Any] = {}
     for text in sets or []:
@@ -74,7 +74,8 @@ def validate(
     turn_timeout: TimeoutOpt = None,
 ) -> None:
     """Check a scenario (and overrides) without running it."""
-    from assembly.scenario import load_scenario, run_key
+    from assembly.core.spec import run_key
+    from assembly.scenario.loading import load_scenario
 
     try:
         sc = load_scenario(scenario, collect_overrides(seed, members, rounds, turn_timeout, set_))
@@ -142,15 +143,15 @@ def model_setup(
     cache: Path | None,
 ) -> Any:
     """The `LLMSetup` for the model flags (raises UserError)."""
-    from assembly.llm_setup import ModelSetupError, from_flags
+    from assembly.llm.setup import ModelSetupError, from_flags
 
     if client not in (None, "litellm", "openai"):
         raise ModelSetupError(f"--client must be litellm or openai, not {client!r}")
     return from_flags(
         model=model,
         api_base=api_base,
-        client=client,
-        api_key_env=api_key_env,  # type: ignore[arg-type]
+        client=client,  # type: ignore[arg-type]
+        api_key_env=api_key_env,
         models_file=models_file,
         cache=cache,
     )
@@ -180,10 +181,11 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
-    from assembly import llm_setup
-    from assembly.console import LiveProgress, print_summary
-    from assembly.runner import execute, new_run_dir
-    from assembly.scenario import load_scenario
+    from assembly.core.run import new_run_dir
+    from assembly.inspection.console import LiveProgress, print_summary
+    from assembly.launch import execute
+    from assembly.llm import setup as llm_setup
+    from assembly.scenario.loading import load_scenario
 
     try:
         setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
@@ -264,8 +266,8 @@ def sweep(
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
 
-    from assembly.executor import make_executor
-    from assembly.sweep import SweepProgress, load_with_models, print_report, run_sweep
+    from assembly.sweeps.executors import make_executor
+    from assembly.sweeps.sweep import SweepProgress, load_with_models, print_report, run_sweep
 
     try:
         plan, llm = load_with_models(sweep_file, model=model, api_base=api_base, models_file=models, cache=cache)
@@ -334,7 +336,7 @@ def replay(
     """Walk through a run round by round, see it as one member saw it, or check its figures."""
     import os
 
-    from assembly import replay as rp
+    from assembly.inspection import replay as rp
 
     if sum([follow, as_ is not None, check]) > 1:
         raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
@@ -365,7 +367,7 @@ def replay(
             return
         transcript = rp.open_transcript(run_dir)
         if as_ is not None:
-            from assembly.replay_as import member_walkthrough
+            from assembly.inspection.view_as import member_walkthrough
 
             parts = member_walkthrough(transcript, as_, round_, prompt)
         else:
@@ -406,11 +408,11 @@ def rerun(
 
     A rerun answers LLM members from the source run's response cache and calls no
     model. A fork continues live; the model flags (e.g. --model) apply to it."""
-    from assembly import llm_setup
-    from assembly.console import print_summary
-    from assembly.rerun import fork
-    from assembly.rerun import rerun as rerun_run
-    from assembly.transcript import TranscriptError, read_transcript
+    from assembly.core.transcript import TranscriptError, read_transcript
+    from assembly.inspection.console import print_summary
+    from assembly.inspection.reexecute import fork
+    from assembly.inspection.reexecute import rerun as rerun_run
+    from assembly.llm import setup as llm_setup
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -469,8 +471,8 @@ def rerun(
 @app.command()
 def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
     """Continue an interrupted or killed run in place from its last complete round."""
-    from assembly.console import print_summary
-    from assembly.rerun import resume_async
+    from assembly.inspection.console import print_summary
+    from assembly.inspection.reexecute import resume_async
 
     try:
         with _progress(quiet, run_dir) as live:
@@ -499,7 +501,7 @@ def report(
     ] = None,
 ) -> None:
     """Write one self-contained HTML page (no network needed) for a run or a sweep."""
-    from assembly.report import write
+    from assembly.inspection.report import write
 
     try:
         target = write(path, out or (path if path.is_dir() else path.parent) / "report.html")
@@ -529,7 +531,7 @@ def models(
 
     from rich.table import Table
 
-    from assembly.model_check import check_all
+    from assembly.llm.check import check_all
 
     try:
         setup = model_setup(model, api_base, client, api_key_env, models_file, None)
@@ -565,8 +567,8 @@ def _progress(quiet: bool, run_dir: Path, overrides: dict[str, Any] | None = Non
     """A live display for a run continued from `run_dir` (a null context when quiet)."""
     from contextlib import nullcontext
 
-    from assembly.console import LiveProgress
-    from assembly.transcript import TranscriptError, read_transcript
+    from assembly.core.transcript import TranscriptError, read_transcript
+    from assembly.inspection.console import LiveProgress
 
     if quiet:
         return nullcontext()

@@ -30,9 +30,10 @@ from typing import Any
 from common import ROOT, command_line, machine_info, measured, table, write_result
 from llm_harness import PATHS, RoundCpu, Server, fake_server, profile, run
 
-from assembly.events import RoundEnded
-from assembly.scenario import Scenario, load_scenario
-from assembly.transcript import read_transcript
+from assembly.core.events import RoundEnded
+from assembly.core.transcript import read_transcript
+from assembly.scenario.loading import load_scenario
+from assembly.scenario.model import Scenario
 
 ROUNDS = 3
 

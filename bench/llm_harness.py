@@ -22,12 +22,12 @@ from typing import Any
 import psutil
 from common import ROOT
 
-from assembly.engine import Listener
-from assembly.events import RoundEnded, RoundStarted
-from assembly.llm_setup import LLMSetup
-from assembly.model_config import ModelProfile
-from assembly.runner import execute
-from assembly.scenario import Scenario
+from assembly.core.engine import Listener
+from assembly.core.events import RoundEnded, RoundStarted
+from assembly.launch import execute
+from assembly.llm.profiles import ModelProfile
+from assembly.llm.setup import LLMSetup
+from assembly.scenario.model import Scenario
 
 PATHS = ("litellm", "openai")
 

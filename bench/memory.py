@@ -34,8 +34,8 @@ def child(n: int, out: Path) -> None:
     """Runs in the subprocess: one round, then its figures as JSON on stdout."""
     import psutil
 
-    from assembly.runner import execute
-    from assembly.scenario import load_scenario
+    from assembly.launch import execute
+    from assembly.scenario.loading import load_scenario
 
     rss_imports = psutil.Process().memory_info().rss
     sc = load_scenario(

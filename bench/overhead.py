@@ -39,13 +39,15 @@ from typing import Any
 
 from common import Sample, Samples, command_line, machine_info, measured, ms, table, us, write_result
 
-from assembly import runner
-from assembly.actions import Ballot, Candidate, Speech, Synthesis
-from assembly.events import SeatedMember
-from assembly.member import Member, Request, TurnResult
-from assembly.scenario import Scenario, load_scenario
-from assembly.transcript import TRANSCRIPT
-from assembly.view import View
+from assembly import launch as runner
+from assembly.core import run as core_run
+from assembly.core.events import SeatedMember
+from assembly.core.member import Member, Request, TurnResult
+from assembly.core.transcript import TRANSCRIPT
+from assembly.core.view import View
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
+from assembly.scenario.loading import load_scenario
+from assembly.scenario.model import Scenario
 
 SCENARIO = "scenarios/citizens_assembly.yaml"
 ROUNDS = 10
@@ -111,12 +113,12 @@ def null_overrides(sc: Scenario, protocol_seats: list[str]) -> dict[str, Callabl
 
 
 class SummaryClock:
-    """Times `runner.write_summary` (the end-of-run summary, computed from the events
+    """Times `core_run.write_summary` (the end-of-run summary, computed from the events
     the run wrote) inside `execute`, by wrapping the module attribute it calls."""
 
     def __init__(self) -> None:
         self.last = Sample(0.0, 0.0)
-        self._orig = runner.write_summary
+        self._orig = core_run.write_summary
 
     def __enter__(self) -> SummaryClock:
         def timed(run_dir: Path, events: Any = None) -> dict[str, Any]:
@@ -125,11 +127,11 @@ class SummaryClock:
             self.last = s
             return out
 
-        runner.write_summary = timed
+        core_run.write_summary = timed
         return self
 
     def __exit__(self, *exc: object) -> None:
-        runner.write_summary = self._orig
+        core_run.write_summary = self._orig
 
 
 KINDS = ("sim", "nofsync", "null")

@@ -23,7 +23,7 @@ from overhead import scenario
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
-from assembly import runner
+from assembly import launch as runner
 
 # (bucket, class name or "", function name): the parts of a run, in pipeline order.
 BUCKETS: list[tuple[str, str, str]] = [

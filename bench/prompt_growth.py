@@ -34,14 +34,15 @@ from typing import Any
 from common import ROOT, command_line, machine_info, table, write_result
 from llm_harness import fake_server, profile, run
 
-from assembly.actions import Ballot, Candidate, Speech, Synthesis
-from assembly.events import SeatedMember, Turn
-from assembly.member import Member, Request, TurnResult
-from assembly.protocols.facilitated import FacilitatedAssembly
-from assembly.runner import execute
-from assembly.scenario import Scenario, load_scenario
-from assembly.transcript import read_transcript
-from assembly.view import View
+from assembly.core.events import SeatedMember, Turn
+from assembly.core.member import Member, Request, TurnResult
+from assembly.core.transcript import read_transcript
+from assembly.core.view import View
+from assembly.launch import execute
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
+from assembly.protocols.facilitated.protocol import FacilitatedAssembly
+from assembly.scenario.loading import load_scenario
+from assembly.scenario.model import Scenario
 
 ROUNDS = 30
 SHOWN = (1, 10, 30)

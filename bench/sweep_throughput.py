@@ -28,8 +28,8 @@ from typing import Any
 import psutil
 from common import BENCH, command_line, machine_info, table, write_result
 
-from assembly.executor import ProcessExecutor
-from assembly.sweep import Tally, load_sweep, run_sweep
+from assembly.sweeps.executors import ProcessExecutor
+from assembly.sweeps.sweep import Tally, load_sweep, run_sweep
 
 SWEEP = BENCH / "sweeps" / "consensus_1000.yaml"
 

@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from assembly.runner import execute
-from assembly.scenario import Scenario, build_scenario, load_scenario
-from assembly.transcript import read_transcript
+from assembly.core.transcript import read_transcript
+from assembly.launch import execute
+from assembly.scenario.loading import build_scenario, load_scenario
+from assembly.scenario.model import Scenario
 from tests.conftest import SCENARIOS
 
 

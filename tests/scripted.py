@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from assembly.actions import Action
-from assembly.member import Request, TurnResult
-from assembly.view import View
+from assembly.core.actions import Action
+from assembly.core.member import Request, TurnResult
+from assembly.core.view import View
 
 Answer: TypeAlias = Action | Callable[[View, Request], Action]
 

@@ -17,16 +17,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from assembly.actions import Proposal, StopVote
-from assembly.errors import ScenarioError, UserError
-from assembly.events import RoundStarted, RunEnded, Seated, SeatedMember, Tally, Turn
-from assembly.member import Request
-from assembly.protocols.consensus_game import ConsensusGame
-from assembly.protocols.consensus_prompts import output_model, proposal_model, render
-from assembly.reference import load, points
-from assembly.scenario import ConsensusGameProtocol, Scenario, build_scenario, load_scenario
-from assembly.transcript import canonical, read_transcript
-from assembly.view import View, ViewBuilder
+from assembly.core.errors import ScenarioError, UserError
+from assembly.core.events import RoundStarted, RunEnded, Seated, SeatedMember, Tally, Turn
+from assembly.core.member import Request
+from assembly.core.transcript import canonical, read_transcript
+from assembly.core.view import View, ViewBuilder
+from assembly.protocols.consensus_game.actions import Proposal, StopVote
+from assembly.protocols.consensus_game.config import ConsensusGameProtocol
+from assembly.protocols.consensus_game.prompts import output_model, proposal_model, render
+from assembly.protocols.consensus_game.protocol import ConsensusGame
+from assembly.protocols.consensus_game.reference import load, points
+from assembly.scenario.loading import build_scenario, load_scenario
+from assembly.scenario.model import Scenario
 from tests.conftest import ROOT, SCENARIOS, run_cli
 from tests.helpers import run
 from tests.scripted import ScriptedMember, Step
@@ -606,7 +608,7 @@ def test_bad_reference_names_are_user_errors(ref: str) -> None:
 
 
 def test_paper_sweeps_plan_the_papers_grids() -> None:
-    from assembly.sweep import load_sweep
+    from assembly.sweeps.sweep import load_sweep
 
     fig2 = load_sweep(ROOT / "configs/sweeps/paper_fig2.yaml")
     cells2 = {(r.scenario.population.size, _spec(r.scenario).awareness) for r in fig2.runs}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from assembly.transcript import canonical, read_transcript
+from assembly.core.transcript import canonical, read_transcript
 from tests.conftest import ROOT, SCENARIOS, run_cli
 
 # Real sleeps so a run lasts long enough to be killed mid-way; no hang faults, so a

@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from assembly.events import SeatedMember, Turn
-from assembly.member import Request, TurnResult
-from assembly.transcript import canonical
-from assembly.view import View
+from assembly.core.events import SeatedMember, Turn
+from assembly.core.member import Request, TurnResult
+from assembly.core.transcript import canonical
+from assembly.core.view import View
 from tests.helpers import run, scenario, tiny
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from assembly.actions import Speech
-from assembly.events import SeatedMember, Turn
-from assembly.member import Request, TurnResult
-from assembly.sim import SimMember
-from assembly.transcript import canonical
-from assembly.view import View
+from assembly.core.events import SeatedMember, Turn
+from assembly.core.faults import SeededFaults
+from assembly.core.member import Request, TurnResult
+from assembly.core.transcript import canonical
+from assembly.core.view import View
+from assembly.protocols.facilitated.actions import Speech
+from assembly.protocols.facilitated.sim import SimMember
 from tests.helpers import run, scenario
 
 HOSTILE = (
@@ -27,7 +28,7 @@ class Mouthpiece:
     def __init__(self, seat: SeatedMember, text: str) -> None:
         sc = scenario()
         self.id = seat.id
-        self.inner = SimMember(seat.id, sc.members.sim, sc.seed)
+        self.inner = SimMember(seat.id, sc.members.sim, SeededFaults(sc.members.sim, sc.seed), sc.seed)
         self.text = text
 
     async def act(self, view: View, request: Request) -> TurnResult:

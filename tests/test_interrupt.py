@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from assembly.events import RunInterrupted
-from assembly.transcript import read_transcript
+from assembly.core.events import RunInterrupted
+from assembly.core.transcript import read_transcript
 from tests.conftest import ROOT, SCENARIOS, run_cli
 
 

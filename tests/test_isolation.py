@@ -16,10 +16,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assembly import runner
-from assembly.events import Disclosure, Seated
-from assembly.scenario import Scenario, build_scenario
-from assembly.view import View, ViewBuilder
+from assembly import launch
+from assembly.core import run as core_run
+from assembly.core.events import Disclosure, Seated
+from assembly.core.view import View, ViewBuilder
+from assembly.scenario.loading import build_scenario
+from assembly.scenario.model import Scenario
 
 
 class CheckingViews(ViewBuilder):
@@ -103,11 +105,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 @given(scenarios())
 def test_views_never_leak_undisclosed_facts(sc: Scenario) -> None:
     before = CheckingViews.checked
-    original = runner.ViewBuilder
-    runner.ViewBuilder = CheckingViews  # type: ignore[misc]
+    original = core_run.ViewBuilder
+    core_run.ViewBuilder = CheckingViews  # type: ignore[misc]
     try:
         with tempfile.TemporaryDirectory() as d:
-            asyncio.run(runner.execute(sc, Path(d) / "run"))
+            asyncio.run(launch.execute(sc, Path(d) / "run"))
     finally:
-        runner.ViewBuilder = original  # type: ignore[misc]
+        core_run.ViewBuilder = original  # type: ignore[misc]
     assert CheckingViews.checked > before

@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 
-from assembly import llm_setup
-from assembly.events import Attempt, Disclosure, RoundEnded, RunEnded, RunStarted, Seated, Turn
-from assembly.llm_setup import LLMSetup, ModelSetupError
-from assembly.model_client import limiter_for
-from assembly.model_config import ModelProfile
-from assembly.rerun import rerun, resume_async
-from assembly.runner import execute
-from assembly.scenario import Scenario, build_scenario, load_scenario
-from assembly.transcript import canonical, read_transcript
+from assembly.core.events import Attempt, Disclosure, RoundEnded, RunEnded, RunStarted, Seated, Turn
+from assembly.core.transcript import canonical, read_transcript
+from assembly.inspection.reexecute import rerun, resume_async
+from assembly.launch import execute
+from assembly.llm import setup as llm_setup
+from assembly.llm.client import limiter_for
+from assembly.llm.profiles import ModelProfile
+from assembly.llm.setup import LLMSetup, ModelSetupError
+from assembly.scenario.loading import build_scenario, load_scenario
+from assembly.scenario.model import Scenario
 from tests.conftest import SCENARIOS, run_cli
 from tests.fake_openai import FakeOpenAIServer
 
@@ -405,7 +406,7 @@ def test_members_assign_deals_profiles_by_share(server: FakeOpenAIServer, tmp_pa
         assert request["body"]["model"] == model_of[profile_of[member]]
     # The deal is seeded: the same seed deals the same profiles.
     again = build_scenario(sc.model_dump(mode="json"), {})
-    from assembly.population import seat
+    from assembly.core.seating import seat
 
     assert [m.profile for m in seat(again, prefix="agent")] == [m.profile for m in seated.members]
 

@@ -27,7 +27,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, 
 from autogen_core.tools import ToolSchema
 from pydantic import BaseModel, Field, ValidationError
 
-from assembly.model_client import (
+from assembly.llm.client import (
     SALT_ARG,
     LiteLLMChatCompletionClient,
     ModelCallError,
@@ -40,7 +40,7 @@ from assembly.model_client import (
     make_client,
     scrub,
 )
-from assembly.model_config import ModelProfile, load_models_file, load_profile
+from assembly.llm.profiles import ModelProfile, load_models_file, load_profile
 from tests.fake_openai import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -339,7 +339,7 @@ class _SchemaSwap:
     """Sends a different schema than the caller validates against (see test above)."""
 
     def __init__(self, inner: Any, schema_model: type[BaseModel]) -> None:
-        from assembly.model_client import response_format_for
+        from assembly.llm.client import response_format_for
 
         self.inner = inner
         self.fmt = response_format_for(schema_model)
@@ -662,7 +662,7 @@ def test_cost_from_profile_price_or_zero(server: FakeOpenAIServer) -> None:
 
 
 def test_importing_model_client_does_not_import_litellm() -> None:
-    code = "import sys, assembly.model_client; print('litellm' in sys.modules)"
+    code = "import sys, assembly.llm.client; print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

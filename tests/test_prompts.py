@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from assembly.actions import Ballot, Speech, Synthesis
-from assembly.events import RoundEnded, Seated
-from assembly.member import Request
-from assembly.prompts import ballot_model, speech_model
-from assembly.protocols.facilitated import FacilitatedAssembly
-from assembly.runner import execute
-from assembly.scenario import Scenario
-from assembly.transcript import read_transcript
-from assembly.view import View, ViewBuilder
+from assembly.core.events import RoundEnded, Seated
+from assembly.core.member import Request
+from assembly.core.transcript import read_transcript
+from assembly.core.view import View, ViewBuilder
+from assembly.launch import execute
+from assembly.protocols.facilitated.actions import Ballot, Speech, Synthesis
+from assembly.protocols.facilitated.prompts import ballot_model, speech_model
+from assembly.protocols.facilitated.protocol import FacilitatedAssembly
+from assembly.scenario.model import Scenario
 from tests.helpers import scenario
 
 

@@ -13,8 +13,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install -e '.[ray]')")
 
-from assembly.executor import LocalExecutor, RayExecutor  # noqa: E402
-from assembly.sweep import load_sweep, run_sweep  # noqa: E402
+from assembly.sweeps.executors import LocalExecutor, RayExecutor  # noqa: E402
+from assembly.sweeps.sweep import load_sweep, run_sweep  # noqa: E402
 from tests.test_sweep import comparable, write_sweep  # noqa: E402
 
 pytestmark = pytest.mark.ray

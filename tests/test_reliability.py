@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assembly.events import RunEnded
+from assembly.core.events import RunEnded
 from tests.conftest import run_cli
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_llm_runs import CANARY_KEY, KEY_ENV, _canary_key, attempts, llm_scenario, make_profile, run, turns

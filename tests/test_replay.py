@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from assembly.actions import Ballot, Speech
-from assembly.events import Disclosure, RoundEnded, RunEnded, Seated, SeatedMember, Turn
-from assembly.member import Request, TurnResult
-from assembly.replay import check, follow, open_transcript, walkthrough
-from assembly.replay_as import rebuild
-from assembly.scenario import load_scenario
-from assembly.sim import SimMember
-from assembly.transcript import read_transcript
-from assembly.view import View
+from assembly.core.events import Disclosure, RoundEnded, RunEnded, Seated, SeatedMember, Turn
+from assembly.core.faults import SeededFaults
+from assembly.core.member import Request, TurnResult
+from assembly.core.transcript import read_transcript
+from assembly.core.view import View
+from assembly.inspection.replay import check, follow, open_transcript, walkthrough
+from assembly.inspection.view_as import rebuild
+from assembly.protocols.facilitated.actions import Ballot, Speech
+from assembly.protocols.facilitated.sim import SimMember
+from assembly.scenario.loading import load_scenario
 from tests.conftest import SCENARIOS, run_cli
 from tests.helpers import run, scenario, tiny
 
@@ -123,7 +124,7 @@ def test_as_rebuilds_exactly_the_views_and_requests_the_live_engine_gave(tmp_pat
     spies: list[Spy] = []
 
     def spy(seat: SeatedMember) -> Spy:
-        spies.append(Spy(seat, SimMember(seat.id, sc.members.sim, sc.seed)))
+        spies.append(Spy(seat, SimMember(seat.id, sc.members.sim, SeededFaults(sc.members.sim, sc.seed), sc.seed)))
         return spies[-1]
 
     run(sc, tmp_path / "run", overrides={member: spy})
@@ -274,7 +275,7 @@ def test_member_markup_and_escape_sequences_are_printed_inert(hostile_run: Path)
 
 
 def test_member_html_is_escaped_in_the_report(hostile_run: Path) -> None:
-    from assembly.report import build
+    from assembly.inspection.report import build
 
     html = build(hostile_run)
     assert "<script>" not in html
@@ -317,8 +318,8 @@ def test_follow_renders_each_round_as_a_live_run_writes_it(faulty_run: Path, tmp
 
 
 def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> None:
-    from assembly.llm_setup import LLMSetup
-    from assembly.model_config import ModelProfile
+    from assembly.llm.profiles import ModelProfile
+    from assembly.llm.setup import LLMSetup
     from tests.fake_openai import FakeOpenAIServer
 
     with FakeOpenAIServer(seed=3) as srv:

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from assembly.actions import Ballot, Speech
-from assembly.events import Seated, SeatedMember, Turn
-from assembly.member import Request, TurnResult
-from assembly.report import write
-from assembly.view import View
+from assembly.core.events import Seated, SeatedMember, Turn
+from assembly.core.member import Request, TurnResult
+from assembly.core.view import View
+from assembly.inspection.report import write
+from assembly.protocols.facilitated.actions import Ballot, Speech
 from tests.conftest import run_cli
 from tests.helpers import run, scenario
 
@@ -147,7 +147,7 @@ def test_run_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
 def test_sweep_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    from assembly.report import _pyplot
+    from assembly.inspection.report import _pyplot
 
     sweep = tmp_path / "sweep"
     (sweep / "figures").mkdir(parents=True)
@@ -184,7 +184,7 @@ def test_a_folder_that_is_neither_run_nor_sweep_is_a_clear_error(tmp_path: Path)
 
 
 def _shipped() -> list[str]:
-    from assembly.scenario import load_scenario
+    from assembly.scenario.loading import load_scenario
     from tests.conftest import SCENARIOS
 
     return [p.stem for p in sorted(SCENARIOS.glob("*.yaml")) if load_scenario(p).members.policy == "sim"]
@@ -195,8 +195,8 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
     from selenium.webdriver.common.by import By
 
     if name == "llm":
-        from assembly.llm_setup import LLMSetup
-        from assembly.model_config import ModelProfile
+        from assembly.llm.profiles import ModelProfile
+        from assembly.llm.setup import LLMSetup
         from tests.fake_openai import FakeOpenAIServer
 
         with FakeOpenAIServer(seed=9) as srv:

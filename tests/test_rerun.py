@@ -12,17 +12,18 @@ from typing import Any, ClassVar
 
 import pytest
 
-from assembly import llm_setup
-from assembly.actions import Ballot, Speech
-from assembly.errors import UserError
-from assembly.events import RoundEnded, RoundStarted, RunEnded, RunInterrupted, RunStarted, SeatedMember, Turn
-from assembly.llm_setup import LLMSetup
-from assembly.member import Request, TurnResult
-from assembly.model_config import ModelProfile
-from assembly.rerun import DROPPED, compare, fork, rerun, resume
-from assembly.scenario import Scenario, build_scenario
-from assembly.transcript import canonical, read_transcript
-from assembly.view import View
+from assembly.core.errors import UserError
+from assembly.core.events import RoundEnded, RoundStarted, RunEnded, RunInterrupted, RunStarted, SeatedMember, Turn
+from assembly.core.member import Request, TurnResult
+from assembly.core.transcript import canonical, read_transcript
+from assembly.core.view import View
+from assembly.inspection.reexecute import DROPPED, compare, fork, rerun, resume
+from assembly.llm import setup as llm_setup
+from assembly.llm.profiles import ModelProfile
+from assembly.llm.setup import LLMSetup
+from assembly.protocols.facilitated.actions import Ballot, Speech
+from assembly.scenario.loading import build_scenario
+from assembly.scenario.model import Scenario
 from tests.conftest import run_cli
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import run, scenario

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from assembly.actions import Ballot
-from assembly.rules import (
+from assembly.protocols.facilitated.actions import Ballot
+from assembly.protocols.facilitated.rules import (
     ApprovalRule,
     DecisionRuleSpec,
     MajorityRule,

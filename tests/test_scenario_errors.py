@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assembly.errors import ScenarioError
-from assembly.scenario import load_scenario, parse_override
+from assembly.core.errors import ScenarioError
+from assembly.scenario.loading import load_scenario, parse_override
 from tests.conftest import SCENARIOS, run_cli
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assembly import metrics
-from assembly.transcript import read_transcript
+from assembly import launch
+from assembly.core.transcript import read_transcript
 from tests.conftest import SCENARIOS, run_cli
 from tests.helpers import run, scenario
 
@@ -36,7 +36,7 @@ def test_demo_command_as_a_user_runs_it(tmp_path: Path) -> None:
     assert first["scenario"]["population"]["size"] == 24
     assert {"python", "assembly", "pydantic"} <= set(first["versions"])
     summary = json.loads((out / "summary.json").read_text())
-    assert summary == metrics.summarize(read_transcript(out).events)
+    assert summary == launch.summarize(read_transcript(out).events)
 
 
 @pytest.mark.parametrize("name", ASSEMBLY_SCENARIOS)

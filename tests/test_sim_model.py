@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assembly.events import Disclosure, Turn
+from assembly.core.events import Disclosure, Turn
 from tests.helpers import run, tiny
 
 OPTIONS = ["A", "B"]

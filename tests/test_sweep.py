@@ -16,13 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import assembly
-import assembly.runner
-from assembly import stats
-from assembly.errors import ScenarioError, UserError
-from assembly.executor import Executor, Job, JobResult, LocalExecutor, RayExecutor, run_job
-from assembly.scenario import Scenario, load_scenario, run_key
-from assembly.sweep import load_sweep, run_sweep
-from assembly.transcript import SUMMARY, TRANSCRIPT
+import assembly.launch
+from assembly.core.errors import ScenarioError, UserError
+from assembly.core.spec import run_key
+from assembly.core.transcript import SUMMARY, TRANSCRIPT
+from assembly.scenario.loading import load_scenario
+from assembly.scenario.model import Scenario
+from assembly.sweeps import stats
+from assembly.sweeps.executors import Executor, Job, JobResult, LocalExecutor, RayExecutor, run_job
+from assembly.sweeps.sweep import load_sweep, run_sweep
 from tests.conftest import run_cli
 
 SCENARIO = """\
@@ -355,14 +357,14 @@ def test_interrupted_sweep_keeps_finished_runs_and_resumes_to_the_same_result(
 def test_a_run_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = assembly.runner.execute
+    real = assembly.launch.execute
 
     async def flaky(scenario: Any, run_dir: Path, **kw: Any) -> dict[str, Any]:
         if scenario.seed == 1:
             raise RuntimeError("model server on fire")
         return await real(scenario, run_dir, **kw)
 
-    monkeypatch.setattr(assembly.runner, "execute", flaky)
+    monkeypatch.setattr(assembly.launch, "execute", flaky)
     sweep = load_sweep(write_sweep(tmp_path / "spec"))
     report = run_sweep(sweep, tmp_path / "out", LocalExecutor(2), draw=False)
     failed = report.results[report.results["status"] == "failed"]
@@ -374,7 +376,7 @@ def test_a_run_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
     )
     assert report.cells["failed"].tolist() == [1, 1, 1, 1] and report.cells["n"].tolist() == [2, 2, 2, 2]
 
-    monkeypatch.setattr(assembly.runner, "execute", real)  # fixed: resume retries exactly the failures
+    monkeypatch.setattr(assembly.launch, "execute", real)  # fixed: resume retries exactly the failures
     executor = Recording()
     again = run_sweep(sweep, tmp_path / "out", executor, resume=True, draw=False)
     assert sorted(executor.ran) == sorted(failed["run_key"])
@@ -383,14 +385,14 @@ def test_a_run_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(
 
 
 def test_max_cost_stops_starting_runs_for_the_whole_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = assembly.runner.execute
+    real = assembly.launch.execute
 
     async def priced(scenario: Any, run_dir: Path, **kw: Any) -> dict[str, Any]:
         summary = await real(scenario, run_dir, **kw)
         summary["totals"]["cost_usd"] = 1.0  # as if every run spent a dollar
         return summary
 
-    monkeypatch.setattr(assembly.runner, "execute", priced)
+    monkeypatch.setattr(assembly.launch, "execute", priced)
     sweep = load_sweep(write_sweep(tmp_path / "spec"))
     report = run_sweep(sweep, tmp_path / "out", LocalExecutor(1), max_cost=2.5, draw=False)
     assert report.tally.done == 3 and report.not_started == 9 and report.stopped_for_cost
@@ -398,7 +400,7 @@ def test_max_cost_stops_starting_runs_for_the_whole_sweep(tmp_path: Path, monkey
 
 
 def test_llm_sweep_on_a_model_server_and_resume_replays_the_cache(tmp_path: Path) -> None:
-    from assembly.sweep import load_with_models
+    from assembly.sweeps.sweep import load_with_models
     from tests.fake_openai import FakeOpenAIServer
 
     text = SWEEP.replace("members: [4, 6]", "members: [4]").replace(
@@ -463,7 +465,7 @@ def test_load_runs_summarizes_an_unfinished_run_from_its_transcript(
 
 
 def test_figures_are_written_as_png_and_svg(tmp_path: Path, reference_sweep: tuple[Path, pd.DataFrame]) -> None:
-    from assembly.figures import draw_sweep
+    from assembly.sweeps.plots import draw_sweep
 
     out, results = reference_sweep
     cells = pd.read_csv(out / "summary.csv")
@@ -483,9 +485,9 @@ def test_figures_are_written_as_png_and_svg(tmp_path: Path, reference_sweep: tup
 
 
 def test_reference_points_are_drawn_beside_ours(tmp_path: Path) -> None:
-    from assembly.figures import Drawn, choose_axis, reference_comparison
+    from assembly.sweeps.plots import Drawn, choose_axis, reference_comparison
 
-    pytest.importorskip("assembly.reference")
+    pytest.importorskip("assembly.protocols.consensus_game.reference")
     rows = []
     for members, awareness in itertools.product([4, 8, 16], ["may_exist", "none_exist"]):
         row = {

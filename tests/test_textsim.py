@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assembly.textsim import mean_pairwise_similarity
+from assembly.protocols.facilitated.idea_similarity import mean_pairwise_similarity
 
 WORDS = ["transit", "Transit", "bike", "lanes", "cost", "the", "a", "équité", "co2", "x", "tram-lines", "40%"]
 texts = st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), min_size=2, max_size=8)

@@ -1,0 +1,82 @@
+"""Seeded latency and faults for offline members, so liveness loss can be studied without a model.
+
+Every sim policy wraps its computed action in this model: per attempt, a lognormal
+latency and a chance of a provider error or malformed output, with retries; and per
+turn, a chance to hang past any deadline. Draws come from (seed, member, round,
+phase), so a run is reproducible whatever order turns finish in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import Literal
+
+from assembly.core.actions import Action
+from assembly.core.events import Attempt
+from assembly.core.member import Request, TurnResult
+from assembly.core.seeding import stream
+from assembly.core.spec import SimBase
+
+_OK = Attempt(attempt=1, outcome="ok")
+
+
+class SeededFaults:
+    """Seeded latency and faults shared by every sim policy."""
+
+    def __init__(self, params: SimBase, seed: int) -> None:
+        self.params = params
+        self.seed = seed
+
+    async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
+        """Wrap a computed action in the seeded fault model, sleeping in real mode."""
+        p = self.params
+        if p.latency.median_s == 0 and not (
+            p.faults.timeout_rate or p.faults.malformed_rate or p.faults.provider_error_rate
+        ):
+            # Nothing to draw: skip seeding a stream (a third of a fault-free turn).
+            return TurnResult(action=make, attempts=[_OK], sim_latency_s=0.0)
+        r = stream(self.seed, "fault", member_id, request.round, request.phase)
+        hang = bool(r.random() < p.faults.timeout_rate)
+        attempts: list[Attempt] = []
+        latency = 0.0
+        status: Literal["ok", "malformed", "provider_error"] = "ok"
+        for n in range(1, p.max_retries + 2):
+            latency += _lognormal(r, p.latency.median_s, p.latency.sigma)
+            u = r.random()
+            if u < p.faults.provider_error_rate:
+                attempts.append(
+                    Attempt(
+                        attempt=n,
+                        outcome="provider_error",
+                        error_kind="server_error",
+                        detail="simulated provider error",
+                    )
+                )
+                status = "provider_error"
+            elif u < p.faults.provider_error_rate + p.faults.malformed_rate:
+                attempts.append(Attempt(attempt=n, outcome="malformed", detail="simulated malformed output"))
+                status = "malformed"
+            else:
+                attempts.append(Attempt(attempt=n, outcome="ok"))
+                status = "ok"
+                break
+        action = make if status == "ok" else None
+        if p.latency.mode == "real":
+            if hang or latency >= request.deadline_s:
+                await asyncio.sleep(max(request.deadline_s * 10, 3600.0))  # cut off by the engine
+            await asyncio.sleep(latency)
+            return TurnResult(action=action, status=status, attempts=attempts)
+        return TurnResult(
+            action=action,
+            status=status,
+            attempts=attempts,
+            sim_latency_s=math.inf if hang else latency,
+        )
+
+
+def _lognormal(r: random.Random, median: float, sigma: float) -> float:
+    if median <= 0:
+        return 0.0
+    return median * math.exp(sigma * r.gauss(0.0, 1.0))

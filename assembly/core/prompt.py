@@ -1,0 +1,32 @@
+"""What an LLM member is told: a system and a user message, rendered from its view.
+
+Every protocol renders its own prompts (`Protocol.prompt`) as a pure function of the
+member's `View` and the `Request`, so a prompt can only contain what the view
+contains. This module holds the one type they all return and the one rule for
+quoting member-written text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    system: str  # role, values and the member's own private facts
+    user: str  # the current view: what it heard, and what it is asked for now
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def clean(text: object, limit: int) -> str:
+    """Member text made safe to quote: one line, clipped, no double quotes.
+
+    Quoted text is other people's words; flattening it to one clipped line keeps a
+    member from forging prompt structure (headings, fake instructions) in its speech."""
+    flat = _SPACE.sub(" ", str(text)).strip()
+    if len(flat) > limit:
+        flat = flat[:limit].rstrip() + "…"
+    return flat.replace('"', "'")

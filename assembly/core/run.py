@@ -1,0 +1,150 @@
+"""One run on the engine: drive seated members through a protocol, write the run folder.
+
+The run folder holds `transcript.jsonl` (written as the run goes) and
+`summary.json`, which is computed by re-reading the transcript from disk, so the
+summary can only report what the transcript supports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import json
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from assembly.core import metrics
+from assembly.core.engine import Engine, Listener
+from assembly.core.events import RunStarted, Seated
+from assembly.core.member import Member
+from assembly.core.protocol import Protocol
+from assembly.core.spec import ScenarioBase, resolved, run_key
+from assembly.core.transcript import SUMMARY, TRANSCRIPT, TranscriptWriter, read_transcript
+from assembly.core.view import ViewBuilder
+
+_VERSIONED = ("assembly", "pydantic", "numpy", "networkx", "autogen-agentchat", "autogen-ext", "openai", "litellm")
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def unused_dir(base: Path, stem: str) -> Path:
+    """`base/stem`, or `base/stem-2`, `-3`, ... if taken: a run never overwrites another."""
+    path, n = base / stem, 1
+    while path.exists():
+        n += 1
+        path = base / f"{stem}-{n}"
+    return path
+
+
+def new_run_dir(base: Path, scenario: ScenarioBase) -> Path:
+    return unused_dir(base, f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-s{scenario.seed}")
+
+
+def models_of(members: dict[str, Member]) -> dict[str, Any] | None:
+    """The model profiles the members use, as they record them (`model_record`), by name."""
+    records: dict[str, Any] = {}
+    for m in members.values():
+        record = getattr(m, "model_record", None)
+        if isinstance(record, dict):
+            records[str(record.get("name"))] = record
+    return dict(sorted(records.items())) or None
+
+
+async def execute(
+    scenario: ScenarioBase,
+    run_dir: Path,
+    protocol: Protocol,
+    seated: Seated,
+    members: dict[str, Member],
+    *,
+    listeners: Sequence[Listener] = (),
+    durable: bool = True,
+) -> dict[str, Any]:
+    """Run seated members through `protocol` into `run_dir`; return the summary."""
+    views = ViewBuilder(scenario)
+    writer = TranscriptWriter(run_dir / TRANSCRIPT, durable=durable)
+    written: list[Any] = []  # exactly the events written to the transcript, in order
+    engine = Engine(scenario, protocol, members, writer, views, [written.append, *listeners])
+    try:
+        with _young_objects_collected_less():
+            engine.emit(
+                RunStarted(
+                    run_id=run_dir.name,
+                    run_key=run_key(scenario),
+                    scenario=resolved(scenario),
+                    seed=scenario.seed,
+                    protocol=protocol.name,
+                    versions=dict(versions()),
+                    models=models_of(members),
+                    timing={"started_at": time.time()},
+                ),
+                seated,
+            )
+            await engine.run()
+    finally:
+        writer.close()
+        await _close(members)
+    return write_summary(run_dir, type(protocol), written)
+
+
+_RUNS_GOING = 0
+_SAVED_THRESHOLD = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _young_objects_collected_less() -> Iterator[None]:
+    """Raise the cyclic GC's gen-0 threshold while a run goes.
+
+    A run allocates millions of short-lived, acyclic objects (views, actions,
+    events); with the default threshold of 700 the collector spent about 40% of a
+    2,048-member round rescanning them (bench/profile_overhead.py). Reference
+    counting still frees them at once; only cycle detection runs less often.
+    """
+    global _RUNS_GOING, _SAVED_THRESHOLD
+    if _RUNS_GOING == 0:  # runs may overlap in one event loop (a local sweep)
+        _SAVED_THRESHOLD = gc.get_threshold()
+        gc.set_threshold(20_000, _SAVED_THRESHOLD[1], _SAVED_THRESHOLD[2])
+    _RUNS_GOING += 1
+    try:
+        yield
+    finally:
+        _RUNS_GOING -= 1
+        if _RUNS_GOING == 0:
+            gc.set_threshold(*_SAVED_THRESHOLD)
+
+
+def write_summary(run_dir: Path, protocol: type[Protocol], events: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Compute summary.json from the run's transcript.
+
+    A live run passes the very events it wrote, which saves re-parsing the file
+    (a tenth of a sim run); `assembly replay --check`, tested on every shipped
+    scenario, certifies that figures from the file and from these events agree.
+    """
+    if events is None:
+        events = read_transcript(run_dir / TRANSCRIPT).events
+    summary = metrics.summarize(list(events), protocol)
+    tmp = run_dir / (SUMMARY + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    tmp.replace(run_dir / SUMMARY)  # atomic: a summary is whole or absent
+    return summary
+
+
+async def _close(members: dict[str, Member]) -> None:
+    for m in members.values():
+        close = getattr(m, "close", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,289 @@
+"""What each member may know, built in one place.
+
+This module is where information isolation lives. It folds transcript events into
+per-audience public records and answers `view(member)` with:
+
+- the member's own seat: role, values, its own private facts (and protocol-private
+  state such as a consensus-game initial value);
+- the public parts of what it could hear (set by the topology's audiences) in the
+  last `window` rounds, plus the facilitator's plenary summary and candidates;
+- the facts others disclosed in messages it could hear;
+- its own recent actions in full (including private notes nobody else sees).
+
+Nothing else reaches a member. The engine builds views here live, and `assembly
+replay --as` rebuilds them here from the transcript, so what replay shows is exactly
+what the member was given. Records are shared by every member of an audience rather
+than copied per listener, which keeps a 2,048-member all-to-all round flat in cost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from assembly.core.events import Disclosure, RoundStarted, Seated, SeatedMember, Turn
+from assembly.core.spec import FactSpec, OptionSpec, ScenarioBase
+
+# The fields of each action kind that its audience hears. Everything else an action
+# carries (a consensus-game strategy note, a secret ballot) stays with its author.
+PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
+    "speech": ("message", "position", "scores"),
+    "proposal": ("value", "justification"),
+}
+# Actions heard by everyone regardless of topology (the facilitator speaks in plenary).
+PLENARY_KINDS = frozenset({"synthesis"})
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """One delivered public utterance."""
+
+    round: int
+    phase: str
+    member: str
+    kind: str
+    public: dict[str, Any]
+
+
+@dataclass
+class Record:
+    """The public record of one audience, shared by all its members."""
+
+    by_round: dict[int, list[Heard]] = field(default_factory=dict)
+    disclosed: dict[str, tuple[int, str]] = field(default_factory=dict)  # fact -> (round, by)
+    version: int = 0
+
+    def add(self, heard: Heard) -> None:
+        self.by_round.setdefault(heard.round, []).append(heard)
+        self.version += 1
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything one member may know at one turn. Immutable; parts are shared."""
+
+    member: SeatedMember
+    round: int
+    phase: str
+    question: str
+    options: tuple[OptionSpec, ...]
+    own_facts: tuple[FactSpec, ...]
+    heard_facts: tuple[FactSpec, ...]  # disclosed by others within earshot
+    recent: tuple[tuple[Heard, ...], ...]  # heard utterances, newest round first
+    own_history: tuple[Heard, ...]  # this member's own past actions, full, newest first
+    summary: str
+    candidates: tuple[dict[str, Any], ...]
+    framing: str
+    window: int
+    mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot
+    roster: tuple[str, ...] = ()  # ids of all seated members (shared, public)
+    heard_matrix: HeardMatrix | None = None
+
+    @property
+    def known_fact_ids(self) -> frozenset[str]:
+        return frozenset(f.id for f in self.own_facts) | frozenset(f.id for f in self.heard_facts)
+
+
+class HeardMatrix:
+    """Scores heard in one audience's latest speech round, as one array.
+
+    Built once per audience and round and shared by all its members, so the sim
+    policy's Friedkin–Johnsen step is a vectorised operation, not a per-listener copy.
+    """
+
+    def __init__(self, heard: list[Heard], option_ids: tuple[str, ...]) -> None:
+        self.scores = np.array(
+            [[float(h.public["scores"].get(o, 0.0)) for o in option_ids] for h in heard],
+            dtype=float,
+        ).reshape(len(heard), len(option_ids))
+        # Options-major copy: per-listener reductions over speakers run on contiguous rows.
+        self.by_option = np.ascontiguousarray(self.scores.T)
+        self.mean = self.scores.mean(axis=0) if len(heard) else np.zeros(len(option_ids))
+
+
+@dataclass
+class _Audience:
+    record: Record = field(default_factory=Record)
+    shared_key: tuple[int, int, int] | None = None
+    shared: tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]] | None = None
+
+
+class ViewBuilder:
+    """Folds events into views. Feed it every event, in order, with `apply`."""
+
+    def __init__(self, scenario: ScenarioBase, window: int | None = None) -> None:
+        self.scenario = scenario
+        self.window = window or scenario.protocol.view_window
+        self.options = tuple(scenario.options)
+        self.option_ids = tuple(o.id for o in scenario.options)
+        self.facts = {f.id: f for f in scenario.facts}
+        self.members: dict[str, SeatedMember] = {}
+        self.roster: tuple[str, ...] = ()
+        self.index: dict[str, int] = {}
+        self._audiences: list[_Audience] = []
+        self._audience_of: list[int] = []
+        self._listeners_of: list[list[int]] = []  # member index -> audiences that hear it
+        self._audience_sizes: list[int] = []
+        self._own: dict[str, deque[Heard]] = {}
+        self.summary = ""
+        self.candidates: tuple[dict[str, Any], ...] = ()
+        self.framing = ""
+
+    # ---- folding
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, Seated):
+            self._seat(event)
+        elif isinstance(event, Turn):
+            self._turn(event)
+        elif isinstance(event, Disclosure):
+            self._disclose(event)
+        elif isinstance(event, RoundStarted):
+            self.framing = event.framing
+
+    def _seat(self, event: Seated) -> None:
+        seated = list(event.members)
+        if event.facilitator is not None:
+            seated.append(event.facilitator)
+        self.members = {m.id: m for m in seated}
+        self.index = {m.id: i for i, m in enumerate(event.members)}
+        self.roster = tuple(m.id for m in event.members)
+        self._audiences = [_Audience() for _ in event.audiences]
+        self._audience_of = list(event.audience_of)
+        self._audience_sizes = [len(g) for g in event.audiences]
+        self._listeners_of = [[] for _ in event.members]
+        for a, group in enumerate(event.audiences):
+            for i in group:
+                self._listeners_of[i].append(a)
+        self._own = {m.id: deque() for m in seated}
+
+    def _turn(self, event: Turn) -> None:
+        if event.status != "ok" or event.action is None:
+            return
+        kind = event.action.get("kind", "")
+        own = self._own.get(event.member)
+        if own is not None:
+            own.appendleft(Heard(event.round, event.phase, event.member, kind, event.action))
+            self._prune_own(own, event.round)
+        if kind in PLENARY_KINDS:
+            self.summary = str(event.action.get("summary", ""))
+            self.candidates = tuple(event.action.get("candidates", ()))
+            return
+        fields = PUBLIC_FIELDS.get(kind)
+        if fields is None:
+            return  # private action (ballot, stop vote): nobody else hears it
+        heard = Heard(
+            event.round, event.phase, event.member, kind, {k: event.action[k] for k in fields if k in event.action}
+        )
+        i = self.index.get(event.member)
+        if i is None:
+            return
+        for a in self._listeners_of[i]:
+            self._audiences[a].record.add(heard)
+
+    def _prune_own(self, own: deque[Heard], round: int) -> None:
+        """Keep a member's own actions from the last `window` rounds, and always the
+        newest action of each kind (a member must not forget its own current value
+        or position because it spent a few rounds timing out)."""
+        if len(own) <= self.window:
+            return
+        seen: set[str] = set()
+        kept: list[Heard] = []
+        for h in own:  # newest first
+            if h.round > round - self.window or h.kind not in seen:
+                kept.append(h)
+            seen.add(h.kind)
+        if len(kept) != len(own):
+            own.clear()
+            own.extend(kept)
+
+    def _disclose(self, event: Disclosure) -> None:
+        i = self.index.get(event.member)
+        if i is None:
+            return
+        for a in self._listeners_of[i]:
+            self._audiences[a].record.disclosed.setdefault(event.fact, (event.round, event.member))
+
+    # ---- querying
+
+    def audience_size(self, member_id: str) -> int:
+        """How many members hear `member_id`, itself included.
+
+        Hearing is symmetric, so that is the size of the member's own audience."""
+        return self._audience_sizes[self._audience_of[self.index[member_id]]]
+
+    def record_of(self, member_id: str) -> Record:
+        return self._audiences[self._audience_of[self.index[member_id]]].record
+
+    def view(self, member_id: str, round: int, phase: str) -> View:
+        m = self.members[member_id]
+        own_facts = tuple(self.facts[f] for f in m.facts if f in self.facts)
+        recent: tuple[tuple[Heard, ...], ...] = ()
+        heard_facts: tuple[FactSpec, ...] = ()
+        matrix = None
+        mentioned: frozenset[str]
+        if member_id in self.index:
+            aud = self._audiences[self._audience_of[self.index[member_id]]]
+            rec = aud.record
+            recent, matrix, mentioned = self._shared(aud, round)
+            mine = m.facts
+            heard_facts = tuple(self.facts[f] for f in rec.disclosed if f not in mine and f in self.facts)
+        else:  # the facilitator hears the plenary: every audience
+            recent = self._plenary_recent(round)
+            mentioned = frozenset(f for aud in self._audiences for f in aud.record.disclosed)
+        return View(
+            member=m,
+            round=round,
+            phase=phase,
+            question=self.scenario.question,
+            options=self.options,
+            own_facts=own_facts,
+            heard_facts=heard_facts,
+            recent=recent,
+            own_history=tuple(self._own.get(member_id, ())),
+            summary=self.summary,
+            candidates=self.candidates,
+            framing=self.framing,
+            window=self.window,
+            mentioned=mentioned,
+            roster=self.roster,
+            heard_matrix=matrix,
+        )
+
+    def _shared(
+        self, aud: _Audience, round: int
+    ) -> tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]]:
+        """The parts of a view that every member of an audience shares, built once
+        per (round, record version) and handed out by reference, never copied."""
+        rec = aud.record
+        key = (round, rec.version, len(rec.disclosed))
+        if aud.shared_key != key:
+            recent = tuple(
+                tuple(rec.by_round[r]) for r in range(round, round - self.window - 1, -1) if r in rec.by_round
+            )
+            aud.shared = (recent, self._matrix(rec, round), frozenset(rec.disclosed))
+            aud.shared_key = key
+        assert aud.shared is not None
+        return aud.shared
+
+    def _matrix(self, rec: Record, round: int) -> HeardMatrix | None:
+        """Scores of the newest speech round heard (this round's if already spoken)."""
+        for r in (round, round - 1):
+            speeches = [h for h in rec.by_round.get(r, ()) if h.kind == "speech"]
+            if speeches:
+                return HeardMatrix(speeches, self.option_ids)
+        return None
+
+    def _plenary_recent(self, round: int) -> tuple[tuple[Heard, ...], ...]:
+        out = []
+        for r in range(round, round - self.window - 1, -1):
+            seen: dict[str, Heard] = {}
+            for aud in self._audiences:
+                for h in aud.record.by_round.get(r, ()):
+                    seen.setdefault(h.member, h)
+            if seen:
+                out.append(tuple(sorted(seen.values(), key=lambda h: self.index.get(h.member, 0))))
+        return tuple(out)

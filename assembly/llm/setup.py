@@ -1,0 +1,306 @@
+"""Which models LLM members call: the profile registry, `--model`, and the response cache.
+
+The command line (`run`, `sweep`, `models`) turns its model flags into one
+`LLMSetup` with `from_flags`:
+
+- a registry of named profiles (configs/models.yaml by default, or `--models FILE`);
+- with `--model`, one more profile, and scenario overrides (`scenario_overrides`)
+  that seat every member and the facilitator as LLM members on it. A value with a
+  slash is a litellm model string (an ad-hoc profile); one without is the name of a
+  profile in the registry;
+- where responses are cached: a shared `--cache DIR`, or by default each run's own
+  `<run_dir>/cache`.
+
+`activate` makes a setup the process's current one, which `llm_member.member_factory`
+(the factory the runner uses for every non-sim seat) reads; `LLMSetup.factory()` gives
+a factory bound to one setup instead, for code that runs several setups side by side.
+
+Keys never pass through here: profiles name environment variables, and every value
+of a `*_API_KEY`-style variable is registered with the scrubber before any call, so
+even a key a provider SDK picks up by itself cannot reach a transcript or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from assembly.core.errors import UserError
+from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
+
+if TYPE_CHECKING:
+    from assembly.core.protocol import MemberFactory
+    from assembly.scenario.model import Scenario
+
+CACHE_DIR = "cache"  # a run's own response cache, inside its run folder
+CACHE_POINTER = "cache.json"  # written into a run folder whose cache lives elsewhere (--cache)
+
+# Settings of the ad-hoc profile that --model makes (a models file sets them per profile).
+ADHOC_DEFAULTS: dict[str, Any] = {
+    "max_tokens": {"default": 1024},
+    "timeout_s": 120.0,
+    "retries": 3,
+    "max_concurrent": 16,
+}
+
+_SECRET_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET|_SECRET_KEY)$")
+
+
+class ModelSetupError(UserError):
+    """Model flags, a models file or a profile name that cannot be used."""
+
+
+@dataclass(frozen=True)
+class LLMSetup:
+    """Profiles by name, the profile `--model` selected (if any), and the response cache."""
+
+    profiles: Mapping[str, ModelProfile] = field(default_factory=dict)
+    cache_dir: Path | None = None  # None: each run's own <run_dir>/cache
+    model: str | None = None  # the profile every seat uses (--model), else the scenario's names
+    source: str = "no models file"  # where the profiles came from, for error messages
+
+    def profile(self, name: str | None) -> ModelProfile:
+        if name is None:
+            raise ModelSetupError("an LLM seat has no model profile; set members.profile or pass --model")
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise ModelSetupError(
+                f"unknown model profile {name!r} (profiles from {self.source}: {known}); "
+                "add it to the models file, pass --models FILE, or --model"
+            ) from None
+
+    def scenario_overrides(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Overrides that put every seat of a scenario (raw YAML `data`) on the `--model` profile.
+
+        Role-level policies and profiles and `members.assign` are cleared too: `--model`
+        means "run this scenario on this model"."""
+        if self.model is None:
+            return {}
+        out: dict[str, Any] = {
+            "members.policy": "llm",
+            "members.profile": self.model,
+            "members.assign": [],
+            "facilitator.policy": "llm",
+            "facilitator.profile": self.model,
+        }
+        population = data.get("population")
+        roles = population.get("roles") if isinstance(population, Mapping) else None
+        for i in range(len(roles) if isinstance(roles, list) else 0):
+            out[f"population.roles.{i}.policy"] = None
+            out[f"population.roles.{i}.profile"] = None
+        return out
+
+    def scenario_overrides_for(self, scenario_file: Path) -> dict[str, Any]:
+        """`scenario_overrides` for a scenario file (errors in it are left to the scenario loader)."""
+        if self.model is None:
+            return {}
+        try:
+            data = yaml.safe_load(scenario_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = None
+        return self.scenario_overrides(data if isinstance(data, Mapping) else {})
+
+    def describe(self) -> str:
+        """One line for the terminal: the --model profile and where responses are cached."""
+        parts = []
+        if self.model is not None:
+            p = self.profiles[self.model]
+            parts.append(f"model {p.model} via {p.client}" + (f" at {p.api_base}" if p.api_base else ""))
+        parts.append(f"cache {self.cache_dir}" if self.cache_dir else "cache in the run folder")
+        return ", ".join(parts)
+
+    def check(self, scenario: Scenario) -> None:
+        """Fail before anything runs if an LLM seat names a profile this setup lacks."""
+        for name in profiles_named(scenario):
+            self.profile(name)
+
+    def factory(self) -> MemberFactory:
+        from assembly.llm.member import factory_for
+
+        return factory_for(self)
+
+    def cache_for(self, run_dir: Path) -> Path:
+        return self.cache_dir if self.cache_dir is not None else run_dir / CACHE_DIR
+
+
+def profiles_named(scenario: Scenario) -> list[str]:
+    """Every profile an LLM seat of the scenario may be given."""
+    m = scenario.members
+    names: list[str | None] = []
+    llm_roles = [r for r in scenario.population.roles if (r.policy or m.policy) == "llm"]
+    for r in llm_roles:
+        names.append(r.profile)
+        if r.profile is None:
+            names.extend([a.profile for a in m.assign] or [m.profile])
+    from assembly.protocols.facilitated.config import AssemblyProtocol
+
+    if isinstance(scenario.protocol, AssemblyProtocol) and scenario.facilitator.policy == "llm":
+        names.append(scenario.facilitator.profile or m.profile)
+    return sorted({n for n in names if n is not None})
+
+
+# ----------------------------------------------------------------------------- building a setup
+
+
+def load_profiles(path: Path) -> dict[str, ModelProfile]:
+    if not path.exists():
+        raise ModelSetupError(f"no models file {path}")
+    try:
+        return dict(load_models_file(path).profiles)
+    except (ValidationError, ValueError, OSError) as exc:
+        # Validation errors hide their inputs (a misplaced key must not be echoed).
+        first = exc.errors(include_url=False)[0] if isinstance(exc, ValidationError) else None
+        reason = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else str(exc)
+        raise ModelSetupError(f"{path}: {reason}") from None
+
+
+def adhoc_name(model: str) -> str:
+    """A profile name for a model string (profile names cannot hold slashes)."""
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", model).strip("_")[:64] or "model"
+
+
+def from_flags(
+    *,
+    model: str | None = None,
+    api_base: str | None = None,
+    client: Literal["litellm", "openai"] | None = None,
+    api_key_env: str | None = None,
+    models_file: Path | None = None,
+    cache: Path | None = None,
+) -> LLMSetup:
+    """The setup that the model flags of `run`, `sweep` and `models` ask for.
+
+    `client` defaults to `openai` (autogen's OpenAI client) when `api_base` is given for
+    an `openai/...` model, the usual OpenAI-compatible local server, and to `litellm`
+    otherwise (any provider litellm knows, keys from the provider's usual variable)."""
+    path = models_file if models_file is not None else DEFAULT_MODELS_PATH
+    if models_file is not None or path.exists():
+        profiles, source = load_profiles(path), str(path)
+    else:
+        profiles, source = {}, "no models file"
+    chosen: str | None = None
+    if model is not None:
+        if "/" in model:
+            provider = model.partition("/")[0]
+            kind = client or ("openai" if api_base and provider == "openai" else "litellm")
+            try:
+                adhoc = ModelProfile(
+                    name=adhoc_name(model),
+                    model=model,
+                    client=kind,
+                    api_base=api_base,
+                    api_key_env=api_key_env,
+                    **ADHOC_DEFAULTS,
+                )
+            except ValidationError as exc:
+                raise ModelSetupError(f"--model {model}: {exc.errors(include_url=False)[0]['msg']}") from None
+            profiles = {**profiles, adhoc.name: adhoc}
+            chosen = adhoc.name
+        else:
+            base = LLMSetup(profiles, source=source).profile(model)
+            changes = {
+                k: v
+                for k, v in (("api_base", api_base), ("client", client), ("api_key_env", api_key_env))
+                if v is not None
+            }
+            profiles = {**profiles, model: base.model_copy(update=changes)} if changes else profiles
+            chosen = model
+    elif api_base is not None or client is not None or api_key_env is not None:
+        raise ModelSetupError(
+            "--api-base, --client and --api-key-env describe the --model they go with; "
+            "pass --model too (or set them in the models file)"
+        )
+    register_env_secrets()
+    return LLMSetup(
+        profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
+    )
+
+
+def recorded(run_dir: Path) -> LLMSetup | None:
+    """The setup a finished or interrupted run used: its recorded profiles and cache.
+
+    Reruns and resumes rebuild clients from this, so they call the same models with
+    the same settings even if configs/models.yaml changed since."""
+    from assembly.core.transcript import TranscriptError, read_transcript
+
+    try:
+        started = read_transcript(run_dir).started
+    except TranscriptError:
+        return None
+    if not started.models:
+        return None
+    profiles = {name: ModelProfile.model_validate(rec) for name, rec in started.models.items()}
+    return LLMSetup(profiles=profiles, cache_dir=recorded_cache(run_dir), source=f"the run in {run_dir}")
+
+
+def recorded_cache(run_dir: Path) -> Path:
+    """Where a run's responses were cached: its own folder, or where cache.json points."""
+    pointer = run_dir / CACHE_POINTER
+    if pointer.exists():
+        try:
+            return Path(json.loads(pointer.read_text(encoding="utf-8"))["cache_dir"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return run_dir / CACHE_DIR
+
+
+def note_cache(run_dir: Path, cache_dir: Path) -> None:
+    """Leave a pointer in the run folder when its cache lives elsewhere (for `assembly rerun`)."""
+    if cache_dir.resolve() == (run_dir / CACHE_DIR).resolve():
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CACHE_POINTER).write_text(json.dumps({"cache_dir": str(cache_dir.resolve())}) + "\n", encoding="utf-8")
+
+
+def register_env_secrets() -> None:
+    """Register every key-like environment value with the scrubber (see the module doc)."""
+    from assembly.llm.client import register_secret
+
+    for name, value in os.environ.items():
+        if _SECRET_ENV.search(name.upper()):
+            register_secret(value)
+
+
+# ----------------------------------------------------------------------------- the process's setup
+
+
+_ACTIVE: LLMSetup | None = None
+_DEFAULT: LLMSetup | None = None
+
+
+def activate(setup: LLMSetup) -> None:
+    global _ACTIVE
+    _ACTIVE = setup
+
+
+def active() -> LLMSetup:
+    """The current setup: the activated one, else the default models file (if any),
+    read once per process."""
+    global _DEFAULT
+    if _ACTIVE is not None:
+        return _ACTIVE
+    if _DEFAULT is None:
+        _DEFAULT = from_flags()
+    return _DEFAULT
+
+
+@contextmanager
+def using(setup: LLMSetup) -> Iterator[LLMSetup]:
+    """Activate `setup` for a block (tests, embedding code), then restore the previous one."""
+    global _ACTIVE
+    previous, _ACTIVE = _ACTIVE, setup
+    try:
+        yield setup
+    finally:
+        _ACTIVE = previous

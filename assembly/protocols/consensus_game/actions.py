@@ -1,0 +1,25 @@
+"""The consensus game's actions: a proposed value, and a vote to stop or continue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from assembly.core.actions import MAX_TEXT, Action
+
+
+class Proposal(Action):
+    """Consensus game: a proposed integer value with a private note and a public justification."""
+
+    kind: Literal["proposal"] = "proposal"
+    strategy: Annotated[str, Field(max_length=MAX_TEXT, description="Private strategy note, never shown.")]
+    value: Annotated[int, Field(description="The integer value you propose.")]
+    justification: Annotated[str, Field(max_length=MAX_TEXT, description="Public justification.")]
+
+
+class StopVote(Action):
+    """Consensus game: whether to stop now."""
+
+    kind: Literal["stop_vote"] = "stop_vote"
+    vote: Literal["stop", "continue", "abstain"]

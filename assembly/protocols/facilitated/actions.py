@@ -1,0 +1,64 @@
+"""The facilitated assembly's actions: speeches, the facilitator's synthesis, ballots.
+
+The same pydantic classes are the JSON schema an LLM member answers with, which is
+why field descriptions are written for a model to read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from assembly.core.actions import MAX_TEXT, Action, FactId, OptionId
+
+
+class Speech(Action):
+    """A member's contribution to a deliberation round."""
+
+    kind: Literal["speech"] = "speech"
+    message: Annotated[str, Field(max_length=MAX_TEXT, description="What you say to the assembly.")]
+    position: Annotated[OptionId, Field(description="The option id you currently favour most.")]
+    scores: Annotated[
+        dict[OptionId, Annotated[float, Field(ge=0.0, le=1.0)]],
+        Field(description="Your support for every option, from 0 (oppose) to 1 (fully support)."),
+    ]
+    disclose: Annotated[
+        list[FactId],
+        Field(default_factory=list, description="Ids of your private facts you choose to share now."),
+    ]
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    option: OptionId
+    statement: Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+class Synthesis(Action):
+    """The facilitator's synthesis: candidate recommendations and a running summary."""
+
+    kind: Literal["synthesis"] = "synthesis"
+    candidates: Annotated[
+        list[Candidate],
+        Field(min_length=1, description="Candidate recommendations for the assembly to vote on."),
+    ]
+    summary: Annotated[
+        str,
+        Field(max_length=MAX_TEXT, description="A short neutral summary of the deliberation so far."),
+    ]
+
+
+class Ballot(Action):
+    """A vote on the current candidates.
+
+    One type serves every decision rule: plurality-style rules read `choice`,
+    approval reads `approve`, ranked rules read `ranking`. A member that wants to
+    abstain sets `abstain` (abstentions are counted, never inferred).
+    """
+
+    kind: Literal["ballot"] = "ballot"
+    choice: OptionId | None = Field(default=None, description="The one candidate option you vote for.")
+    approve: list[OptionId] = Field(default_factory=list, description="Every candidate option you approve.")
+    ranking: list[OptionId] = Field(default_factory=list, description="Candidate options from most to least preferred.")
+    abstain: bool = Field(default=False, description="True to abstain from this vote.")

@@ -1,0 +1,202 @@
+"""Finished runs as pandas tables, for notebooks and for the sweep's results.csv.
+
+`load_runs(path)` finds every run folder under `path` (a run folder, a sweep folder,
+or any folder of runs) and returns one row per run; `load_rounds(path)` returns one
+row per (run, round). Rows come from each run's `summary.json`; a run without one
+(killed, or still going) is summarized from its transcript, which `metrics` turns
+into the same figures, so an interrupted sweep is still analysable.
+
+When the runs belong to a sweep, the sweep's manifest (`sweep.json`) adds the grid
+cell and the value of each grid factor to every row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from assembly.core.transcript import SUMMARY, TRANSCRIPT, TranscriptError, read_transcript
+
+MANIFEST = "sweep.json"
+
+# Columns every run row has, in this order (protocol figures follow).
+RUN_COLUMNS = (
+    "run",
+    "run_key",
+    "scenario",
+    "protocol",
+    "seed",
+    "members",
+    "status",
+    "outcome",
+    "cause",
+    "decision",
+    "rounds",
+    "turn_timeouts",
+    "malformed",
+    "provider_errors",
+    "abstentions",
+    "retries",
+    "calls",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens",
+    "cost_usd",
+    "wall_s",
+    "clock_s",
+)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's summary: summary.json, else computed from the transcript, else None."""
+    path = run_dir / SUMMARY
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return data
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # written atomically, so this is damage; fall back to the transcript
+    if not (run_dir / TRANSCRIPT).exists():
+        return None
+    from assembly import launch
+
+    try:
+        events = read_transcript(run_dir).events
+        return launch.summarize(events)
+    except (TranscriptError, StopIteration):  # StopIteration: no run_started/seated yet
+        return None
+
+
+def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
+    """Flatten a summary into one table row (per-round data is left to `rounds_rows`)."""
+    totals = summary.get("totals", {})
+    timing = summary.get("timing", {})
+    row: dict[str, Any] = {"run": run}
+    for key in (
+        "run_key",
+        "scenario",
+        "protocol",
+        "seed",
+        "members",
+        "status",
+        "outcome",
+        "cause",
+        "decision",
+        "rounds",
+    ):
+        row[key] = summary.get(key)
+    for key in (
+        "turn_timeouts",
+        "malformed",
+        "provider_errors",
+        "abstentions",
+        "retries",
+        "calls",
+        "cache_hits",
+        "prompt_tokens",
+        "completion_tokens",
+    ):
+        row[key] = totals.get(key, 0)
+    row["tokens"] = row["prompt_tokens"] + row["completion_tokens"]
+    row["cost_usd"] = totals.get("cost_usd", 0.0)
+    row["wall_s"] = timing.get("wall_s")
+    row["clock_s"] = timing.get("clock_s")
+    for key, value in (summary.get("figures") or {}).items():
+        if key not in row:
+            row[key] = _scalar(value)
+    return row
+
+
+def rounds_rows(summary: dict[str, Any], run: str) -> list[dict[str, Any]]:
+    base = {
+        "run": run,
+        "run_key": summary.get("run_key"),
+        "seed": summary.get("seed"),
+        "members": summary.get("members"),
+        "outcome": summary.get("outcome"),
+    }
+    return [{**base, **{k: _scalar(v) for k, v in r.items() if k not in base}} for r in summary.get("per_round", [])]
+
+
+def _scalar(value: Any) -> Any:
+    """Table cells hold scalars; structured figures are kept as compact JSON."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return value
+
+
+def grid_value(value: Any) -> Any:
+    """A grid factor's value as a table cell (dicts and lists become JSON text)."""
+    return _scalar(value)
+
+
+def run_dirs(path: Path) -> Iterator[Path]:
+    """Run folders at or under `path`, sorted (a run folder holds a transcript)."""
+    if (path / TRANSCRIPT).exists():
+        yield path
+        return
+    for transcript in sorted(path.rglob(TRANSCRIPT)):
+        yield transcript.parent
+
+
+def _manifest_cells(path: Path) -> dict[Path, dict[str, Any]]:
+    """Run folder -> {"cell": label, <grid key>: value} from any sweep manifests found."""
+    out: dict[Path, dict[str, Any]] = {}
+    candidates = [path / MANIFEST, *sorted(path.rglob(MANIFEST))] if path.is_dir() else []
+    if (path / TRANSCRIPT).exists():
+        candidates += [p / MANIFEST for p in path.parents[:2]]
+    for manifest in dict.fromkeys(candidates):
+        if not manifest.is_file():
+            continue
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        for run in data.get("runs", []):
+            cols = {"cell": run.get("cell"), **{k: grid_value(v) for k, v in run.get("grid", {}).items()}}
+            out[(manifest.parent / run["dir"]).resolve()] = cols
+    return out
+
+
+def _with_cells(row: dict[str, Any], cells: dict[str, Any] | None) -> dict[str, Any]:
+    # Grid factors go first and win name clashes: the user asked for that factor
+    # by that name (`members` is the group size either way).
+    return {**cells, **{k: v for k, v in row.items() if k not in cells}} if cells else row
+
+
+def load_runs(path: str | Path) -> pd.DataFrame:
+    """One row per run under `path`, with grid columns when it is (part of) a sweep."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder")
+    cells = _manifest_cells(root)
+    rows = []
+    for run_dir in run_dirs(root):
+        summary = read_summary(run_dir)
+        if summary is None:
+            continue
+        rows.append(_with_cells(run_row(summary, run_dir.name), cells.get(run_dir.resolve())))
+    frame = pd.DataFrame(rows)
+    return frame if rows else pd.DataFrame(columns=list(RUN_COLUMNS))
+
+
+def load_rounds(path: str | Path) -> pd.DataFrame:
+    """One row per (run, round) under `path`, with grid columns for sweeps."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder")
+    cells = _manifest_cells(root)
+    rows: list[dict[str, Any]] = []
+    for run_dir in run_dirs(root):
+        summary = read_summary(run_dir)
+        if summary is None:
+            continue
+        cell = cells.get(run_dir.resolve())
+        rows.extend(_with_cells(r, cell) for r in rounds_rows(summary, run_dir.name))
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run", "run_key", "seed", "members", "round"])
