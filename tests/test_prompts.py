@@ -32,7 +32,7 @@ def views_by_round(
     """Run `sc` offline, then rebuild `member`'s view as it stood at the end of every round."""
     asyncio.run(execute(sc, out))
     protocol = FacilitatedAssembly(sc)
-    builder = ViewBuilder(sc)
+    builder = ViewBuilder(sc, FacilitatedAssembly.actions)
     views: dict[int, View] = {}
     for event in read_transcript(out).events:
         builder.apply(event)
