@@ -66,7 +66,7 @@ class LiveProgress:
             self.history.extend(self.round_events)
             self.round_events = [event]
             self.phase_counts = {}
-            self.progress.update(self.task, description=f"round {event.round}: speaking")
+            self.progress.update(self.task, description=f"round {event.round}")
         elif isinstance(event, Turn | Tally | Disclosure):
             self.round_events.append(event)
             if isinstance(event, Turn):
