@@ -28,6 +28,16 @@ err_console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
 
 
+@app.callback()
+def _registry() -> None:
+    """Build the protocol registry before any command, so that a bad third-party
+    protocol (ASSEMBLY_PROTOCOLS, entry points) is one clear error, not a traceback."""
+    try:
+        import assembly.protocols  # noqa: F401 - imported for its check
+    except UserError as exc:
+        raise fail(exc) from None
+
+
 def fail(exc: UserError) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {_plain(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)

@@ -25,3 +25,8 @@ class ScenarioError(UserError):
             where += f":{line}"
         field = f" at {path}" if path else ""
         super().__init__(f"{where}{field}: {message}")
+
+
+class ProtocolRegistryError(UserError):
+    """A protocol that cannot be registered (a bad `ASSEMBLY_PROTOCOLS` entry or entry
+    point), or a protocol kind that is not registered."""

@@ -75,7 +75,7 @@ async def execute(
     durable: bool = True,
 ) -> dict[str, Any]:
     """Run seated members through `protocol` into `run_dir`; return the summary."""
-    views = ViewBuilder(scenario)
+    views = ViewBuilder(scenario, protocol.actions)
     writer = TranscriptWriter(run_dir / TRANSCRIPT, durable=durable)
     written: list[Any] = []  # exactly the events written to the transcript, in order
     engine = Engine(scenario, protocol, members, writer, views, [written.append, *listeners])

@@ -217,7 +217,7 @@ async def _drive(
     """Fold `header + prefix`, then run live from `start_round`; return the summary."""
     seated = next(e for e in header if isinstance(e, Seated))
     protocol = protocol_class(scenario.protocol.kind)(scenario)
-    views = ViewBuilder(scenario)
+    views = ViewBuilder(scenario, protocol.actions)
     members = build_members(seated, protocol, scenario, run_dir, factory)
     started = header[0]
     if not append and isinstance(started, RunStarted) and started.models is None:

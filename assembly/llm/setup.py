@@ -143,9 +143,7 @@ def profiles_named(scenario: Scenario) -> list[str]:
         names.append(r.profile)
         if r.profile is None:
             names.extend([a.profile for a in m.assign] or [m.profile])
-    from assembly.protocols.facilitated.config import AssemblyProtocol
-
-    if isinstance(scenario.protocol, AssemblyProtocol) and scenario.facilitator.policy == "llm":
+    if scenario.protocol.has_facilitator and scenario.facilitator.policy == "llm":
         names.append(scenario.facilitator.profile or m.profile)
     return sorted({n for n in names if n is not None})
 

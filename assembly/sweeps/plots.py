@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from assembly.core.errors import UserError
+from assembly.protocols import reference_points
 from assembly.scenario.loading import ALIASES
 from assembly.sweeps.stats import CAUSES, DECIDED
 
@@ -424,12 +425,7 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
     `byzantine`); every other grid factor filters the paper's points the same way.
     """
     try:
-        from assembly.protocols.consensus_game.reference import points
-    except ImportError:
-        drawn.notes.append(f"reference {ref!r} not drawn: assembly.reference is not available")
-        return
-    try:
-        paper = pd.DataFrame(points(ref))
+        paper = pd.DataFrame(reference_points(ref))
     except (UserError, KeyError, ValueError, OSError) as exc:
         drawn.notes.append(f"reference {ref!r} not drawn: {exc}")
         return

@@ -38,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from assembly.core.errors import ScenarioError, UserError
 from assembly.core.spec import resolved, run_key
 from assembly.core.transcript import SUMMARY
+from assembly.protocols import reference_points
 from assembly.scenario.loading import ALIASES, build_scenario, parse_yaml, read_text_bounded
 from assembly.scenario.model import Scenario
 from assembly.sweeps import stats
@@ -260,11 +261,7 @@ def _check_reference(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], in
     if not spec.reference:
         return
     try:
-        from assembly.protocols.consensus_game.reference import points
-    except ImportError:
-        return  # figures will say the reference could not be drawn
-    try:
-        points(spec.reference)
+        reference_points(spec.reference)
     except UserError as exc:
         raise ScenarioError(str(exc), file=file, path="reference", line=lines.get(("reference",))) from None
 

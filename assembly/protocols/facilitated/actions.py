@@ -6,7 +6,8 @@ why field descriptions are written for a model to read.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,10 @@ from assembly.core.actions import MAX_TEXT, Action, FactId, OptionId
 
 class Speech(Action):
     """A member's contribution to a deliberation round."""
+
+    # Heard by the speaker's audience; what it discloses is published as `Disclosure`s.
+    public_fields: ClassVar[tuple[str, ...]] = ("message", "position", "scores")
+    scores_field: ClassVar[str | None] = "scores"
 
     kind: Literal["speech"] = "speech"
     message: Annotated[str, Field(max_length=MAX_TEXT, description="What you say to the assembly.")]
@@ -37,6 +42,11 @@ class Candidate(BaseModel):
 
 class Synthesis(Action):
     """The facilitator's synthesis: candidate recommendations and a running summary."""
+
+    # The facilitator speaks in plenary; its summary frames the next round.
+    public_fields: ClassVar[tuple[str, ...]] = ("summary", "candidates")
+    plenary: ClassVar[bool] = True
+    framing_field: ClassVar[str | None] = "summary"
 
     kind: Literal["synthesis"] = "synthesis"
     candidates: Annotated[
@@ -62,3 +72,22 @@ class Ballot(Action):
     approve: list[OptionId] = Field(default_factory=list, description="Every candidate option you approve.")
     ranking: list[OptionId] = Field(default_factory=list, description="Candidate options from most to least preferred.")
     abstain: bool = Field(default=False, description="True to abstain from this vote.")
+
+    # A secret ballot: no public fields.
+
+    @classmethod
+    def is_abstention(cls, recorded: Mapping[str, Any]) -> bool:
+        return recorded.get("abstain") is True
+
+
+# The newest synthesis reaches every view as its `plenary` record (its public fields).
+
+
+def summary_of(plenary: Mapping[str, Any]) -> str:
+    """The facilitator's newest summary in a view's plenary record ("" before any)."""
+    return str(plenary.get("summary", ""))
+
+
+def candidates_of(plenary: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The facilitator's newest candidates in a view's plenary record, as recorded."""
+    return tuple(plenary.get("candidates", ()))

@@ -33,6 +33,7 @@ from assembly.core.member import Request
 from assembly.core.prompt import Prompt, clean
 from assembly.core.spec import RoleSpec
 from assembly.core.view import Heard, View
+from assembly.protocols.facilitated.actions import candidates_of, summary_of
 from assembly.protocols.facilitated.config import AssemblyProtocol
 from assembly.protocols.facilitated.rules import (
     ApprovalRule,
@@ -139,7 +140,7 @@ def _heard(view: View) -> str:
 def _summary(view: View) -> str:
     # `framing` is the summary as it stood when the round opened: only worth showing
     # when there is no newer one.
-    text = view.summary or view.framing
+    text = summary_of(view.plenary) or view.framing
     return f'"{clean(text, SUMMARY_CHARS)}"' if text else "(none yet)"
 
 
@@ -155,7 +156,7 @@ def _last_position(view: View) -> str:
 def _candidates(view: View) -> str:
     lines = [
         f'- {c.get("option")}: "{clean(c.get("statement", ""), QUOTE_CHARS)}"'
-        for c in view.candidates
+        for c in candidates_of(view.plenary)
         if isinstance(c, dict)
     ]
     return "\n".join(lines) or "(none yet)"
@@ -390,7 +391,9 @@ def assembly_output_model(spec: AssemblyProtocol, view: View, request: Request) 
     if request.phase == "vote":
         candidates = tuple(
             dict.fromkeys(
-                str(c.get("option")) for c in view.candidates if isinstance(c, dict) and c.get("option") in option_ids
+                str(c.get("option"))
+                for c in candidates_of(view.plenary)
+                if isinstance(c, dict) and c.get("option") in option_ids
             )
         )
         if candidates:

@@ -33,6 +33,7 @@ from assembly.protocols.facilitated import idea_similarity as textsim
 from assembly.protocols.facilitated import prompts, rules
 from assembly.protocols.facilitated.actions import Ballot, Speech, Synthesis
 from assembly.protocols.facilitated.config import AssemblyProtocol, OpinionDynamics
+from assembly.protocols.facilitated.presentation import AssemblyPresentation
 from assembly.protocols.facilitated.sim import SimMember
 
 FACILITATOR_ID = "facilitator"
@@ -67,6 +68,8 @@ def speech_figures(turns: Iterable[Turn], option_ids: list[str]) -> dict[str, fl
 class FacilitatedAssembly(Protocol):
     name = "assembly"
     config = AssemblyProtocol
+    actions = (Speech, Synthesis, Ballot)
+    presentation = AssemblyPresentation()
     sim_params = OpinionDynamics
 
     def __init__(self, scenario: ScenarioBase) -> None:

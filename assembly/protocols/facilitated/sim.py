@@ -25,7 +25,7 @@ from assembly.core.faults import SeededFaults
 from assembly.core.member import Request, TurnResult
 from assembly.core.seeding import stream
 from assembly.core.view import View
-from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
 from assembly.protocols.facilitated.config import OpinionDynamics
 
 
@@ -163,7 +163,7 @@ class SimMember:
         )
 
     def vote(self, view: View) -> Ballot:
-        cands = [c["option"] for c in view.candidates]
+        cands = [c["option"] for c in candidates_of(view.plenary)]
         x = dict(zip([o.id for o in view.options], self.current(view), strict=True))
         scored = sorted(((x.get(c, 0.0), -i, c) for i, c in enumerate(cands)), reverse=True)
         if not scored or scored[0][0] < self.params.abstain_below:
