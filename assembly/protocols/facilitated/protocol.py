@@ -75,6 +75,7 @@ class FacilitatedAssembly(Protocol):
         self.spec: AssemblyProtocol = scenario.protocol
         self.option_ids = [o.id for o in scenario.options]
         self.member_ids: list[str] = []
+        self.role_of: dict[str, str] = {}
         self.facts_of: dict[str, set[str]] = {}
         self.candidates: list[str] = []
         self.positions: dict[str, str] = {}
@@ -118,6 +119,7 @@ class FacilitatedAssembly(Protocol):
     def apply(self, event: Any) -> None:
         if isinstance(event, Seated):
             self.member_ids = [m.id for m in event.members]
+            self.role_of = {m.id: m.role for m in event.members}
             self.facts_of = {m.id: set(m.facts) for m in event.members}
         elif isinstance(event, Turn) and event.status == "ok" and event.action:
             if event.phase == "speak":
@@ -164,9 +166,11 @@ class FacilitatedAssembly(Protocol):
         return out
 
     def _tally(self, r: int, turns: list[Turn]) -> Tally:
-        ballots = [Ballot.model_validate(t.action) for t in turns if t.status == "ok" and t.action]
+        counted = [t for t in turns if t.status == "ok" and t.action]
+        ballots = [Ballot.model_validate(t.action) for t in counted]
         seated = len(self.member_ids)
-        result = rules.decide(self.spec.decision_rule, ballots, self.candidates, seated)
+        roles = [self.role_of.get(t.member, "") for t in counted]
+        result = rules.decide(self.spec.decision_rule, ballots, self.candidates, seated, roles)
         quorum = rules.quorum_met(result.counted, seated, self.spec.quorum)
         return Tally(
             round=r,
