@@ -21,6 +21,7 @@ from assembly.core.events import Event, RunEnded, RunStarted, Seated, SeatedMemb
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
+from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ProtocolBase, ScenarioBase
 from assembly.core.view import View, ViewBuilder
 
@@ -101,6 +102,14 @@ class Protocol(ABC):
     def run_figures(cls, events: list[Any]) -> dict[str, Any]:
         """Protocol-specific per-run figures, a pure function of the transcript."""
         return {}
+
+    @classmethod
+    def stated_preferences(cls, events: list[Any]) -> StatedPreferences | None:
+        """What members said about the scenario's options (decision, positions, support
+        scores), read from this protocol's actions, for the welfare figures
+        (`core.run_welfare`). None, the default, declares that this protocol's runs do
+        not choose among the scenario's options, so they have no welfare section."""
+        return None
 
 
 # Builds the member for a seat whose policy is not `sim` (the LLM layer's, or a

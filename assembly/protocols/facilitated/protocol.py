@@ -27,6 +27,7 @@ from assembly.core.events import Disclosure, RunEnded, RunStarted, Seated, Seate
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
 from assembly.core.protocol import Protocol, RoundContext
+from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
 from assembly.protocols.facilitated import idea_similarity as textsim
@@ -282,6 +283,23 @@ class FacilitatedAssembly(Protocol):
             dissent = sum(1 for m in seated.members if last_pos.get(m.id) not in (None, end.decision))
             figs["dissent_share"] = round(dissent / n, 6)
         return figs
+
+    @classmethod
+    def stated_preferences(cls, events: list[Any]) -> StatedPreferences:
+        """Speeches carry a favoured option and a support score for every option; the
+        decision is an option id. Only speeches that were delivered (`ok`) count."""
+        started = next(e for e in events if isinstance(e, RunStarted))
+        options = {o["id"] for o in started.scenario["options"]}
+        end = next((e for e in events if isinstance(e, RunEnded)), None)
+        positions: dict[int, dict[str, str]] = {}
+        scores: dict[int, dict[str, dict[str, float]]] = {}
+        for e in events:
+            if isinstance(e, Turn) and e.phase == "speak" and e.status == "ok" and e.action:
+                positions.setdefault(e.round, {})[e.member] = str(e.action.get("position"))
+                stated = e.action.get("scores") or {}
+                scores.setdefault(e.round, {})[e.member] = {str(o): float(v) for o, v in stated.items() if o in options}
+        decision = end.decision if end is not None and end.decision in options else None
+        return StatedPreferences(decision=decision, positions=positions, scores=scores)
 
 
 def _valid_candidates(action: dict[str, Any], option_ids: list[str]) -> list[str]:
