@@ -154,6 +154,8 @@ def describe_action(action: dict[str, Any] | None, rule: str | None = None) -> s
             parts.append("approves " + ", ".join(safe(a) for a in action["approve"]))
         if action.get("ranking") and reads in (None, "ranking"):
             parts.append("ranks " + " > ".join(safe(a) for a in action["ranking"]))
+        if action.get("scores") and reads in (None, "scores"):
+            parts.append("supports " + ", ".join(f"{safe(o)} {_num(v)}" for o, v in action["scores"].items()))
         return " · ".join(parts) or "[yellow]empty ballot[/]"
     if kind == "synthesis":
         lines = [safe(action.get("summary", ""))]
