@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from assembly.core.events import Tally, Turn
 from assembly.core.social_choice import in_proportional_veto_core
+from assembly.inspection.replay import check
 from assembly.protocols.facilitated.actions import Ballot
 from assembly.protocols.facilitated.prompts import ballot_model
 from assembly.protocols.facilitated.rules import (
@@ -246,6 +247,7 @@ def test_a_run_under_each_rule_votes_with_the_field_the_rule_reads(tmp_path: Pat
     # Only maximin_score's ballots carry scores; the others keep the shape every rule records.
     assert all(("scores" in b) == (kind == "maximin_score") for b in ballots)
     assert summary["welfare"]["outcomes"]["assembly"]["option"] == summary["decision"]
+    assert check(tmp_path / kind).ok  # replay --check holds under the rule
 
 
 @pytest.mark.parametrize("kind", ["borda", "veto_by_consumption", "maximin_score"])
