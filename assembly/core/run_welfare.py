@@ -101,17 +101,21 @@ def informed_facts(events: Sequence[Any], seated: Seated) -> dict[str, list[str]
     someone it could hear (a member of its audience, `seated.audiences`), in order.
 
     This mirrors `view.ViewBuilder`: a disclosure reaches every audience its speaker
-    belongs to, and a member hears its own audience's record."""
-    group_of = {
-        m.id: {seated.members[j].id for j in seated.audiences[seated.audience_of[i]]}
-        for i, m in enumerate(seated.members)
-    }
-    known = {m.id: list(m.facts) for m in seated.members}
+    belongs to, and a member hears its own audience's record. Folded per audience, not
+    per member, so an all-to-all room of thousands stays one pass."""
+    index = {m.id: i for i, m in enumerate(seated.members)}
+    groups = [set(group) for group in seated.audiences]
+    heard: list[list[str]] = [[] for _ in groups]
     for e in events:
-        if isinstance(e, Disclosure):
-            for member, group in group_of.items():
-                if e.member in group and e.fact not in known[member]:
-                    known[member].append(e.fact)
+        if isinstance(e, Disclosure) and e.member in index:
+            speaker = index[e.member]
+            for a, group in enumerate(groups):
+                if speaker in group and e.fact not in heard[a]:
+                    heard[a].append(e.fact)
+    known: dict[str, list[str]] = {}
+    for i, m in enumerate(seated.members):
+        own = list(m.facts)
+        known[m.id] = own + [f for f in heard[seated.audience_of[i]] if f not in own]
     return known
 
 
