@@ -312,3 +312,39 @@ def test_maximin_score_over_seated_members_is_refused() -> None:
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "protocol.decision_rule.base" in res.stderr
+
+
+@pytest.mark.parametrize("kind", ["veto_by_consumption", "maximin_score"])
+def test_llm_members_cast_the_ballots_the_rule_reads(tmp_path: Path, kind: str) -> None:
+    """LLM members behind a real loopback server: their ballots are validated against the
+    rule's output model, so every counted one has the field the rule reads, whole."""
+    from assembly.llm.profiles import ModelProfile
+    from assembly.llm.setup import LLMSetup
+    from tests.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(seed=5) as srv:
+        profile = ModelProfile(
+            name=f"rules-{kind}", model="openai/fake-model", client="openai", api_base=srv.base_url, timeout_s=30.0
+        )
+        sc = scenario(
+            "split_51_49",
+            **{
+                "members": 6,
+                "rounds": 2,
+                "members.policy": "llm",
+                "members.profile": profile.name,
+                "protocol.decision_rule": {"kind": kind},
+            },
+        )
+        summary, events = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+    tally = next(e for e in events if isinstance(e, Tally))
+    ballots = [e.action for e in events if isinstance(e, Turn) and e.phase == "vote" and e.status == "ok"]
+    cast = [b for b in ballots if not b["abstain"]]
+    assert cast and tally.rule == kind and tally.counted == len(cast)
+    assert summary["welfare"]["outcomes"]["assembly"]["option"] == summary["decision"]
+    for b in cast:
+        if kind == "maximin_score":
+            assert set(b["scores"]) == set(tally.candidates)
+        else:
+            assert sorted(b["ranking"]) == sorted(tally.candidates)
+    assert check(tmp_path / "run").ok
