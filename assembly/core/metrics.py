@@ -22,6 +22,7 @@ from assembly.core.events import (
     Turn,
 )
 from assembly.core.protocol import Protocol
+from assembly.core.run_welfare import run_welfare
 
 FAILED = ("timeout", "malformed", "provider_error", "skipped")
 
@@ -96,13 +97,18 @@ def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
         row.update(proto.round_figures(evs, started, seated, events[: starts.get(r, 0)]))
         row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens", "cost_usd")})
         per_round.append(row)
+    stated = proto.stated_preferences(events)
+    plural = run_welfare(events, stated) if stated is not None else None
+    if plural is not None:  # how faithfully stated support follows assigned utilities
+        for row in per_round:
+            row["fidelity"] = plural.fidelity_by_round.get(row["round"])
     end = next((e for e in events if isinstance(e, RunEnded)), None)
     interrupted = next((e for e in events if isinstance(e, RunInterrupted)), None)
     all_turns = [e for e in events if isinstance(e, Turn)]
     totals: dict[str, Any] = {**liveness(all_turns, actions), **usage(all_turns)}
     wall = sum(float((e.timing or {}).get("wall_s", 0.0)) for e in ended_rounds.values())
     clock = sum(float((e.timing or {}).get("clock_s", 0.0)) for e in ended_rounds.values())
-    return {
+    summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": started.run_id,
         "run_key": started.run_key,
@@ -121,3 +127,6 @@ def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
         "figures": proto.run_figures(events),
         "timing": {"wall_s": round(wall, 6), "clock_s": round(clock, 6)},
     }
+    if plural is not None:
+        summary["welfare"] = plural.section
+    return summary

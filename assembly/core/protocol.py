@@ -23,6 +23,7 @@ from assembly.core.faults import SeededFaults
 from assembly.core.member import Member, Request
 from assembly.core.presentation import Presentation
 from assembly.core.prompt import Prompt
+from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ProtocolBase, ScenarioBase
 from assembly.core.view import View, ViewBuilder
 
@@ -127,6 +128,14 @@ class Protocol(ABC):
         Points carry `valid`, `invalid` and `timeout` shares of runs plus the fields
         they were measured at; raise `UserError` for an unknown figure."""
         raise UserError(f"protocol {cls.name!r} ships no published results (asked for {ref!r})")
+
+    @classmethod
+    def stated_preferences(cls, events: list[Any]) -> StatedPreferences | None:
+        """What members said about the scenario's options (decision, positions, support
+        scores), read from this protocol's actions, for the welfare figures
+        (`core.run_welfare`). None, the default, declares that this protocol's runs do
+        not choose among the scenario's options, so they have no welfare section."""
+        return None
 
 
 # Builds the member for a seat whose policy is not `sim` (the LLM layer's, or a

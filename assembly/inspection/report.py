@@ -7,9 +7,11 @@ looks the same. Every figure comes from the transcript through `metrics.summariz
 (the function that wrote summary.json); every piece of member text is passed
 through `html.escape`, so a member cannot inject markup into the page.
 
-For a run: outcome, convergence over rounds (dispersion, modal share, support and
-the idea similarity of messages), a timeline of rounds, the member x round matrix
-of positions, liveness events, and the disclosure of private facts over time.
+For a run: outcome, who won and who lost (per role, utility and regret under the
+decision and under each single-utility baseline; `report_welfare`), convergence over
+rounds (dispersion, modal share, support and the idea similarity of messages), a
+timeline of rounds, the member x round matrix of positions, liveness events, and the
+disclosure of private facts over time.
 For a sweep folder (results.csv / summary.csv and figures/, from `assembly sweep`):
 its summary table and figures.
 """
@@ -33,6 +35,7 @@ from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunEnded,
 from assembly.core.presentation import Presentation, Series
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
 from assembly.inspection.console import fmt
+from assembly.inspection.report_welfare import who_won
 from assembly.protocols import protocol_class
 
 SWEEP_TABLES = ("summary.csv", "results.csv")
@@ -264,6 +267,7 @@ def run_report(transcript: Transcript) -> str:
     parts = [
         _run_header(transcript, seated, summary),
         _outcome(summary, end, interrupted, transcript),
+        who_won(summary),
         _convergence(per_round, shown),
         _timeline(events, seated, per_round, shown),
         _matrix(events, seated, colors, shown),

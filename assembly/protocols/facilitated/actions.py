@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from assembly.core.actions import MAX_TEXT, Action, FactId, OptionId
 
@@ -63,15 +63,29 @@ class Ballot(Action):
     """A vote on the current candidates.
 
     One type serves every decision rule: plurality-style rules read `choice`,
-    approval reads `approve`, ranked rules read `ranking`. A member that wants to
-    abstain sets `abstain` (abstentions are counted, never inferred).
+    approval reads `approve`, ranked rules (schulze, borda, veto_by_consumption) read
+    `ranking`, and maximin_score reads `scores`. A member that wants to abstain sets
+    `abstain` (abstentions are counted, never inferred).
+
+    `scores` is left out of the serialized ballot when empty: only the rule that reads
+    it asks for it, and ballots cast under every other rule keep their recorded shape.
     """
 
     kind: Literal["ballot"] = "ballot"
     choice: OptionId | None = Field(default=None, description="The one candidate option you vote for.")
     approve: list[OptionId] = Field(default_factory=list, description="Every candidate option you approve.")
     ranking: list[OptionId] = Field(default_factory=list, description="Candidate options from most to least preferred.")
+    scores: dict[OptionId, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="Your support for each candidate, from 0 (oppose) to 1 (fully support)."
+    )
     abstain: bool = Field(default=False, description="True to abstain from this vote.")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_scores(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not out.get("scores"):
+            out.pop("scores", None)
+        return out
 
     # A secret ballot: no public fields.
 

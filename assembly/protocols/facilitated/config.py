@@ -6,8 +6,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from assembly.core.run_welfare import has_preferences
 from assembly.core.spec import Name, ProtocolBase, ScenarioBase, Strict, Unit, cross, known
-from assembly.protocols.facilitated.rules import DecisionRuleSpec
+from assembly.protocols.facilitated.rules import MINORITY_RULES, DecisionRuleSpec
 
 
 class StallSpec(Strict):
@@ -43,6 +44,26 @@ class AssemblyProtocol(ProtocolBase):
             known("protocol.validity.options", opt, option_ids, "option")
         if self.validity.kind == "option_in" and not self.validity.options:
             raise cross("protocol.validity.options", "option_in needs at least one option")
+        self._check_rule(scenario)
+
+    def _check_rule(self, scenario: ScenarioBase) -> None:
+        """A rule that protects minorities is judged by the welfare figures, which need
+        members with preferences: refuse it where every member is indifferent."""
+        kind = self.decision_rule.kind
+        if kind not in MINORITY_RULES:
+            return
+        attributes = {o.id: o.attributes for o in scenario.options}
+        # A dimension a role lists is weighed by its seated members if its weight or
+        # its seating noise is non-zero.
+        weights = [{d: w or r.value_noise for d, w in r.values.items()} for r in scenario.population.roles]
+        if not has_preferences(attributes, weights, {f.id: f.effects for f in scenario.facts}):
+            raise cross(
+                "protocol.decision_rule.kind",
+                f"{kind} is a rule that protects minorities, judged by utilities from members' values, but this "
+                "scenario has no value dimensions: no role weighs a dimension that an option is rated on "
+                "(population.roles.*.values, options.*.attributes) and no fact has effects, so every member "
+                "is indifferent between the options",
+            )
 
 
 def _default_rule() -> Any:

@@ -101,4 +101,6 @@ def _ballot(action: Recorded, rule: str | None) -> str:
         parts.append("approves " + ", ".join(safe(a) for a in action["approve"]))
     if action.get("ranking") and reads in (None, "ranking"):
         parts.append("ranks " + " > ".join(safe(a) for a in action["ranking"]))
+    if action.get("scores") and reads in (None, "scores"):
+        parts.append("supports " + ", ".join(f"{safe(o)} {float(v):.2f}" for o, v in action["scores"].items()))
     return " · ".join(parts) or "[yellow]empty ballot[/]"

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from assembly.core.actions import MAX_TEXT, Action
 from assembly.core.member import Request
@@ -36,11 +36,16 @@ from assembly.core.view import Heard, View
 from assembly.protocols.facilitated.actions import candidates_of, summary_of
 from assembly.protocols.facilitated.config import AssemblyProtocol
 from assembly.protocols.facilitated.rules import (
+    BALLOT_FIELD,
+    COMPLETE_RANKING,
     ApprovalRule,
+    BordaRule,
     DecisionRuleSpec,
+    MaximinScoreRule,
     SchulzeRule,
     SupermajorityRule,
     UnanimityRule,
+    VetoByConsumptionRule,
 )
 
 # Bounds that keep a prompt's size independent of the round number and of group size.
@@ -173,16 +178,37 @@ def rule_text(rule: DecisionRuleSpec, quorum: float, seated: int) -> str:
         decide = f"the most-approved candidate wins if approved by at least {float(rule.threshold):.0%} {base}"
     elif isinstance(rule, SchulzeRule):
         decide = "ranked ballots are counted by the Schulze method; the candidate that beats every other wins"
+    elif isinstance(rule, BordaRule):
+        decide = (
+            "ranked ballots are counted by the Borda count (a candidate gets one point for every candidate a "
+            "ballot ranks below it); the candidate with the most points wins"
+        )
+    elif isinstance(rule, VetoByConsumptionRule):
+        decide = (
+            "complete rankings are counted by veto by consumption: every ballot vetoes candidates from the bottom "
+            "of its ranking up, each voter's veto power proportional to its share; the last candidate left wins, "
+            "so any large enough group can block the candidates it likes least"
+        )
+    elif isinstance(rule, MaximinScoreRule):
+        decide = (
+            "for each candidate, the support of each role is its members' average score; the candidate whose "
+            "least supportive role supports it most wins"
+        )
     else:
         decide = f"a candidate wins with the choice of more than half {base}"
     return f"{rule.kind}: {decide}. The vote only counts if at least {quorum:.0%} of the {seated} members take part."
 
 
 def _vote_task(rule: DecisionRuleSpec) -> str:
-    if isinstance(rule, ApprovalRule):
+    reads = BALLOT_FIELD[rule.kind]
+    if reads == "approve":
         how = 'List in "approve" every candidate option id you can accept (possibly none).'
-    elif isinstance(rule, SchulzeRule):
+    elif reads == "ranking" and rule.kind in COMPLETE_RANKING:
+        how = 'List in "ranking" every candidate option id, each once, from most to least preferred.'
+    elif reads == "ranking":
         how = 'List in "ranking" the candidate option ids from most to least preferred.'
+    elif reads == "scores":
+        how = 'In "scores", give your support for every candidate from 0 (oppose) to 1 (fully support).'
     else:
         how = 'Put the one candidate option id you vote for in "choice".'
     return how + ' Set "abstain" to true only if you do not want to take part in this vote.'
@@ -346,12 +372,24 @@ def synthesis_model(option_ids: tuple[str, ...], max_candidates: int) -> type[Ac
     )
 
 
+def _each_once(ranking: list[str]) -> list[str]:
+    # Strict structured output has no `uniqueItems`; a repeat is caught here, so the
+    # member is asked again instead of casting a ballot the rule cannot count.
+    if len(set(ranking)) != len(ranking):
+        raise ValueError("rank every candidate exactly once")
+    return ranking
+
+
 @lru_cache(maxsize=1024)
 def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
-    """A ballot with only the field the decision rule reads, over the current candidates."""
+    """A ballot with only the field the decision rule reads (`rules.BALLOT_FIELD`), over
+    the current candidates: a choice, approvals, a ranking (complete, each candidate
+    once, for veto by consumption) or a support score for every candidate."""
     cand = _enum(candidates)
     field: dict[str, Any]
-    if rule_kind == "approval":
+    reads = BALLOT_FIELD.get(rule_kind, "choice")
+    validators: dict[str, Any] = {}
+    if reads == "approve":
         field = {
             "approve": (
                 list[cand],  # type: ignore[valid-type]
@@ -361,15 +399,27 @@ def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
                 ),
             )
         }
-    elif rule_kind == "schulze":
+    elif reads == "ranking":
+        complete = rule_kind in COMPLETE_RANKING
         field = {
             "ranking": (
                 list[cand],  # type: ignore[valid-type]
                 Field(
-                    min_length=1,
+                    min_length=len(candidates) if complete else 1,
                     max_length=len(candidates),
-                    description="Candidate option ids, most preferred first.",
+                    description="Every candidate option id, each once, most preferred first."
+                    if complete
+                    else "Candidate option ids, most preferred first.",
                 ),
+            )
+        }
+        if complete:
+            validators["each_once"] = field_validator("ranking")(_each_once)
+    elif reads == "scores":
+        field = {
+            "scores": (
+                _scores_model(candidates),
+                Field(description="Your support for every candidate, from 0 (oppose) to 1 (fully support)."),
             )
         }
     else:
@@ -377,6 +427,7 @@ def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
     return create_model(
         "Ballot",
         __base__=Action,
+        __validators__=validators,
         **field,
         abstain=(bool, Field(description="True to abstain from this vote (your other answers are then ignored).")),
     )
