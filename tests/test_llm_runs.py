@@ -25,8 +25,9 @@ from assembly.core.transcript import canonical, read_transcript
 from assembly.inspection.reexecute import rerun, resume_async
 from assembly.launch import execute
 from assembly.llm import setup as llm_setup
-from assembly.llm.client import limiter_for
+from assembly.llm.member import factory_for
 from assembly.llm.profiles import ModelProfile
+from assembly.llm.rate_limit import limiter_for
 from assembly.llm.setup import LLMSetup, ModelSetupError
 from assembly.scenario.loading import build_scenario, load_scenario
 from assembly.scenario.model import Scenario
@@ -82,7 +83,7 @@ def run(
     sc: Scenario, out: Path, *profiles: ModelProfile, cache: Path | None = None
 ) -> tuple[dict[str, Any], list[Any]]:
     setup = LLMSetup(profiles={p.name: p for p in profiles}, cache_dir=cache)
-    summary = asyncio.run(execute(sc, out, factory=setup.factory()))
+    summary = asyncio.run(execute(sc, out, factory=factory_for(setup)))
     return summary, read_transcript(out).events
 
 
@@ -348,8 +349,8 @@ def test_resume_rebuilds_clients_from_the_recorded_profiles(server: FakeOpenAISe
     (cut / "transcript.jsonl").write_text("".join(lines[: end_of_round_1 + 1]))
     (cut / "cache.json").write_text(json.dumps({"cache_dir": str(tmp_path / "full" / "cache")}))
 
-    with llm_setup.using(LLMSetup()):  # an empty registry: nothing but the run's own record
-        asyncio.run(resume_async(cut))
+    # An empty registry: nothing but the run's own record.
+    asyncio.run(resume_async(cut, factory=factory_for(LLMSetup())))
     assert server.request_count == calls  # rounds 2 and 3 were replayed from the cache
     resumed = read_transcript(cut).events
     assert without(canonical(resumed), "cache_hit") == without(canonical(full), "cache_hit")

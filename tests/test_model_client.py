@@ -27,21 +27,17 @@ from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, 
 from autogen_core.tools import ToolSchema
 from pydantic import BaseModel, Field, ValidationError
 
-from assembly.llm.client import (
-    SALT_ARG,
-    LiteLLMChatCompletionClient,
-    ModelCallError,
-    RateLimiter,
-    bind_call,
-    call_structured,
-    call_text,
-    cost_usd,
-    limiter_for,
-    make_client,
-    scrub,
-)
-from assembly.llm.profiles import ModelProfile, load_models_file, load_profile
+from assembly.llm.clients import make_client
+from assembly.llm.cost import cost_usd
+from assembly.llm.litellm_client import LiteLLMChatCompletionClient
+from assembly.llm.profiles import ModelProfile, load_models_file
+from assembly.llm.rate_limit import RateLimiter, limiter_for
+from assembly.llm.response_format import response_format_for
+from assembly.llm.secrets import scrub
+from assembly.llm.structured import ModelCallError, call_structured
+from assembly.llm.wrappers import SALT_ARG
 from tests.fake_openai import FakeOpenAIServer
+from tests.llm_helpers import bind_call, call_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "sk-canary-XYZ-0123456789"
@@ -339,8 +335,6 @@ class _SchemaSwap:
     """Sends a different schema than the caller validates against (see test above)."""
 
     def __init__(self, inner: Any, schema_model: type[BaseModel]) -> None:
-        from assembly.llm.client import response_format_for
-
         self.inner = inner
         self.fmt = response_format_for(schema_model)
 
@@ -662,7 +656,7 @@ def test_cost_from_profile_price_or_zero(server: FakeOpenAIServer) -> None:
 
 
 def test_importing_model_client_does_not_import_litellm() -> None:
-    code = "import sys, assembly.llm.client; print('litellm' in sys.modules)"
+    code = "import sys, assembly.llm.clients; print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -691,7 +685,7 @@ def test_models_yaml_loads() -> None:
         assert profile.name == name
     local = next(p for p in models.profiles.values() if p.api_base == "http://127.0.0.1:8000/v1")
     assert local.provider_model == "Qwen/Qwen3-14B" and local.api_key_env is None
-    assert load_profile(path=ROOT / "configs" / "models.yaml").name == models.default
+    assert models.default is not None and models.profiles[models.default].name == models.default
 
 
 def test_profile_kind_fallbacks() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from assembly.llm.profiles import ModelProfile
+from assembly.llm.secrets import register_secret, scrub
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,6 @@ class CheckResult:
 
 
 async def check_profile(profile: ModelProfile, timeout_s: float = 15.0) -> CheckResult:
-    from assembly.llm.client import register_secret, scrub
-
     try:
         key = profile.api_key()
     except KeyError:
@@ -84,7 +83,7 @@ async def _listed_models(api_base: str, key: str | None) -> list[str] | None:
 async def _one_token(profile: ModelProfile) -> None:
     from autogen_core.models import UserMessage
 
-    from assembly.llm.client import make_client
+    from assembly.llm.clients import make_client
 
     client = make_client(profile.model_copy(update={"retries": 0}))
     try:

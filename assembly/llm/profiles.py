@@ -176,20 +176,3 @@ def load_models_file(path: str | Path = DEFAULT_MODELS_PATH) -> ModelsFile:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return ModelsFile.model_validate(data)
-
-
-def load_model_profiles(path: str | Path = DEFAULT_MODELS_PATH) -> dict[str, ModelProfile]:
-    """All profiles in a models YAML file, by name."""
-    return dict(load_models_file(path).profiles)
-
-
-def load_profile(name: str | None = None, path: str | Path = DEFAULT_MODELS_PATH) -> ModelProfile:
-    """One profile by name (or the file's ``default`` when name is None)."""
-    models = load_models_file(path)
-    key = name if name is not None else models.default
-    if key is None:
-        raise KeyError(f"{path}: no profile name given and no 'default' set")
-    try:
-        return models.profiles[key]
-    except KeyError:
-        raise KeyError(f"{path}: unknown model profile {key!r}; known: {sorted(models.profiles)}") from None
