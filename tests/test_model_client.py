@@ -8,6 +8,7 @@ the way they behave against a provider.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -29,11 +30,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from assembly.llm.clients import make_client
 from assembly.llm.cost import cost_usd
+from assembly.llm.keys import scrub
 from assembly.llm.litellm_client import LiteLLMChatCompletionClient
 from assembly.llm.profiles import ModelProfile, load_models_file
 from assembly.llm.rate_limit import RateLimiter, limiter_for
 from assembly.llm.response_format import response_format_for
-from assembly.llm.secrets import scrub
 from assembly.llm.structured import ModelCallError, call_structured
 from assembly.llm.wrappers import SALT_ARG
 from tests.fake_openai import FakeOpenAIServer
@@ -97,7 +98,7 @@ MESSAGES: list[LLMMessage] = [
 
 
 def _records_text(records: list[Any]) -> str:
-    return json.dumps([r.to_dict() for r in records])
+    return json.dumps([dataclasses.asdict(r) for r in records])
 
 
 # --------------------------------------------------------------------------- structured output
@@ -392,7 +393,7 @@ async def test_hang_cancelled_by_token(server: FakeOpenAIServer, client_kind: st
         client, MESSAGES, Proposal, profile=profile, kind="propose", cancellation_token=token
     )
     assert time.monotonic() - started < hang_s / 3
-    assert result.cancelled and result.value is None
+    assert result.attempts[-1].outcome == "cancelled" and result.value is None
     assert server.fault_counts["hang"] == 1
 
     # The bare client (as AssistantAgent uses it) is cancelled the same way.

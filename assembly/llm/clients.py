@@ -1,16 +1,10 @@
 """Model clients for a profile: the stack every model call goes through, built in one place.
 
-Layers built by `make_client` (outermost first)::
-
-    ChatCompletionCache (optional, on disk)   -- response_cache: replay without HTTP
-      GatedClient                             -- wrappers: the profile's rate limit
-                                                 (rate_limit), per-attempt deadline,
-                                                 private create args stripped
-        provider client                       -- transport: OpenAI SDK or litellm
-
-The cache sits outside the gate so that replayed calls use no rate-limit budget.
-Retries live above the stack, in `structured`, so that every provider error is
-seen, recorded and retried in one place.
+Each concern of a call sits in its own layer, and `make_client` is the one place
+that stacks them, outermost first: the response cache, the rate-limit gate, the
+provider client. The cache sits outside the gate so that replayed calls use no
+rate-limit budget; retries live above the stack, in `structured`, so that every
+provider error is seen, recorded and retried in one place.
 """
 
 from __future__ import annotations
@@ -30,7 +24,13 @@ from assembly.llm.wrappers import GatedClient
 def make_client(
     profile: ModelProfile, cache_dir: Path | None = None, *, pool_size: int | None = None
 ) -> ChatCompletionClient:
-    """An autogen ``ChatCompletionClient`` for a profile (see the module doc for its layers).
+    """An autogen ``ChatCompletionClient`` for a profile, in layers (outermost first)::
+
+        ChatCompletionCache (optional, on disk)   -- response_cache: replay without HTTP
+          GatedClient                             -- wrappers: the profile's rate limit,
+                                                     per-attempt deadline, private
+                                                     create args stripped
+            provider client                       -- transport: OpenAI SDK or litellm
 
     ``pool_size``: see `transport.provider_client`. Raises KeyError if the profile's
     key variable is not set.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from autogen_core.models import (
@@ -112,24 +112,19 @@ class LiteLLMChatCompletionClient(CallClient):
         api_base: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 60.0,
-        model_info: ModelInfo | None = None,
-        context_window: int | None = None,
-        default_create_args: Mapping[str, Any] | None = None,
     ) -> None:
         self._model = model
         self._api_base = api_base
         self._api_key = api_key
         self._timeout_s = timeout_s
-        self._model_info: ModelInfo = dict(model_info or DEFAULT_MODEL_INFO)  # type: ignore[assignment]
-        self._context_window = context_window
-        self._default_args = dict(default_create_args or {})
+        self._model_info: ModelInfo = dict(DEFAULT_MODEL_INFO)  # type: ignore[assignment]
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._actual_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
     def _request(self, call: CreateCall) -> dict[str, Any]:
         if call.tools:
             raise ValueError("LiteLLMChatCompletionClient does not support tools; use client: openai")
-        kwargs: dict[str, Any] = {**self._default_args, **public_args(call.extra_create_args)}
+        kwargs: dict[str, Any] = public_args(call.extra_create_args)
         fmt = response_format_for(call.json_output)
         if fmt is not None:
             if "response_format" in kwargs:
@@ -241,13 +236,11 @@ class LiteLLMChatCompletionClient(CallClient):
             return sum(len(json.dumps(m.get("content"))) for m in oai) // 4 + 4 * len(oai)
 
     def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        window = self._context_window
-        if window is None:
-            try:
-                info = import_litellm().get_model_info(self._model)
-                window = int(info.get("max_input_tokens") or info.get("max_tokens") or 0) or None
-            except Exception:
-                window = None
+        try:
+            info = import_litellm().get_model_info(self._model)
+            window = int(info.get("max_input_tokens") or info.get("max_tokens") or 0) or None
+        except Exception:
+            window = None
         return (window or 32_768) - self.count_tokens(messages, tools=tools)
 
     @property

@@ -28,9 +28,9 @@ from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory, Protocol
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
+from assembly.llm.keys import register_env_secrets, scrub
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.run_clients import RunClients
-from assembly.llm.secrets import register_env_secrets, scrub
 from assembly.llm.setup import LLMSetup, ModelSetupError, note_cache, recorded
 from assembly.llm.structured import AttemptRecord, CallResult, ModelCallError, call_structured
 from assembly.llm.wrappers import Chunk, CreateCall, DelegatingClient

@@ -1,14 +1,12 @@
 """Model profiles: which model to call, how, and within which limits.
 
-Profiles live in ``configs/models.yaml`` under a top-level ``profiles:`` mapping
-(name -> profile). A run names a profile rather than spelling out a model, so a
-sweep can swap models without touching scenarios, and limits such as
-``max_concurrent``/``rpm`` are declared once per endpoint.
-
-API keys are never read from files: a profile only names the environment
-variable that holds the key (``api_key_env``). Validation rejects an ``api_key``
-field and values of ``api_key_env`` that look like a pasted key, because a key
-committed in a YAML file is the most common way keys leak.
+A run names a profile (from ``configs/models.yaml``, ``profiles:`` name -> profile)
+rather than spelling out a model, so a sweep can swap models without touching
+scenarios, and limits such as ``max_concurrent``/``rpm`` are declared once per
+endpoint. API keys are never read from files: a profile only names the environment
+variable that holds the key (``api_key_env``), and validation rejects an
+``api_key`` field and values of ``api_key_env`` that look like a pasted key,
+because a key committed in a YAML file is the most common way keys leak.
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """Which models LLM members call: the run's setup (profile registry, `--model`, response cache).
 
-The command line (`run`, `sweep`, `models`, `rerun`) turns its model flags into one
-`LLMSetup` with `from_flags`:
-
-- a registry of named profiles (configs/models.yaml by default, or `--models FILE`);
-- with `--model`, one more profile, and scenario overrides (`scenario_overrides`)
-  that seat every member and the facilitator as LLM members on it. A value with a
-  slash is a litellm model string (an ad-hoc profile); one without is the name of a
-  profile in the registry;
-- where responses are cached: a shared `--cache DIR`, or by default each run's own
-  `<run_dir>/cache`.
-
-A setup is a value passed explicitly to the member factory (`member.factory_for`),
-never a process-wide current one, so runs on different setups can share a process.
-Keys never pass through here: profiles name environment variables, and every value
-of a key-like variable is registered with the scrubber (`secrets`) before any call.
+The model flags of `run`, `sweep`, `models` and `rerun` become one `LLMSetup`
+(`from_flags`): the registry of named profiles (configs/models.yaml, or `--models
+FILE`); with `--model`, one more profile (a litellm model string, or a registry
+name) and scenario overrides that seat every member on it; and where responses are
+cached (`--cache DIR`, or each run's `<run_dir>/cache`). A setup is a value passed
+explicitly to the member factory (`member.factory_for`), never a process-wide
+current one, so runs on different setups can share a process. Keys never pass
+through here: profiles name environment variables, whose values `keys` registers
+for scrubbing.
 """
 
 from __future__ import annotations
@@ -30,8 +24,8 @@ import yaml
 from pydantic import ValidationError
 
 from assembly.core.errors import UserError
+from assembly.llm.keys import register_env_secrets
 from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
-from assembly.llm.secrets import register_env_secrets
 
 if TYPE_CHECKING:
     from assembly.scenario.model import Scenario

@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from autogen_core import CancellationToken
@@ -24,9 +24,9 @@ from pydantic import BaseModel, ValidationError
 from assembly.llm.cancellation import await_linked, cancelled_by
 from assembly.llm.cost import cost_usd
 from assembly.llm.errors import classify_error, retry_after_s
+from assembly.llm.keys import register_profile_secret, scrub
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.response_format import response_format_for
-from assembly.llm.secrets import register_profile_secret, scrub
 from assembly.llm.wrappers import SALT_ARG
 
 T = TypeVar("T")
@@ -56,9 +56,6 @@ class AttemptRecord:
     cost_usd: float = 0.0
     cache_hit: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class CallResult(Generic[T]):
@@ -71,18 +68,6 @@ class CallResult(Generic[T]):
     @property
     def ok(self) -> bool:
         return bool(self.attempts) and self.attempts[-1].outcome == "ok"
-
-    @property
-    def cancelled(self) -> bool:
-        return bool(self.attempts) and self.attempts[-1].outcome == "cancelled"
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(a.cost_usd for a in self.attempts)
-
-    @property
-    def cache_hits(self) -> int:
-        return sum(a.cache_hit for a in self.attempts)
 
 
 class ModelCallError(RuntimeError):

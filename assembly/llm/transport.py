@@ -15,9 +15,9 @@ from typing import Any
 
 from autogen_core.models import ChatCompletionClient, ModelInfo
 
+from assembly.llm.keys import register_secret
 from assembly.llm.litellm_client import DEFAULT_MODEL_INFO, LiteLLMChatCompletionClient
 from assembly.llm.profiles import ModelProfile
-from assembly.llm.secrets import register_secret
 
 # Connections one HTTP client keeps open. httpcore scans its whole connection pool
 # for every request it places (encode/httpx#3215), so one pool of hundreds of

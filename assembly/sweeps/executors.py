@@ -86,8 +86,8 @@ async def run_job_async(job: Job) -> JobResult:
         clear_attempt(run_dir)
         factory = None
         if job.llm is not None:
+            from assembly.llm.keys import register_env_secrets
             from assembly.llm.member import factory_for
-            from assembly.llm.secrets import register_env_secrets
 
             register_env_secrets()  # the scrubber's registry is per process
             factory = factory_for(job.llm)
