@@ -167,6 +167,18 @@ def model_setup(
     )
 
 
+def llm_factory(setup: Any, sc: Any) -> Any:
+    """The member factory for a scenario's LLM seats on `setup`, or None for a sim-only
+    scenario (which then never imports the model SDKs)."""
+    from assembly.llm.setup import profiles_named
+
+    if not profiles_named(sc):
+        return None
+    from assembly.llm.member import factory_for
+
+    return factory_for(setup)
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -194,7 +206,6 @@ def run(
     from assembly.core.run import new_run_dir
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
-    from assembly.llm import setup as llm_setup
     from assembly.scenario.loading import load_scenario
 
     try:
@@ -206,7 +217,7 @@ def run(
         }
         sc = load_scenario(scenario, overrides)
         setup.check(sc)
-        llm_setup.activate(setup)
+        factory = llm_factory(setup, sc)
         run_dir = out or new_run_dir(Path("runs"), sc)
         if (run_dir / "transcript.jsonl").exists():
             raise UserError(
@@ -216,13 +227,13 @@ def run(
         raise fail(exc) from None
     try:
         if quiet:
-            summary = asyncio.run(execute(sc, run_dir))
+            summary = asyncio.run(execute(sc, run_dir, factory=factory))
         else:
             console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
-            if llm_setup.profiles_named(sc):
+            if factory is not None:
                 console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
             with LiveProgress(console, sc.protocol.max_rounds) as live:
-                summary = asyncio.run(execute(sc, run_dir, listeners=[live]))
+                summary = asyncio.run(execute(sc, run_dir, listeners=[live], factory=factory))
     except KeyboardInterrupt:
         err_console.print(
             f"[yellow]interrupted.[/] Everything up to the last event is saved in {run_dir}. "
@@ -422,7 +433,6 @@ def rerun(
     from assembly.inspection.console import print_summary
     from assembly.inspection.reexecute import fork
     from assembly.inspection.reexecute import rerun as rerun_run
-    from assembly.llm import setup as llm_setup
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -439,13 +449,14 @@ def rerun(
             except TranscriptError:
                 recorded = {}  # fork() reports what is wrong with the run
             overrides = {**setup.scenario_overrides(recorded), **overrides}
-            llm_setup.activate(setup)
         with _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
                 result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
             else:
-                new_dir, summary = asyncio.run(fork(run_dir, from_round, overrides, out, listeners=listeners))
+                new_dir, summary = asyncio.run(
+                    fork(run_dir, from_round, overrides, out, listeners=listeners, setup=setup)
+                )
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted.[/] The new run folder keeps what was written; `assembly resume` continues it."

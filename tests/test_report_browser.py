@@ -247,6 +247,7 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
     from selenium.webdriver.common.by import By
 
     if name == "llm":
+        from assembly.llm.member import factory_for
         from assembly.llm.profiles import ModelProfile
         from assembly.llm.setup import LLMSetup
         from tests.fake_openai import FakeOpenAIServer
@@ -265,7 +266,7 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
                 "consensus_game",
                 **{"members": 4, "rounds": 2, "members.policy": "llm", "members.profile": profile.name},
             )
-            summary, _ = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+            summary, _ = run(sc, tmp_path / "run", factory=factory_for(LLMSetup(profiles={profile.name: profile})))
     else:
         summary, _ = run(scenario(name), tmp_path / "run")
     page = write(tmp_path / "run", tmp_path / "report.html")

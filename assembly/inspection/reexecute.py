@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
@@ -56,6 +56,9 @@ from assembly.launch import build_members, write_summary
 from assembly.protocols import protocol_class
 from assembly.scenario.loading import build_scenario
 from assembly.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from assembly.llm.setup import LLMSetup
 
 DROPPED = "transcript.dropped.jsonl"
 # Parts of a scenario that define the deliberation's world; a fork keeps them.
@@ -376,23 +379,23 @@ def _seats(seated: Seated) -> list[SeatedMember]:
 
 def cached_factory(source_dir: Path) -> MemberFactory:
     """LLM members rebuilt from the source run's recorded profiles, answering from its
-    response cache (`llm_member.replay_factory`), so a rerun calls no model."""
+    response cache (`assembly.llm.member.replay_factory`), so a rerun calls no model."""
     from assembly.llm.member import replay_factory
 
     return replay_factory(source_dir)
 
 
-def continuing_factory(source_dir: Path) -> MemberFactory:
-    """LLM members for a fork, which continues live.
+def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> MemberFactory:
+    """LLM members for a fork or a resume, which continue live.
 
-    Profiles come from the active setup (the models file, `--model`) plus those the
+    Profiles come from `setup` (the models file, `--model`; None: none) plus those the
     source run recorded; for the same name the recorded one wins, so a seat the fork
     does not change calls the same model with the same settings as before. New
-    answers are cached in the fork's own folder (or the active `--cache`)."""
+    answers are cached in the fork's own folder (or the setup's `--cache`)."""
     from assembly.llm import setup as llm_setup
     from assembly.llm.member import factory_for
 
-    base = llm_setup.active()
+    base = setup or llm_setup.LLMSetup()
     mine = llm_setup.recorded(source_dir)
     if mine is None:
         return factory_for(base)
@@ -421,8 +424,12 @@ async def fork(
     *,
     listeners: Sequence[Listener] = (),
     factory: MemberFactory | None = None,
+    setup: LLMSetup | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Keep rounds < `from_round` of `source`, apply `overrides`, continue live."""
+    """Keep rounds < `from_round` of `source`, apply `overrides`, continue live.
+
+    LLM seats are built by `factory`, by default from `setup` and the source run's
+    recorded profiles (`continuing_factory`)."""
     src = read_run(source)
     started, recorded_seating = src.started, _seated(src)
     done = complete_rounds(src.events)
@@ -468,7 +475,7 @@ async def fork(
         seating,
     ]
     if factory is None and any(seat.policy != "sim" for seat in _seats(seating)):
-        factory = continuing_factory(src.path.parent)
+        factory = continuing_factory(src.path.parent, setup)
     summary = await _drive(
         scenario, out, header, prefix, from_round, append=False, listeners=listeners, factory=factory
     )
@@ -569,6 +576,9 @@ async def resume_async(
     header = [e for e in events if isinstance(e, RunStarted | Seated)]
     prefix = [e for e in events if not isinstance(e, RunStarted | Seated)]
     start = _next_round(events)
+    seated = next(e for e in header if isinstance(e, Seated))
+    if factory is None and any(seat.policy != "sim" for seat in _seats(seated)):
+        factory = continuing_factory(path.parent)  # the run's own recorded profiles and cache
     summary = await _drive(
         scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory
     )

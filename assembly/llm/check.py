@@ -1,13 +1,11 @@
 """Is a model profile usable right now? (`assembly models`)
 
-For a profile with an `api_base` (vLLM, Ollama, LM Studio, a litellm proxy) the check
-is `GET {api_base}/models`, which costs nothing and also tells whether the server
-serves the profile's model. Without one (a hosted provider through litellm), or when
-the server has no `/models`, it is a one-token completion, the cheapest request that
-proves the key and the model name work.
-
-Every reason shown is scrubbed: a provider that echoes the key in an error message
-(as OpenAI does on a 401) must not put it on the terminal.
+Users find out that a key, a server or a model name is wrong before a run, at no
+cost: for a profile with an `api_base` (vLLM, Ollama, LM Studio, a litellm proxy)
+the check is `GET {api_base}/models`, which also tells whether the server serves
+the profile's model; without one, or when the server has no `/models`, it is a
+one-token completion. Every reason shown is scrubbed, since providers echo keys in
+error messages (OpenAI does on a 401).
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from assembly.llm.keys import register_secret, scrub
 from assembly.llm.profiles import ModelProfile
 
 
@@ -27,8 +26,6 @@ class CheckResult:
 
 
 async def check_profile(profile: ModelProfile, timeout_s: float = 15.0) -> CheckResult:
-    from assembly.llm.client import register_secret, scrub
-
     try:
         key = profile.api_key()
     except KeyError:
@@ -84,7 +81,7 @@ async def _listed_models(api_base: str, key: str | None) -> list[str] | None:
 async def _one_token(profile: ModelProfile) -> None:
     from autogen_core.models import UserMessage
 
-    from assembly.llm.client import make_client
+    from assembly.llm.clients import make_client
 
     client = make_client(profile.model_copy(update={"retries": 0}))
     try:

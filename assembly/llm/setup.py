@@ -1,32 +1,21 @@
-"""Which models LLM members call: the profile registry, `--model`, and the response cache.
+"""Which models LLM members call: the run's setup (profile registry, `--model`, response cache).
 
-The command line (`run`, `sweep`, `models`) turns its model flags into one
-`LLMSetup` with `from_flags`:
-
-- a registry of named profiles (configs/models.yaml by default, or `--models FILE`);
-- with `--model`, one more profile, and scenario overrides (`scenario_overrides`)
-  that seat every member and the facilitator as LLM members on it. A value with a
-  slash is a litellm model string (an ad-hoc profile); one without is the name of a
-  profile in the registry;
-- where responses are cached: a shared `--cache DIR`, or by default each run's own
-  `<run_dir>/cache`.
-
-`activate` makes a setup the process's current one, which `llm_member.member_factory`
-(the factory the runner uses for every non-sim seat) reads; `LLMSetup.factory()` gives
-a factory bound to one setup instead, for code that runs several setups side by side.
-
-Keys never pass through here: profiles name environment variables, and every value
-of a `*_API_KEY`-style variable is registered with the scrubber before any call, so
-even a key a provider SDK picks up by itself cannot reach a transcript or a log.
+The model flags of `run`, `sweep`, `models` and `rerun` become one `LLMSetup`
+(`from_flags`): the registry of named profiles (configs/models.yaml, or `--models
+FILE`); with `--model`, one more profile (a litellm model string, or a registry
+name) and scenario overrides that seat every member on it; and where responses are
+cached (`--cache DIR`, or each run's `<run_dir>/cache`). A setup is a value passed
+explicitly to the member factory (`member.factory_for`), never a process-wide
+current one, so runs on different setups can share a process. Keys never pass
+through here: profiles name environment variables, whose values `keys` registers
+for scrubbing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,10 +24,10 @@ import yaml
 from pydantic import ValidationError
 
 from assembly.core.errors import UserError
+from assembly.llm.keys import register_env_secrets
 from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
 
 if TYPE_CHECKING:
-    from assembly.core.protocol import MemberFactory
     from assembly.scenario.model import Scenario
 
 CACHE_DIR = "cache"  # a run's own response cache, inside its run folder
@@ -51,8 +40,6 @@ ADHOC_DEFAULTS: dict[str, Any] = {
     "retries": 3,
     "max_concurrent": 16,
 }
-
-_SECRET_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET|_SECRET_KEY)$")
 
 
 class ModelSetupError(UserError):
@@ -124,11 +111,6 @@ class LLMSetup:
         """Fail before anything runs if an LLM seat names a profile this setup lacks."""
         for name in profiles_named(scenario):
             self.profile(name)
-
-    def factory(self) -> MemberFactory:
-        from assembly.llm.member import factory_for
-
-        return factory_for(self)
 
     def cache_for(self, run_dir: Path) -> Path:
         return self.cache_dir if self.cache_dir is not None else run_dir / CACHE_DIR
@@ -259,46 +241,3 @@ def note_cache(run_dir: Path, cache_dir: Path) -> None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CACHE_POINTER).write_text(json.dumps({"cache_dir": str(cache_dir.resolve())}) + "\n", encoding="utf-8")
-
-
-def register_env_secrets() -> None:
-    """Register every key-like environment value with the scrubber (see the module doc)."""
-    from assembly.llm.client import register_secret
-
-    for name, value in os.environ.items():
-        if _SECRET_ENV.search(name.upper()):
-            register_secret(value)
-
-
-# ----------------------------------------------------------------------------- the process's setup
-
-
-_ACTIVE: LLMSetup | None = None
-_DEFAULT: LLMSetup | None = None
-
-
-def activate(setup: LLMSetup) -> None:
-    global _ACTIVE
-    _ACTIVE = setup
-
-
-def active() -> LLMSetup:
-    """The current setup: the activated one, else the default models file (if any),
-    read once per process."""
-    global _DEFAULT
-    if _ACTIVE is not None:
-        return _ACTIVE
-    if _DEFAULT is None:
-        _DEFAULT = from_flags()
-    return _DEFAULT
-
-
-@contextmanager
-def using(setup: LLMSetup) -> Iterator[LLMSetup]:
-    """Activate `setup` for a block (tests, embedding code), then restore the previous one."""
-    global _ACTIVE
-    previous, _ACTIVE = _ACTIVE, setup
-    try:
-        yield setup
-    finally:
-        _ACTIVE = previous

@@ -46,8 +46,8 @@ class Job:
     key: str  # run key of `scenario`; checked again in the worker
     run_dir: str
     scenario: dict[str, Any]  # resolved scenario (plain JSON), so jobs pickle and ship anywhere
-    # Model profiles and cache for LLM seats. Carried by the job rather than activated
-    # in the parent, because worker processes and Ray tasks do not share its state.
+    # Model profiles and cache for LLM seats, carried by the job because worker
+    # processes and Ray tasks share no state with the parent.
     llm: LLMSetup | None = None
 
 
@@ -86,10 +86,11 @@ async def run_job_async(job: Job) -> JobResult:
         clear_attempt(run_dir)
         factory = None
         if job.llm is not None:
-            from assembly.llm.setup import register_env_secrets
+            from assembly.llm.keys import register_env_secrets
+            from assembly.llm.member import factory_for
 
             register_env_secrets()  # the scrubber's registry is per process
-            factory = job.llm.factory()
+            factory = factory_for(job.llm)
         # A sweep re-runs an unfinished run whole on --resume, so per-round fsync only
         # pays off where a re-run costs money: runs with LLM seats.
         summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None)
