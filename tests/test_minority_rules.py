@@ -319,6 +319,7 @@ def test_llm_members_cast_the_ballots_the_rule_reads(tmp_path: Path, kind: str) 
     """LLM members behind a real loopback server: their ballots are validated against the
     rule's output model, so every counted one has the field the rule reads, whole."""
     from assembly.llm.profiles import ModelProfile
+    from assembly.llm.member import factory_for
     from assembly.llm.setup import LLMSetup
     from tests.fake_openai import FakeOpenAIServer
 
@@ -336,7 +337,7 @@ def test_llm_members_cast_the_ballots_the_rule_reads(tmp_path: Path, kind: str) 
                 "protocol.decision_rule": {"kind": kind},
             },
         )
-        summary, events = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+        summary, events = run(sc, tmp_path / "run", factory=factory_for(LLMSetup(profiles={profile.name: profile})))
     tally = next(e for e in events if isinstance(e, Tally))
     ballots = [e.action for e in events if isinstance(e, Turn) and e.phase == "vote" and e.status == "ok"]
     cast = [b for b in ballots if not b["abstain"]]
