@@ -2,13 +2,12 @@
 
 The live display is a transcript listener: it sees the same events that are written
 to disk and computes its figures with the protocol's own metric functions.
-Member-written text is printed with `rich.markup.escape` and control characters
-stripped, so a member cannot inject markup or terminal escapes.
+Member-written text is printed through `safe` (markup escaped, acting characters
+shown, keys removed), so a member cannot inject markup or terminal escapes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,14 +19,15 @@ from rich.table import Table
 
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
 from assembly.core.metrics import liveness
+from assembly.core.neutralize import neutralize
+from assembly.core.redaction import redact
 from assembly.protocols import protocol_class
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def safe(text: Any) -> str:
-    """Member text made inert for the terminal: no rich markup, no escape sequences."""
-    return escape(_CONTROL.sub("", str(text)))
+    """Member text made inert for the terminal: no rich markup, no key, and no control,
+    bidi or zero-width character or chat-template token that acts (`neutralize`)."""
+    return escape(neutralize(redact(str(text))))
 
 
 class LiveProgress:

@@ -7,7 +7,8 @@ Layers built by :func:`make_client` (outermost first)::
 
     ChatCompletionCache (optional, on disk)   -- replay without HTTP
       _GatedClient                            -- process-wide rate limit, per-attempt deadline,
-                                                 strips assembly_* create args
+                                                 strips assembly_* create args, redacts keys
+                                                 from answers (`answers.redacted_answer`)
         OpenAIChatCompletionClient | LiteLLMChatCompletionClient
 
 The cache sits outside the gate so that replayed calls do not consume rate-limit
@@ -59,6 +60,8 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel, ValidationError
 
+from assembly.core.redaction import register_secret, register_url_credentials, scrub
+from assembly.llm.answers import redacted_answer, redacted_chunk
 from assembly.llm.profiles import ModelProfile
 
 __all__ = [
@@ -105,36 +108,10 @@ _DEFAULT_MODEL_INFO: ModelInfo = {
 # --------------------------------------------------------------------------- secrets
 
 
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-# Shapes of provider keys, scrubbed even if they were never registered (e.g. a key
-# litellm picked up from a provider's default env var).
-_KEY_SHAPES = re.compile(r"\b(?:sk|gsk|xai|hf|pk)[-_][A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,}")
-_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a key value so that :func:`scrub` removes it from any text we store."""
-    if value and len(value) >= 6:
-        with _SECRETS_LOCK:
-            _SECRETS.add(value)
-
-
 def _register_profile_secret(profile: ModelProfile) -> None:
     if profile.api_key_env:
         register_secret(os.environ.get(profile.api_key_env))
-
-
-def scrub(text: str, limit: int = 300) -> str:
-    """Text safe to log: registered keys and key-shaped tokens removed, truncated."""
-    with _SECRETS_LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, "[REDACTED]")
-    text = _KEY_SHAPES.sub("[REDACTED]", text)
-    text = _BEARER.sub(r"\1[REDACTED]", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    register_url_credentials(profile.api_base)
 
 
 # --------------------------------------------------------------------------- litellm
@@ -619,7 +596,7 @@ class _GatedClient(DelegatingClient):
                     cancellation_token=cancellation_token,
                 )
 
-        return await _await_linked(run(), cancellation_token)
+        return redacted_answer(await _await_linked(run(), cancellation_token))
 
     async def create_stream(
         self,
@@ -641,7 +618,7 @@ class _GatedClient(DelegatingClient):
                 extra_create_args=_public_args(extra_create_args),
                 cancellation_token=cancellation_token,
             ):
-                yield item
+                yield redacted_chunk(item)
         finally:
             self.limiter.release()
 
@@ -791,7 +768,7 @@ def make_client(
     by default the profile's ``max_concurrent``, so bursts do not reconnect.
     """
     api_key = profile.api_key()
-    register_secret(api_key)
+    _register_profile_secret(profile)
     if api_key is None and profile.api_base is not None:
         # A keyless local server: send a placeholder so that neither SDK falls back to
         # a real key from OPENAI_API_KEY and ships it to a third-party endpoint.

@@ -35,6 +35,7 @@ import yaml
 from pydantic import ValidationError
 
 from assembly.core.errors import UserError
+from assembly.core.redaction import has_redacted_credentials, redact_url, register_secret, register_url_credentials
 from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class LLMSetup:
         parts = []
         if self.model is not None:
             p = self.profiles[self.model]
-            parts.append(f"model {p.model} via {p.client}" + (f" at {p.api_base}" if p.api_base else ""))
+            parts.append(f"model {p.model} via {p.client}" + (f" at {redact_url(p.api_base)}" if p.api_base else ""))
         parts.append(f"cache {self.cache_dir}" if self.cache_dir else "cache in the run folder")
         return ", ".join(parts)
 
@@ -222,6 +223,8 @@ def from_flags(
             "pass --model too (or set them in the models file)"
         )
     register_env_secrets()
+    for profile in profiles.values():
+        register_url_credentials(profile.api_base)
     return LLMSetup(
         profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
     )
@@ -240,8 +243,19 @@ def recorded(run_dir: Path) -> LLMSetup | None:
         return None
     if not started.models:
         return None
-    profiles = {name: ModelProfile.model_validate(rec) for name, rec in started.models.items()}
+    profiles = {name: _with_credentials(ModelProfile.model_validate(rec)) for name, rec in started.models.items()}
     return LLMSetup(profiles=profiles, cache_dir=recorded_cache(run_dir), source=f"the run in {run_dir}")
+
+
+def _with_credentials(profile: ModelProfile) -> ModelProfile:
+    """A recorded profile whose api_base had credentials (never stored) gets them back
+    from the active setup's profile of the same name, if that one has the same URL."""
+    if not has_redacted_credentials(profile.api_base):
+        return profile
+    mine = (_ACTIVE.profiles if _ACTIVE is not None else {}).get(profile.name)
+    if mine is not None and redact_url(mine.api_base) == profile.api_base:
+        return profile.model_copy(update={"api_base": mine.api_base})
+    return profile
 
 
 def recorded_cache(run_dir: Path) -> Path:
@@ -265,8 +279,6 @@ def note_cache(run_dir: Path, cache_dir: Path) -> None:
 
 def register_env_secrets() -> None:
     """Register every key-like environment value with the scrubber (see the module doc)."""
-    from assembly.llm.client import register_secret
-
     for name, value in os.environ.items():
         if _SECRET_ENV.search(name.upper()):
             register_secret(value)
