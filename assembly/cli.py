@@ -14,7 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from assembly.core.errors import UserError
+from assembly.core.errors import UserError, storage_error
+from assembly.core.neutralize import neutralize
+from assembly.core.redaction import redact
+from assembly.inspection.terminal import RedactingConsole
 
 app = typer.Typer(
     add_completion=False,
@@ -22,15 +25,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Simulate citizen assemblies of LLM agents (offline `sim` members by default).",
 )
-console = Console()
-err_console = Console(stderr=True)
+# Every byte printed is redacted (keys, URL credentials), whatever produced it.
+console: Console = RedactingConsole()
+err_console: Console = RedactingConsole(stderr=True)
 
 EXIT_INTERRUPTED = 130
 
 
 def fail(exc: UserError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {_plain(str(exc))}", highlight=False, soft_wrap=True)
+    # Messages may quote user input or a provider: keys out, and nothing that acts on a terminal.
+    message = neutralize(redact(str(exc)), tokens=False)
+    err_console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
+
+
+def io_failure(exc: OSError) -> typer.Exit:
+    """An OSError the command did not expect (permissions, a full disk): one line, exit 1."""
+    return fail(storage_error(exc, "read or write"))
+
+
+def _clipped(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(text: str) -> str:
@@ -81,6 +96,8 @@ def validate(
         sc = load_scenario(scenario, collect_overrides(seed, members, rounds, turn_timeout, set_))
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     console.print(
         f"[green]ok[/] {_plain(str(scenario))}: {sc.name}, protocol {sc.protocol.kind}, "
         f"{sc.population.size} members, {len(sc.options)} options, {len(sc.facts)} facts, "
@@ -181,7 +198,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
-    from assembly.core.run import new_run_dir
+    from assembly.core.run import new_run_dir, refuse_if_taken
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
     from assembly.llm import setup as llm_setup
@@ -198,12 +215,11 @@ def run(
         setup.check(sc)
         llm_setup.activate(setup)
         run_dir = out or new_run_dir(Path("runs"), sc)
-        if (run_dir / "transcript.jsonl").exists():
-            raise UserError(
-                f"{run_dir} already holds a run; pick another --out (or `assembly resume {run_dir}` to continue it)"
-            )
+        refuse_if_taken(run_dir)  # checked again under the folder's lock when the run starts
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     try:
         if quiet:
             summary = asyncio.run(execute(sc, run_dir))
@@ -221,6 +237,8 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     if quiet:
         console.print(
             f"{summary['outcome']} cause={summary['cause']} decision={summary['decision']} "
@@ -276,6 +294,8 @@ def sweep(
         runner = make_executor(kind, concurrency or plan.spec.concurrency, address)
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     if not quiet:
         console.print(
             f"[bold]{_plain(plan.spec.name)}[/]: {len(plan.cells)} cells x {len(plan.spec.seed_list)} "
@@ -300,6 +320,8 @@ def sweep(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     if quiet:
         t = report.tally
         console.print(
@@ -337,6 +359,7 @@ def replay(
     import os
 
     from assembly.inspection import replay as rp
+    from assembly.inspection.console import safe
 
     if sum([follow, as_ is not None, check]) > 1:
         raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
@@ -356,7 +379,8 @@ def replay(
                 "from what the transcript gives:"
             )
             for line in result.differences:
-                console.print(f"  {_plain(line)}", highlight=False)
+                # Keys and values come from summary.json, which anyone may have edited.
+                console.print(f"  {safe(_clipped(line))}", highlight=False)
             raise typer.Exit(1)
         if follow:
             try:
@@ -374,6 +398,8 @@ def replay(
             parts = list(rp.walkthrough(transcript, round_))
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     if page if page is not None else console.is_terminal:
         os.environ.setdefault("LESS", "-RFX")  # keep colours; quit at once if it fits the screen
         with console.pager(styles=True):
@@ -443,6 +469,8 @@ def rerun(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     if from_round is not None:
         if not quiet:
             print_summary(console, summary, str(new_dir))
@@ -482,6 +510,8 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     if not quiet:
         print_summary(console, result.summary, str(result.run_dir))
     dropped = f", set aside {result.dropped_events} events of the unfinished round" if result.dropped_events else ""
@@ -507,6 +537,8 @@ def report(
         target = write(path, out or (path if path.is_dir() else path.parent) / "report.html")
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     console.print(f"report -> {_plain(str(target))}", highlight=False)
 
 
@@ -537,6 +569,8 @@ def models(
         setup = model_setup(model, api_base, client, api_key_env, models_file, None)
     except UserError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise io_failure(exc) from None
     profiles = [setup.profiles[name] for name in sorted(setup.profiles)]
     if not profiles:
         raise fail(UserError(f"no model profiles ({setup.source}); pass --models FILE or --model"))

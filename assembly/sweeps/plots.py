@@ -12,6 +12,7 @@ so that each step gets the same room.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from assembly.core.atomic import write_atomic
 from assembly.core.errors import UserError
 from assembly.scenario.loading import ALIASES
 from assembly.sweeps.stats import CAUSES, DECIDED
@@ -196,10 +198,11 @@ def _errorbar(
 
 
 def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "svg"):
         path = out / f"{stem}.{ext}"
-        fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        write_atomic(path, buffer.getvalue())  # whole or absent, and never over a non-file
         drawn.paths.append(path)
     plt.close(fig)
 
