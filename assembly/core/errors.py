@@ -7,7 +7,8 @@ def quoted(value: object, limit: int = 80) -> str:
     """A value as an error message quotes it: its repr, clipped, so a 100 KB mistake
     is named in one line rather than echoed whole."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+    size = len(value) if isinstance(value, str) else len(text)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({size:,} characters)"
 
 
 class UserError(Exception):

@@ -86,6 +86,8 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ..
         raise ScenarioError(
             f"YAML error: {getattr(exc, 'problem', exc)}", file=file, line=mark.line + 1 if mark else None
         ) from None
+    except ValueError as exc:  # a number too long for Python to convert (over 4,300 digits)
+        raise ScenarioError(f"a value cannot be read: {str(exc)[:200]}", file=file) from None
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ScenarioError("top-level keys must be strings", file=file)
     return data, lines
@@ -140,7 +142,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ScenarioError(f"override {quoted(text)} has an empty field name", path=key or quoted(text, 60))
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an int too long to convert
         value = raw  # not YAML: take it as the literal string
     return key, value
 

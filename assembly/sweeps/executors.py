@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from assembly.core.errors import UserError
+from assembly.core.errors import UserError, storage_error
 from assembly.core.redaction import redact, scrub
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ def _failed(job: Job, run_dir: Path, exc: Exception, wall_s: float) -> JobResult
     exception and, in error.txt, its traceback. If even error.txt cannot be written,
     the result still carries the message."""
     expected = isinstance(exc, UserError | OSError)
+    if isinstance(exc, OSError):
+        exc = storage_error(exc, "write the run in", run_dir)
     message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
     with contextlib.suppress(OSError):
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -121,8 +123,8 @@ def clear_attempt(run_dir: Path) -> None:
     same seed asks the same first questions, so a re-run replays what was paid for."""
     from assembly.llm.setup import CACHE_DIR
 
-    if not run_dir.exists():
-        return
+    if not run_dir.is_dir():
+        return  # nothing to clear; if a file is in the way, the run reports it
     for child in run_dir.iterdir():
         if child.name == CACHE_DIR and child.is_dir():
             continue
