@@ -19,7 +19,19 @@ from assembly.core.neutralize import neutralize
 from assembly.core.redaction import redact
 from assembly.inspection.terminal import RedactingConsole
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The command group; an OSError no command anticipated (permissions, a full
+    disk) ends in one line and exit 1, never a traceback, whichever entry point ran."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except OSError as exc:
+            sys.exit(fail(storage_error(exc, "read or write")).exit_code)
+
+
+app = _App(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -37,11 +49,6 @@ def fail(exc: UserError) -> typer.Exit:
     message = neutralize(redact(str(exc)), tokens=False)
     err_console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
-
-
-def io_failure(exc: OSError) -> typer.Exit:
-    """An OSError the command did not expect (permissions, a full disk): one line, exit 1."""
-    return fail(storage_error(exc, "read or write"))
 
 
 def _clipped(text: str, limit: int = 300) -> str:
@@ -96,8 +103,6 @@ def validate(
         sc = load_scenario(scenario, collect_overrides(seed, members, rounds, turn_timeout, set_))
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     console.print(
         f"[green]ok[/] {_plain(str(scenario))}: {sc.name}, protocol {sc.protocol.kind}, "
         f"{sc.population.size} members, {len(sc.options)} options, {len(sc.facts)} facts, "
@@ -218,8 +223,6 @@ def run(
         refuse_if_taken(run_dir)  # checked again under the folder's lock when the run starts
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     try:
         if quiet:
             summary = asyncio.run(execute(sc, run_dir))
@@ -237,8 +240,6 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     if quiet:
         console.print(
             f"{summary['outcome']} cause={summary['cause']} decision={summary['decision']} "
@@ -294,8 +295,6 @@ def sweep(
         runner = make_executor(kind, concurrency or plan.spec.concurrency, address)
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     if not quiet:
         console.print(
             f"[bold]{_plain(plan.spec.name)}[/]: {len(plan.cells)} cells x {len(plan.spec.seed_list)} "
@@ -320,8 +319,6 @@ def sweep(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     if quiet:
         t = report.tally
         console.print(
@@ -398,8 +395,6 @@ def replay(
             parts = list(rp.walkthrough(transcript, round_))
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     if page if page is not None else console.is_terminal:
         os.environ.setdefault("LESS", "-RFX")  # keep colours; quit at once if it fits the screen
         with console.pager(styles=True):
@@ -469,8 +464,6 @@ def rerun(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     if from_round is not None:
         if not quiet:
             print_summary(console, summary, str(new_dir))
@@ -510,8 +503,6 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     if not quiet:
         print_summary(console, result.summary, str(result.run_dir))
     dropped = f", set aside {result.dropped_events} events of the unfinished round" if result.dropped_events else ""
@@ -537,8 +528,6 @@ def report(
         target = write(path, out or (path if path.is_dir() else path.parent) / "report.html")
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     console.print(f"report -> {_plain(str(target))}", highlight=False)
 
 
@@ -569,8 +558,6 @@ def models(
         setup = model_setup(model, api_base, client, api_key_env, models_file, None)
     except UserError as exc:
         raise fail(exc) from None
-    except OSError as exc:
-        raise io_failure(exc) from None
     profiles = [setup.profiles[name] for name in sorted(setup.profiles)]
     if not profiles:
         raise fail(UserError(f"no model profiles ({setup.source}); pass --models FILE or --model"))
