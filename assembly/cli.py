@@ -14,16 +14,32 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from assembly.core.errors import UserError
+from assembly.core.errors import UserError, storage_error
+from assembly.core.neutralize import neutralize
+from assembly.core.redaction import redact
+from assembly.inspection.terminal import RedactingConsole
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The command group; an OSError no command anticipated (permissions, a full
+    disk) ends in one line and exit 1, never a traceback, whichever entry point ran."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except OSError as exc:
+            sys.exit(fail(storage_error(exc, "read or write")).exit_code)
+
+
+app = _App(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Simulate citizen assemblies of LLM agents (offline `sim` members by default).",
 )
-console = Console()
-err_console = Console(stderr=True)
+# Every byte printed is redacted (keys, URL credentials), whatever produced it.
+console: Console = RedactingConsole()
+err_console: Console = RedactingConsole(stderr=True)
 
 EXIT_INTERRUPTED = 130
 
@@ -39,8 +55,14 @@ def _registry() -> None:
 
 
 def fail(exc: UserError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {_plain(str(exc))}", highlight=False, soft_wrap=True)
+    # Messages may quote user input or a provider: keys out, and nothing that acts on a terminal.
+    message = neutralize(redact(str(exc)), tokens=False)
+    err_console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
+
+
+def _clipped(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(text: str) -> str:
@@ -203,7 +225,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
-    from assembly.core.run import new_run_dir
+    from assembly.core.run import new_run_dir, refuse_if_taken
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
     from assembly.scenario.loading import load_scenario
@@ -219,10 +241,7 @@ def run(
         setup.check(sc)
         factory = llm_factory(setup, sc)
         run_dir = out or new_run_dir(Path("runs"), sc)
-        if (run_dir / "transcript.jsonl").exists():
-            raise UserError(
-                f"{run_dir} already holds a run; pick another --out (or `assembly resume {run_dir}` to continue it)"
-            )
+        refuse_if_taken(run_dir)  # checked again under the folder's lock when the run starts
     except UserError as exc:
         raise fail(exc) from None
     try:
@@ -358,6 +377,7 @@ def replay(
     import os
 
     from assembly.inspection import replay as rp
+    from assembly.inspection.console import safe
 
     if sum([follow, as_ is not None, check]) > 1:
         raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
@@ -377,7 +397,8 @@ def replay(
                 "from what the transcript gives:"
             )
             for line in result.differences:
-                console.print(f"  {_plain(line)}", highlight=False)
+                # Keys and values come from summary.json, which anyone may have edited.
+                console.print(f"  {safe(_clipped(line))}", highlight=False)
             raise typer.Exit(1)
         if follow:
             try:

@@ -318,8 +318,8 @@ def test_maximin_score_over_seated_members_is_refused() -> None:
 def test_llm_members_cast_the_ballots_the_rule_reads(tmp_path: Path, kind: str) -> None:
     """LLM members behind a real loopback server: their ballots are validated against the
     rule's output model, so every counted one has the field the rule reads, whole."""
-    from assembly.llm.profiles import ModelProfile
     from assembly.llm.member import factory_for
+    from assembly.llm.profiles import ModelProfile
     from assembly.llm.setup import LLMSetup
     from tests.fake_openai import FakeOpenAIServer
 

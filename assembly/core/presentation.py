@@ -22,14 +22,18 @@ from typing import Any, ClassVar
 
 from rich.markup import escape
 
+from assembly.core.neutralize import neutralize
+from assembly.core.redaction import redact
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 Recorded = Mapping[str, Any]  # an action as a transcript records it (`Turn.action`)
 
 
 def safe(text: Any) -> str:
-    """Member text made inert for the terminal: no rich markup, no escape sequences."""
-    return escape(_CONTROL.sub("", str(text)))
+    """Member text made inert for the terminal: no rich markup, no key, and no control,
+    bidi or zero-width character or chat-template token that acts (`neutralize`)."""
+    return escape(neutralize(redact(str(text))))
 
 
 @dataclass(frozen=True)

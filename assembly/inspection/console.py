@@ -3,8 +3,8 @@
 The live display is a transcript listener: it sees the same events that are written
 to disk and computes its figures with the protocol's own metric functions; which
 figures the rounds table shows, and how they are headed, is the protocol's
-presentation. Member-written text is printed with `rich.markup.escape` and control
-characters stripped (`safe`), so a member cannot inject markup or terminal escapes.
+presentation. Member-written text is printed through `safe` (markup escaped, acting
+characters shown, keys removed), so a member cannot inject markup or terminal escapes.
 """
 
 from __future__ import annotations

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assembly.core.atomic import write_atomic
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
 from assembly.core.events import (
@@ -45,6 +45,7 @@ from assembly.core.events import (
     SeatedMember,
     Turn,
 )
+from assembly.core.lock import writer_lock
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
 from assembly.core.run import models_of, unused_dir, versions
@@ -72,11 +73,20 @@ class RerunError(UserError):
 def read_run(path: Path) -> Transcript:
     try:
         t = _read(path)
+        if not t.events and t.torn is None:
+            raise RerunError(
+                f"{t.path} is empty: the run was killed before its first event, so there is nothing to "
+                f"resume; start it again (`assembly run SCENARIO --out {t.path.parent}` replaces it)"
+            )
         t.started  # noqa: B018 - raises when the header is missing
     except TranscriptError as exc:
         raise RerunError(str(exc)) from None
     if not any(isinstance(e, Seated) for e in t.events):
-        raise RerunError(f"{t.path}: the run died before its members were seated; start it again instead")
+        # `run --out` refuses a folder with a transcript, so this says how to get past it.
+        raise RerunError(
+            f"{t.path}: the run died before its members were seated, so there is nothing to resume; "
+            f"remove {t.path} and start the run again"
+        )
     return t
 
 
@@ -217,7 +227,31 @@ async def _drive(
     factory: MemberFactory | None,
     recorded: dict[str, Recorded] | None = None,
 ) -> dict[str, Any]:
-    """Fold `header + prefix`, then run live from `start_round`; return the summary."""
+    """Fold `header + prefix`, then run live from `start_round`; return the summary.
+
+    A new run folder (rerun, fork) is written under its writer lock (`core.lock`),
+    checked again to be fresh once the lock is held; a resume holds its lock already."""
+    args = (scenario, run_dir, header, prefix, start_round)
+    if append:
+        return await _drive_locked(*args, append=True, listeners=listeners, factory=factory, recorded=recorded)
+    parent = header[0].parent if isinstance(header[0], RunStarted) else None
+    with writer_lock(run_dir, str((parent or {}).get("mode", "rerun"))):
+        _fresh_dir(run_dir)
+        return await _drive_locked(*args, append=False, listeners=listeners, factory=factory, recorded=recorded)
+
+
+async def _drive_locked(
+    scenario: Scenario,
+    run_dir: Path,
+    header: Sequence[Event],
+    prefix: Sequence[Event],
+    start_round: int,
+    *,
+    append: bool,
+    listeners: Sequence[Listener],
+    factory: MemberFactory | None,
+    recorded: dict[str, Recorded] | None,
+) -> dict[str, Any]:
     seated = next(e for e in header if isinstance(e, Seated))
     protocol = protocol_class(scenario.protocol.kind)(scenario)
     views = ViewBuilder(scenario, protocol.actions)
@@ -396,7 +430,7 @@ def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> Membe
     from assembly.llm.member import factory_for
 
     base = setup or llm_setup.LLMSetup()
-    mine = llm_setup.recorded(source_dir)
+    mine = llm_setup.recorded(source_dir, base)
     if mine is None:
         return factory_for(base)
     return factory_for(
@@ -542,6 +576,19 @@ def resume(run_dir: Path, *, listeners: Sequence[Listener] = (), factory: Member
 async def resume_async(
     run_dir: Path, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None
 ) -> ResumeResult:
+    """Continue a run in place, holding its folder's writer lock (`core.lock`) from
+    before the transcript is read until the summary is written: a second `resume`
+    of the same run is refused at once instead of writing the same rounds again."""
+    folder = run_dir.parent if run_dir.is_file() else run_dir
+    if not folder.is_dir():
+        raise RerunError(f"{run_dir}: no such run folder")
+    with writer_lock(folder, "resume"):
+        return await _resume_locked(run_dir, listeners=listeners, factory=factory)
+
+
+async def _resume_locked(
+    run_dir: Path, *, listeners: Sequence[Listener], factory: MemberFactory | None
+) -> ResumeResult:
     src = read_run(run_dir)
     path = src.path
     if any(isinstance(e, RunEnded) for e in src.events):
@@ -604,9 +651,4 @@ def _event_lines(path: Path) -> list[str]:
 
 
 def _atomic_write(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    write_atomic(path, "".join(line + "\n" for line in lines), fsync=True)

@@ -30,15 +30,19 @@ from typing import Any
 
 from assembly import launch
 from assembly.core import metrics
+from assembly.core.atomic import checked_target, write_atomic
 from assembly.core.errors import UserError
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Seated, Tally, Turn
+from assembly.core.neutralize import neutralize
 from assembly.core.presentation import Presentation, Series
+from assembly.core.redaction import redact
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
 from assembly.inspection.console import fmt
 from assembly.inspection.report_welfare import who_won
 from assembly.protocols import protocol_class
 
 SWEEP_TABLES = ("summary.csv", "results.csv")
+REPORT_SUFFIXES = (".html", ".htm")  # the only files of a run or sweep a report may replace
 SWEEP_FIGURES = "figures"
 MATRIX_MAX_MEMBERS = 400  # beyond this the position matrix is drawn as an image
 MAX_TABLE_ROWS = 2000
@@ -54,8 +58,8 @@ class ReportError(UserError):
 
 
 def e(value: Any) -> str:
-    """Member and scenario text, made inert for HTML."""
-    return escape(str(value), quote=True)
+    """Member and scenario text, made inert for HTML (and shown, not obeyed: `neutralize`)."""
+    return escape(neutralize(redact(str(value))), quote=True)
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -85,13 +89,15 @@ def build(path: Path | str) -> str:
 
 
 def write(path: Path | str, out: Path | str) -> Path:
-    html = build(path)
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    """Write the report for `path` to `out`, atomically (`core.atomic`): never over a
+    folder, a device or FIFO, or a file of the run or sweep it reports on (an older
+    report aside). Keys are redacted and no raw control character is written."""
+    source = Path(path)
+    folder = source if source.is_dir() else source.parent
+    checked_target(Path(out), protected=folder, replaceable=REPORT_SUFFIXES)  # refuse before the work
+    html = neutralize(redact(build(source)), tokens=False)
+    write_atomic(Path(out), html, protected=folder, replaceable=REPORT_SUFFIXES)
+    return Path(out)
 
 
 def _page(title: str, body: str, footer: str = "Every figure is recomputed from the run's transcript.") -> str:

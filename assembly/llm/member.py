@@ -26,6 +26,7 @@ from assembly.core.actions import Action
 from assembly.core.events import Attempt, SeatedMember
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory, Protocol
+from assembly.core.redaction import has_redacted_credentials, redact_url
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
 from assembly.llm.keys import register_env_secrets, scrub
@@ -170,8 +171,10 @@ class LLMMember:
 
     @property
     def model_record(self) -> dict[str, Any]:
-        """The profile as the transcript records it (`run_started.models`); holds no key."""
-        return self.profile.model_dump(mode="json")
+        """The profile as the transcript records it (`run_started.models`); holds no key,
+        not even one written into the api_base URL."""
+        record = self.profile.model_dump(mode="json")
+        return {**record, "api_base": redact_url(self.profile.api_base)}
 
     async def act(self, view: View, request: Request) -> TurnResult:
         prompt = self.protocol.prompt(view, request)
@@ -333,6 +336,12 @@ class _Factory:
             raise ModelSetupError(f"protocol {protocol.name!r} cannot seat LLM members: it has no prompt renderer")
         setup = self._setup_for(run_dir)
         profile = setup.profile(seat.profile)
+        if self.prefer_recorded and has_redacted_credentials(profile.api_base):
+            raise ModelSetupError(
+                f"profile {profile.name!r} had credentials in its api_base, which a run never stores; "
+                "define the profile with its api_base in the models file (better: put the key in "
+                "the environment variable named by api_key_env)"
+            )
         clients = self._clients_for(run_dir, setup.cache_for(run_dir))
         return LLMMember(seat, protocol, profile, clients, scenario.members.llm.max_malformed_retries)
 
@@ -343,7 +352,7 @@ class _Factory:
             setup = self.setup
             # Resuming a run in place: the profiles it recorded win, so it goes on with
             # the clients it started with (the run folder has a transcript only then).
-            mine = recorded(run_dir) if self.prefer_recorded else None
+            mine = recorded(run_dir, setup) if self.prefer_recorded else None
             if mine is not None:
                 profiles = {**setup.profiles, **mine.profiles}
                 cache = setup.cache_dir or mine.cache_dir

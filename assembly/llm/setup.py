@@ -24,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from assembly.core.errors import UserError
+from assembly.core.redaction import has_redacted_credentials, redact_url, register_url_credentials
 from assembly.llm.keys import register_env_secrets
 from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
 
@@ -103,7 +104,7 @@ class LLMSetup:
         parts = []
         if self.model is not None:
             p = self.profiles[self.model]
-            parts.append(f"model {p.model} via {p.client}" + (f" at {p.api_base}" if p.api_base else ""))
+            parts.append(f"model {p.model} via {p.client}" + (f" at {redact_url(p.api_base)}" if p.api_base else ""))
         parts.append(f"cache {self.cache_dir}" if self.cache_dir else "cache in the run folder")
         return ", ".join(parts)
 
@@ -202,12 +203,14 @@ def from_flags(
             "pass --model too (or set them in the models file)"
         )
     register_env_secrets()
+    for profile in profiles.values():
+        register_url_credentials(profile.api_base)
     return LLMSetup(
         profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
     )
 
 
-def recorded(run_dir: Path) -> LLMSetup | None:
+def recorded(run_dir: Path, current: LLMSetup | None = None) -> LLMSetup | None:
     """The setup a finished or interrupted run used: its recorded profiles and cache.
 
     Reruns and resumes rebuild clients from this, so they call the same models with
@@ -220,8 +223,22 @@ def recorded(run_dir: Path) -> LLMSetup | None:
         return None
     if not started.models:
         return None
-    profiles = {name: ModelProfile.model_validate(rec) for name, rec in started.models.items()}
+    mine = current.profiles if current is not None else {}
+    profiles = {
+        name: _with_credentials(ModelProfile.model_validate(rec), mine.get(name))
+        for name, rec in started.models.items()
+    }
     return LLMSetup(profiles=profiles, cache_dir=recorded_cache(run_dir), source=f"the run in {run_dir}")
+
+
+def _with_credentials(profile: ModelProfile, mine: ModelProfile | None) -> ModelProfile:
+    """A recorded profile whose api_base had credentials (never stored) gets them back
+    from the current setup's profile of the same name, if that one has the same URL."""
+    if not has_redacted_credentials(profile.api_base):
+        return profile
+    if mine is not None and redact_url(mine.api_base) == profile.api_base:
+        return profile.model_copy(update={"api_base": mine.api_base})
+    return profile
 
 
 def recorded_cache(run_dir: Path) -> Path:

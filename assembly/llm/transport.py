@@ -15,7 +15,7 @@ from typing import Any
 
 from autogen_core.models import ChatCompletionClient, ModelInfo
 
-from assembly.llm.keys import register_secret
+from assembly.llm.keys import register_profile_secret
 from assembly.llm.litellm_client import DEFAULT_MODEL_INFO, LiteLLMChatCompletionClient
 from assembly.llm.profiles import ModelProfile
 
@@ -41,7 +41,7 @@ def provider_client(profile: ModelProfile, *, pool_size: int | None = None) -> C
     KeyError if the profile's key variable is not set.
     """
     api_key = profile.api_key()
-    register_secret(api_key)
+    register_profile_secret(profile)
     if api_key is None and profile.api_base is not None:
         # A keyless local server: send a placeholder so that neither SDK falls back to
         # a real key from OPENAI_API_KEY and ships it to a third-party endpoint.

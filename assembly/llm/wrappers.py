@@ -23,6 +23,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, 
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
+from assembly.llm.answers import redacted_answer, redacted_chunk
 from assembly.llm.cancellation import await_linked
 from assembly.llm.rate_limit import RateLimiter
 
@@ -150,7 +151,8 @@ class DelegatingClient(CallClient):
 
 
 class GatedClient(DelegatingClient):
-    """Rate limit, per-attempt deadline and private-arg stripping around a provider client.
+    """Rate limit, per-attempt deadline, private-arg stripping and key redaction of
+    answers (`answers.redacted_answer`) around a provider client.
 
     The per-attempt deadline (the profile's ``timeout_s``) starts once the limiter
     admits the request, so waiting in the queue is never mistaken for a provider
@@ -169,12 +171,12 @@ class GatedClient(DelegatingClient):
             async with self.limiter.slot(), asyncio.timeout(self.timeout_s):
                 return await public.create(self.inner)
 
-        return await await_linked(admitted(), call.cancellation_token)
+        return redacted_answer(await await_linked(admitted(), call.cancellation_token))
 
     async def on_stream(self, call: CreateCall) -> AsyncGenerator[Chunk, None]:
         await await_linked(self.limiter.acquire(), call.cancellation_token)
         try:
             async for item in call.with_args(public_args(call.extra_create_args)).stream(self.inner):
-                yield item
+                yield redacted_chunk(item)
         finally:
             self.limiter.release()

@@ -13,6 +13,7 @@ so that each step gets the same room.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from assembly.core.atomic import write_atomic
 from assembly.core.errors import UserError
 from assembly.protocols import reference_points
 from assembly.scenario.loading import ALIASES
@@ -198,10 +200,11 @@ def _errorbar(
 
 
 def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "svg"):
         path = out / f"{stem}.{ext}"
-        fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        write_atomic(path, buffer.getvalue())  # whole or absent, and never over a non-file
         drawn.paths.append(path)
     plt.close(fig)
 

@@ -15,7 +15,6 @@ quoted, and the prompt says they are other agents' words.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -23,13 +22,11 @@ from pydantic import Field, create_model
 
 from assembly.core.actions import MAX_TEXT, Action
 from assembly.core.member import Request
-from assembly.core.prompt import Prompt
+from assembly.core.prompt import Prompt, clean
 from assembly.core.view import View
 from assembly.protocols.consensus_game.actions import Proposal, StopVote
 from assembly.protocols.consensus_game.config import ConsensusGameProtocol
 from assembly.protocols.consensus_game.state import PROPOSE, STOP_VOTE, own_value, round_values
-
-_SPACE = re.compile(r"\s+")
 
 _AWARE = {
     "may_exist": "Some agents MAY be Byzantine: they try to prevent agreement, and you do not know "
@@ -160,13 +157,6 @@ Answer with JSON only: {{"vote": "stop"}}, {{"vote": "continue"}} or {{"vote": "
 # ----------------------------------------------------------------------------- round prompts
 
 
-def _clean(text: object, limit: int) -> str:
-    flat = _SPACE.sub(" ", str(text)).strip()
-    if len(flat) > limit:
-        flat = flat[:limit].rstrip() + "…"
-    return flat.replace('"', "'")
-
-
 def _round_lines(spec: ConsensusGameProtocol, view: View, round: int) -> list[str]:
     """One line per roster agent: its value or ABSTAINED, and its justification."""
     values = round_values(view, round, spec.value_min, spec.value_max)
@@ -183,7 +173,7 @@ def _round_lines(spec: ConsensusGameProtocol, view: View, round: int) -> list[st
         if v is None:
             lines.append(f"  {who}: ABSTAINED")
         else:
-            why = _clean(said.get(m, ""), spec.justification_chars)
+            why = clean(said.get(m, ""), spec.justification_chars)
             lines.append(f'  {who}: {v} | justification: "{why}"' if why else f"  {who}: {v}")
     return lines
 
@@ -202,7 +192,7 @@ def _history(spec: ConsensusGameProtocol, view: View, before: int) -> str:
 
 def _notes(spec: ConsensusGameProtocol, view: View, before: int) -> str:
     notes = [
-        (h.round, _clean(h.public.get("strategy", ""), 400))
+        (h.round, clean(h.public.get("strategy", ""), 400))
         for h in view.own_history
         if h.kind == "proposal" and h.round < before and h.public.get("strategy")
     ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from assembly.core.run_welfare import has_preferences
 from assembly.core.spec import Name, ProtocolBase, ScenarioBase, Strict, Unit, cross, known
-from assembly.protocols.facilitated.rules import MINORITY_RULES, DecisionRuleSpec
+from assembly.protocols.facilitated.rules import MINORITY_RULES, DecisionRuleSpec, Share
 
 
 class StallSpec(Strict):
@@ -27,7 +28,8 @@ class ValiditySpec(Strict):
 
 class AssemblyProtocol(ProtocolBase):
     kind: Literal["assembly"] = "assembly"
-    quorum: Unit = 0.5
+    # Exact, like the rules' thresholds: "2/3" is accepted, and 0.6 of 10 is 6, not 5.999...
+    quorum: Annotated[Share, Field(ge=0, le=1)] = Fraction(1, 2)
     decision_rule: DecisionRuleSpec = Field(default_factory=lambda: _default_rule())
     stall: StallSpec | None = None
     validity: ValiditySpec = Field(default_factory=ValiditySpec)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from fractions import Fraction
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -167,7 +168,7 @@ def _candidates(view: View) -> str:
     return "\n".join(lines) or "(none yet)"
 
 
-def rule_text(rule: DecisionRuleSpec, quorum: float, seated: int) -> str:
+def rule_text(rule: DecisionRuleSpec, quorum: float | Fraction, seated: int) -> str:
     """The decision and quorum rules in words, as members need them to vote."""
     base = "of the ballots cast (abstentions not counted)" if rule.base == "cast" else f"of all {seated} members"
     if isinstance(rule, SupermajorityRule):
@@ -196,7 +197,8 @@ def rule_text(rule: DecisionRuleSpec, quorum: float, seated: int) -> str:
         )
     else:
         decide = f"a candidate wins with the choice of more than half {base}"
-    return f"{rule.kind}: {decide}. The vote only counts if at least {quorum:.0%} of the {seated} members take part."
+    need = f"{float(quorum):.0%}"
+    return f"{rule.kind}: {decide}. The vote only counts if at least {need} of the {seated} members take part."
 
 
 def _vote_task(rule: DecisionRuleSpec) -> str:

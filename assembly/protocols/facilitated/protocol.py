@@ -190,7 +190,9 @@ class FacilitatedAssembly(Protocol):
             support={k: round(v, 6) for k, v in result.support.items()},
             detail=result.detail
             + (
-                "" if quorum else f"; quorum not met ({result.counted}/{seated} counted, {self.spec.quorum:.0%} needed)"
+                ""
+                if quorum
+                else f"; quorum not met ({result.counted}/{seated} counted, {float(self.spec.quorum):.0%} needed)"
             ),
         )
 

@@ -42,6 +42,7 @@ __all__ = [
     "MaximinScoreRule",
     "RuleResult",
     "SchulzeRule",
+    "Share",
     "SupermajorityRule",
     "UnanimityRule",
     "VetoByConsumptionRule",
@@ -58,7 +59,14 @@ def as_fraction(value: float | int | str | Fraction) -> Fraction:
         raise ValueError("a share must be a number, not a boolean")
     if isinstance(value, float):
         value = str(value)  # Fraction rejects 'nan'/'inf' spelled this way
-    return Fraction(value)
+    try:
+        return Fraction(value)
+    except ZeroDivisionError:
+        # Validators turn ValueErrors into field errors; "1/0" must be one too.
+        raise ValueError("a share cannot have a zero denominator") from None
+    except (ValueError, TypeError):
+        # Fraction's own message quotes the whole input; the caller shows it clipped.
+        raise ValueError('a share is a number such as 0.6 or a fraction such as "2/3"') from None
 
 
 def _dump_share(value: Fraction) -> float | str:
@@ -71,7 +79,8 @@ def _parse_share(value: Any) -> Any:
     return value if isinstance(value, Fraction) else as_fraction(value)
 
 
-_Share = Annotated[Fraction, BeforeValidator(_parse_share), PlainSerializer(_dump_share)]
+Share = Annotated[Fraction, BeforeValidator(_parse_share), PlainSerializer(_dump_share)]
+"""A share as a scenario writes it (0.6, "2/3"), held exactly; used by rules and quorum."""
 
 
 class _RuleSpec(BaseModel):
@@ -93,7 +102,7 @@ class SupermajorityRule(_RuleSpec):
     """At least `threshold` of the base choose the same candidate (e.g. 0.66 or "2/3")."""
 
     kind: Literal["supermajority"] = "supermajority"
-    threshold: Annotated[_Share, Field(gt=0.5, le=1)]
+    threshold: Annotated[Share, Field(gt=0.5, le=1)]
 
 
 class UnanimityRule(_RuleSpec):
@@ -106,7 +115,7 @@ class ApprovalRule(_RuleSpec):
     """The most-approved candidate wins if approved by at least `threshold` of the base."""
 
     kind: Literal["approval"] = "approval"
-    threshold: Annotated[_Share, Field(gt=0, le=1)] = Fraction(1, 2)
+    threshold: Annotated[Share, Field(gt=0, le=1)] = Fraction(1, 2)
 
 
 class SchulzeRule(_RuleSpec):
