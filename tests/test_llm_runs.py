@@ -567,6 +567,7 @@ def test_cli_models_file_budget_and_no_key_anywhere(server: FakeOpenAIServer, tm
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cause"] == "budget" and summary["rounds"] < 6
     assert summary["totals"]["cost_usd"] >= 0.01
+    assert "cost budget was spent" in summary["reason"] and "max_cost $0.01" in summary["reason"]
     assert json.loads((out / "cache.json").read_text())["cache_dir"] == str(cache.resolve())
     transcript = (out / "transcript.jsonl").read_text()
     assert "Incorrect API key" in transcript  # the key-echoing error really was recorded ...

@@ -23,6 +23,7 @@ from assembly.core.engine import Engine, Listener
 from assembly.core.events import RunStarted, Seated
 from assembly.core.member import Member
 from assembly.core.protocol import Protocol
+from assembly.core.provenance import provenance
 from assembly.core.spec import ScenarioBase, resolved, run_key
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, TranscriptWriter, read_transcript
 from assembly.core.view import ViewBuilder
@@ -90,6 +91,7 @@ async def execute(
                     protocol=protocol.name,
                     versions=dict(versions()),
                     models=models_of(members),
+                    provenance=provenance(),
                     timing={"started_at": time.time()},
                 ),
                 seated,

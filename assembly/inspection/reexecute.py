@@ -47,6 +47,7 @@ from assembly.core.events import (
 )
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
+from assembly.core.provenance import provenance
 from assembly.core.run import models_of, unused_dir, versions
 from assembly.core.spec import resolved, run_key
 from assembly.core.transcript import TRANSCRIPT, Transcript, TranscriptError, TranscriptWriter, canonical, parse_event
@@ -347,6 +348,7 @@ async def rerun(
             seed=scenario.seed,
             protocol=protocol.name,
             versions=versions(),
+            provenance=provenance(),
             parent={"run": started.run_id, "mode": "rerun"},
             timing={"started_at": time.time()},
         ),
@@ -456,6 +458,7 @@ async def fork(
             seed=scenario.seed,
             protocol=protocol.name,
             versions=versions(),
+            provenance=provenance(),
             parent={
                 "run": started.run_id,
                 "run_key": started.run_key,

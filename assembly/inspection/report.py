@@ -322,10 +322,26 @@ def _run_header(transcript: Transcript, seated: Seated, summary: dict[str, Any])
     return (
         f'<header class="page" id="run-header"><h1>{e(sc.get("name", "run"))}</h1>'
         f'<p class="question">{e(sc.get("question", ""))}</p>'
-        f'<p class="meta">{"".join(f"<span>{m}</span>" for m in meta)}</p>{parent}'
+        f'<p class="meta">{"".join(f"<span>{m}</span>" for m in meta)}</p>{parent}{_provenance(s.provenance)}'
         f"<details><summary>options and seating</summary><ul>{opts}</ul><p>Seated: {role_line}</p>"
         f'<p class="meta">{e(sc.get("description", ""))}</p></details></header>'
     )
+
+
+def _provenance(record: dict[str, Any] | None) -> str:
+    """Where the run came from (`run_started.provenance`): commit, host, Python, command."""
+    if not record:
+        return ""
+    parts = []
+    if record.get("git_commit"):
+        dirty = " with uncommitted changes" if record.get("git_dirty") else ""
+        parts.append(f"commit {e(str(record['git_commit'])[:12])}{dirty}")
+    if record.get("host"):
+        parts.append(f"host {e(record['host'])}" + (f", {e(record['cpus'])} CPUs" if record.get("cpus") else ""))
+    if record.get("python"):
+        parts.append(f"Python {e(record['python'])}")
+    command = f'<br><code>{e(record["command"])}</code>' if record.get("command") else ""
+    return f'<p class="meta" id="provenance">{"".join(f"<span>{p}</span>" for p in parts)}{command}</p>'
 
 
 def _outcome(
