@@ -45,9 +45,7 @@ _SECRET_NAME = re.compile(r"(key|token|secret|password|passwd)$", re.IGNORECASE)
 def scrub_command(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """The command line with every secret replaced by [REDACTED]."""
     env = os.environ if environ is None else environ
-    secrets = sorted(
-        (v for k, v in env.items() if SECRET_ENV_NAME.search(k) and len(v) >= 6), key=len, reverse=True
-    )
+    secrets = sorted((v for k, v in env.items() if SECRET_ENV_NAME.search(k) and len(v) >= 6), key=len, reverse=True)
     out: list[str] = []
     redact_next = False
     for arg in argv:
@@ -55,7 +53,7 @@ def scrub_command(argv: Sequence[str], environ: Mapping[str, str] | None = None)
             out.append(REDACTED)
             redact_next = False
             continue
-        name, eq, value = arg.partition("=")
+        name, eq, _ = arg.partition("=")
         if arg.startswith("-") and _secret_name(name.lstrip("-")):
             if eq:
                 out.append(f"{name}={REDACTED}")
@@ -110,9 +108,7 @@ def git_commit(cwd: str) -> tuple[str, bool] | None:
 
 
 def _git(cwd: str, *args: str) -> str | None:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
-    )
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False)
     return done.stdout.strip() if done.returncode == 0 else None
 
 

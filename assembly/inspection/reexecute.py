@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
@@ -57,6 +57,9 @@ from assembly.launch import build_members, write_summary
 from assembly.protocols import protocol_class
 from assembly.scenario.loading import build_scenario
 from assembly.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from assembly.llm.setup import LLMSetup
 
 DROPPED = "transcript.dropped.jsonl"
 # Parts of a scenario that define the deliberation's world; a fork keeps them.
@@ -385,26 +388,30 @@ def cached_factory(source_dir: Path) -> MemberFactory:
 
 
 def continuing_factory(source_dir: Path) -> MemberFactory:
-    """LLM members for a fork, which continues live.
+    """LLM members for a fork, which continues live (on `continuing_setup`)."""
+    from assembly.llm.member import factory_for
+
+    return factory_for(continuing_setup(source_dir))
+
+
+def continuing_setup(source_dir: Path) -> LLMSetup:
+    """The model setup a fork continues on.
 
     Profiles come from the active setup (the models file, `--model`) plus those the
     source run recorded; for the same name the recorded one wins, so a seat the fork
     does not change calls the same model with the same settings as before. New
     answers are cached in the fork's own folder (or the active `--cache`)."""
     from assembly.llm import setup as llm_setup
-    from assembly.llm.member import factory_for
 
     base = llm_setup.active()
     mine = llm_setup.recorded(source_dir)
     if mine is None:
-        return factory_for(base)
-    return factory_for(
-        llm_setup.LLMSetup(
-            profiles={**base.profiles, **mine.profiles},
-            cache_dir=base.cache_dir,
-            model=base.model,
-            source=f"{base.source} and {mine.source}",
-        )
+        return base
+    return llm_setup.LLMSetup(
+        profiles={**base.profiles, **mine.profiles},
+        cache_dir=base.cache_dir,
+        model=base.model,
+        source=f"{base.source} and {mine.source}",
     )
 
 

@@ -340,7 +340,7 @@ def _provenance(record: dict[str, Any] | None) -> str:
         parts.append(f"host {e(record['host'])}" + (f", {e(record['cpus'])} CPUs" if record.get("cpus") else ""))
     if record.get("python"):
         parts.append(f"Python {e(record['python'])}")
-    command = f'<br><code>{e(record["command"])}</code>' if record.get("command") else ""
+    command = f"<br><code>{e(record['command'])}</code>" if record.get("command") else ""
     return f'<p class="meta" id="provenance">{"".join(f"<span>{p}</span>" for p in parts)}{command}</p>'
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from assembly.core.errors import UserError
+from assembly.core.events import Turn
+from assembly.core.loops import run_sync
 
 if TYPE_CHECKING:
     from assembly.llm.setup import LLMSetup
@@ -58,6 +60,7 @@ class JobResult:
     summary: dict[str, Any] | None
     error: str | None = None
     wall_s: float = 0.0
+    turns: int = 0  # member-turns the run wrote (counted in the worker, for progress)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +79,7 @@ async def run_job_async(job: Job) -> JobResult:
 
     t0 = time.perf_counter()
     run_dir = Path(job.run_dir)
+    turns = TurnCounter()
     try:
         scenario = Scenario.model_validate(job.scenario)
         if run_key(scenario) != job.key:
@@ -92,12 +96,23 @@ async def run_job_async(job: Job) -> JobResult:
             factory = job.llm.factory()
         # A sweep re-runs an unfinished run whole on --resume, so per-round fsync only
         # pays off where a re-run costs money: runs with LLM seats.
-        summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None)
+        summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None, listeners=[turns])
     except Exception as exc:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
-        return JobResult(job.key, job.run_dir, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-    return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0)
+        error = f"{type(exc).__name__}: {exc}"
+        return JobResult(job.key, job.run_dir, None, error, time.perf_counter() - t0, turns.n)
+    return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0, turns.n)
+
+
+class TurnCounter:
+    """A run listener counting its turns (the sweep's progress shows member-turns)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, event: Any) -> None:
+        self.n += isinstance(event, Turn)
 
 
 def clear_attempt(run_dir: Path) -> None:
@@ -144,7 +159,9 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(self, jobs: Iterable[Job], on_done: OnDone, should_stop: ShouldStop) -> None:
-        asyncio.run(self._run(iter(jobs), on_done, should_stop))
+        # run_sync, not asyncio.run: a sweep started from a notebook (whose thread
+        # already runs a loop) gets a loop of its own on a worker thread.
+        run_sync(self._run(iter(jobs), on_done, should_stop))
 
     async def _run(self, jobs: Iterator[Job], on_done: OnDone, should_stop: ShouldStop) -> None:
         # N workers pulling from one iterator: never more than N runs in flight, and
