@@ -51,7 +51,9 @@ def _options(
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", metavar="PATH=VALUE", help="Override any field: dotted.path=value (repeatable), validated like the file."
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override any field: dotted.path=value (repeatable), validated like the file.",
     ),
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (overrides the scenario's).")]

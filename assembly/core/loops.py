@@ -10,9 +10,11 @@ So `run_sync` gives the coroutine a loop of its own on a worker thread and waits
 for it. The caller's loop is held only for as long as the work takes, exactly like
 any other synchronous call it makes, and never forever; code that must keep its
 loop responsive meanwhile awaits the async form instead (`assembly.arun`).
-Ctrl-C (a `KeyboardInterrupt` in the waiting thread) cancels the coroutine on its
-thread and waits for it to unwind, so a run records `run_interrupted` as it does
-under `asyncio.run`, and the interrupt is then re-raised.
+Ctrl-C cancels the coroutine on its thread and waits for it to unwind, so a run
+records `run_interrupted` as it does under `asyncio.run`; the interrupt then goes on
+as it came: a `KeyboardInterrupt` raised in the waiting thread (a Jupyter kernel, a
+plain loop) is re-raised, and the cancellation `asyncio.run` gives its main task on
+Ctrl-C is passed on as `CancelledError`.
 """
 
 from __future__ import annotations
@@ -42,14 +44,23 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(coro)`, or, inside a running loop, the same on a worker thread."""
     if not loop_running():
         return asyncio.run(coro)
+    caller = asyncio.current_task()
+    asked = caller.cancelling() if caller is not None else 0
     worker = _Worker(coro)
     worker.start()
+    # Waiting on an Event, not Thread.join: a KeyboardInterrupt inside join() makes
+    # Python 3.11 consider the thread finished while it still runs (bpo-45274's fix).
     try:
-        while worker.is_alive():
-            worker.join(_POLL_S)
-    except KeyboardInterrupt:
+        while not worker.done.wait(_POLL_S):
+            if caller is not None and caller.cancelling() > asked:
+                # Under `asyncio.run`, Ctrl-C cancels the main task rather than raising
+                # here; the cancellation cannot reach this synchronous wait, so pass it on.
+                worker.cancel()
+                worker.done.wait()
+                raise asyncio.CancelledError
+    except KeyboardInterrupt:  # a plain loop (or a Jupyter kernel) raises it here
         worker.cancel()
-        worker.join()
+        worker.done.wait()
         raise
     return worker.outcome()
 
@@ -63,6 +74,7 @@ class _Worker(threading.Thread):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[Any] | None = None
         self.started_task = threading.Event()
+        self.done = threading.Event()
 
     def run(self) -> None:
         try:
@@ -71,6 +83,7 @@ class _Worker(threading.Thread):
             self.error = exc
         finally:
             self.started_task.set()
+            self.done.set()
 
     async def _main(self) -> Any:
         self.loop, self.task = asyncio.get_running_loop(), asyncio.current_task()

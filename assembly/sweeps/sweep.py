@@ -201,12 +201,20 @@ def load_with_models(
     if setup is None and flagged:
         setup = from_flags(model=model, api_base=api_base, models_file=models_file, cache=cache)
     sweep = load_sweep(path, extra, overrides_for=setup.scenario_overrides if setup else None)
+    return sweep, checked_setup(sweep, setup)
+
+
+def checked_setup(sweep: Sweep, setup: LLMSetup | None = None) -> LLMSetup | None:
+    """The setup a sweep's LLM seats use (None for a sim-only sweep): `setup`, else the
+    default models file, with every cell's profiles checked before anything runs."""
+    from assembly.llm.setup import from_flags
+
     if sweep.sim_only:
-        return sweep, setup
+        return None
     setup = setup or from_flags()
     for run in {r.cell: r for r in sweep.runs}.values():
         setup.check(run.scenario)
-    return sweep, setup
+    return setup
 
 
 def _cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
