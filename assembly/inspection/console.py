@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assembly import glossary
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
 from assembly.core.metrics import liveness
 from assembly.protocols import protocol_class
@@ -130,55 +131,15 @@ _COLUMNS = (
 )
 
 
-# Short headers so the per-round table fits an 80-column terminal.
-_HEADERS = {
-    "round": "rd",
-    "speakers": "spoke",
-    "dispersion": "disp",
-    "modal_share": "modal",
-    "disclosures": "discl",
-    "ballots_counted": "votes",
-    "quorum_met": "quorum",
-    "leading": "leading",
-    "support": "supp",
-    "honest_mean": "h.mean",
-    "honest_sd": "h.sd",
-    "honest_modal_share": "h.modal",
-    "stop_votes": "stops",
-    "turn_timeouts": "t/o",
-    "malformed": "malf",
-    "provider_errors": "err",
-    "abstentions": "abst",
-    "idea_similarity": "idea",
-}
-
-
-_MEANING = {
-    "round": "round",
-    "dispersion": "dispersion of support",
-    "modal_share": "share on the modal position",
-    "idea_similarity": "TF-IDF similarity of messages",
-    "disclosures": "facts disclosed",
-    "ballots_counted": "ballots counted",
-    "support": "leading support",
-    "honest_mean": "honest mean value",
-    "honest_sd": "honest sd",
-    "honest_modal_share": "honest share on the modal value",
-    "stop_votes": "stop votes",
-    "turn_timeouts": "timeouts",
-    "malformed": "malformed",
-    "provider_errors": "provider errors",
-    "abstentions": "abstentions",
-}
-
-
 def rounds_table(rows: list[dict[str, Any]]) -> Table:
     cols = [c for c in _COLUMNS if any(c in r for r in rows)]
-    legend = ", ".join(f"{_HEADERS[c]} {_MEANING[c]}" for c in cols if c in _MEANING)
-    table = Table(box=None, pad_edge=False, caption=legend, caption_justify="left")
+    # Short headers so the table fits an 80-column terminal; the legend spells them
+    # out, and the glossary (docs/figures.md) defines each one.
+    legend = ", ".join(f"{glossary.short(c)} {glossary.words(c)}" for c in cols if c != "round")
+    table = Table(box=None, pad_edge=False, caption=f"{legend} (defined in {glossary.DOC})", caption_justify="left")
     for c in cols:
         table.add_column(
-            _HEADERS.get(c, c.replace("_", " ")),
+            glossary.short(c),
             justify="right",
             no_wrap=True,
             overflow="ellipsis",
@@ -187,6 +148,25 @@ def rounds_table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         table.add_row(*(fmt(r.get(c)) for c in cols))
     return table
+
+
+def liveness_line(totals: dict[str, Any]) -> str:
+    """A run's liveness totals in words. Retries are explained where they come from:
+    with no model calls they are the seeded simulated faults of `members.sim.faults`."""
+    t = totals
+    text = (
+        f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
+        f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions"
+    )
+    retries = int(t.get("retries", 0))
+    if retries:
+        source = (
+            "malformed answers re-asked, provider errors retried"
+            if t.get("calls")
+            else "seeded simulated faults of members.sim.faults"
+        )
+        text += f"; {retries} {'retry' if retries == 1 else 'retries'} ({source})"
+    return text
 
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> None:
@@ -204,12 +184,7 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
     head.add_row("reason", safe(summary.get("reason") or ""))
     head.add_row("rounds / members / seed", f"{summary['rounds']} / {summary['members']} / {summary['seed']}")
     t = summary["totals"]
-    head.add_row(
-        "liveness",
-        f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
-        f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
-        f"{t['retries']} retries",
-    )
+    head.add_row("liveness", safe(liveness_line(t)))
     if t.get("calls"):
         head.add_row(
             "model calls",

@@ -26,12 +26,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from assembly import launch
+from assembly import glossary, launch
 from assembly.core import metrics
 from assembly.core.errors import UserError
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Seated, Tally, Turn
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
-from assembly.inspection.console import fmt
+from assembly.inspection.console import fmt, liveness_line
 
 SWEEP_TABLES = ("summary.csv", "results.csv")
 SWEEP_FIGURES = "figures"
@@ -89,7 +89,11 @@ def write(path: Path | str, out: Path | str) -> Path:
     return target
 
 
-def _page(title: str, body: str, footer: str = "Every figure is recomputed from the run's transcript.") -> str:
+def _page(
+    title: str,
+    body: str,
+    footer: str = f"Every figure is recomputed from the run's transcript and defined in {glossary.DOC}.",
+) -> str:
     css = resources.files("assembly.inspection").joinpath("report_assets/report.css").read_text(encoding="utf-8")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -362,14 +366,7 @@ def _outcome(
             rows.append(("decision", f'<span class="pos">{e(end.decision)}</span>'))
         rows.append(("reason", e(end.reason)))
     t = summary["totals"]
-    rows.append(
-        (
-            "liveness",
-            f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
-            f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
-            f"{t['retries']} retries",
-        )
-    )
+    rows.append(("liveness", e(liveness_line(t))))
     if t.get("calls"):
         rows.append(
             (
@@ -428,7 +425,9 @@ def _convergence(per_round: Sequence[dict[str, Any]]) -> str:
         }
     )
     cols += extra
-    head = "".join(f'<th class="num">{e(c.replace("_", " "))}</th>' for c in ["round", *cols])
+    head = "".join(
+        f'<th class="num" title="{e(glossary.meaning(c))}">{e(c.replace("_", " "))}</th>' for c in ["round", *cols]
+    )
     body = "".join(
         "<tr>" + "".join(f'<td class="num">{_fmt(r.get(c))}</td>' for c in ["round", *cols]) + "</tr>"
         for r in per_round
@@ -691,7 +690,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: str, total: int | None = None) -> str:
     numeric = [bool(rows) and all(_is_num(r[i]) or r[i] == "" for r in rows if i < len(r)) for i in range(len(head))]
-    th = "".join(f'<th class="{"num" if numeric[i] else ""}">{e(h)}</th>' for i, h in enumerate(head))
+    th = "".join(
+        f'<th class="{"num" if numeric[i] else ""}" title="{e(glossary.meaning(h))}">{e(h)}</th>'
+        for i, h in enumerate(head)
+    )
     trs = "".join(
         "<tr>"
         + "".join(
@@ -787,16 +789,27 @@ def _short(text: str) -> str:
 
 
 def _embedded_figures(folder: Path) -> Iterable[str]:
+    """The sweep's figures in the order `figures/figures.json` gives (the research
+    question's: outcomes, causes, convergence, cost) with their captions; figures it
+    does not list (an older sweep) follow by name."""
+    from assembly.sweeps.figures import ordered
+
     if not folder.is_dir():
         return
     pngs = sorted(folder.glob("*.png"))
     names = {p.stem for p in pngs}
     svgs = [s for s in sorted(folder.glob("*.svg")) if s.stem not in names]  # PNG preferred when both exist
-    for f in sorted([*pngs, *svgs], key=lambda p: p.stem):
+    files = {f.stem: f for f in [*pngs, *svgs]}
+    listed = [r for r in ordered(folder) if r["stem"] in files]
+    records = listed + [{"stem": stem} for stem in sorted(files) if stem not in {r["stem"] for r in listed}]
+    for record in records:
+        f = files[record["stem"]]
         mime = "image/png" if f.suffix == ".png" else "image/svg+xml"
         src = f"data:{mime};base64," + base64.b64encode(f.read_bytes()).decode("ascii")
+        title = record.get("title") or f.stem.replace("_", " ")
+        caption = f"{title}: {record['caption']}" if record.get("caption") else title
         # An SVG as <img> runs no scripts and loads nothing, unlike inline SVG.
-        yield _figure(src, f.stem, f.stem.replace("_", " "), f"figure-{_slug(f.stem)}")
+        yield _figure(src, f.stem, caption, f"figure-{_slug(f.stem)}")
 
 
 def _slug(text: str) -> str:
@@ -848,6 +861,7 @@ def sweep_report(folder: Path) -> str:
     figures = list(_embedded_figures(folder / SWEEP_FIGURES))
     parts.append(
         '<section id="sweep-figures"><h2>Figures</h2>'
+        f'<p class="note">Every figure and column is defined in {e(glossary.DOC)}.</p>'
         + ("".join(figures) if figures else '<p class="note">No figures in this sweep folder.</p>')
         + "</section>"
     )

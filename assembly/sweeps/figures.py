@@ -19,11 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from assembly.sweeps import tables
-
 if TYPE_CHECKING:
+    import pandas as pd
+
     from assembly.sweeps.plots import Drawn
     from assembly.sweeps.sweep import PlannedRun, Sweep
 
@@ -34,6 +32,7 @@ _DRAWING_CODE = ("plots.py", "convergence_plot.py", "figures.py")
 
 def rounds_of(summaries: Sequence[tuple[PlannedRun, dict[str, Any]]]) -> pd.DataFrame:
     """One row per (run, round) with the run's cell, for the convergence figure."""
+    from assembly.sweeps import tables
     from assembly.sweeps.convergence_plot import rounds_frame
 
     rows: list[dict[str, object]] = []
