@@ -807,9 +807,11 @@ def _embedded_figures(folder: Path) -> Iterable[str]:
         mime = "image/png" if f.suffix == ".png" else "image/svg+xml"
         src = f"data:{mime};base64," + base64.b64encode(f.read_bytes()).decode("ascii")
         title = record.get("title") or f.stem.replace("_", " ")
-        caption = f"{title}: {record['caption']}" if record.get("caption") else title
+        # The caption is drawn in the image itself (figures are also used on their
+        # own); the page gives it as the image's alternative text, and the title below.
+        alt = f"{title}: {record['caption']}" if record.get("caption") else title
         # An SVG as <img> runs no scripts and loads nothing, unlike inline SVG.
-        yield _figure(src, f.stem, caption, f"figure-{_slug(f.stem)}")
+        yield _figure(src, alt, title, f"figure-{_slug(f.stem)}")
 
 
 def _slug(text: str) -> str:

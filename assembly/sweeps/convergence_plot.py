@@ -19,6 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.ticker import MaxNLocator
 
 from assembly.sweeps.plots import Axis, Drawn, _fmt, _series, save
 from assembly.sweeps.stats import mean_ci
@@ -78,7 +79,9 @@ def convergence(
             ax.plot(curve["round"].where(full), curve["mean"].where(full), color=color, linewidth=2, label=name)
             ax.fill_between(curve["round"], curve["lo"], curve["hi"], color=color, alpha=0.15, linewidth=0)
         ax.set_xlabel("round")
-        ax.set_title(label or "all cells")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if label:
+            ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8, loc="upper right")
