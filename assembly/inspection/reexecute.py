@@ -370,8 +370,9 @@ async def rerun(
     )
     new = _read(out)
     # Every LLM answer of a rerun comes from the cache by design, so whether an
-    # attempt was a cache hit says how it was obtained, not what happened.
-    ignore = frozenset({"cache_hit"}) if llm else frozenset()
+    # attempt was a cache hit says how it was obtained, not what happened; and a
+    # profile's rate limits (`--max-concurrent` may lower them) say how fast, not what.
+    ignore = frozenset({"cache_hit", "max_concurrent", "rpm"}) if llm else frozenset()
     return RerunResult(out, summary, compare(src.events, new.events, ignore), tuple(sorted(ignore)), notes)
 
 
