@@ -432,6 +432,7 @@ def rerun(
             f"forked {_plain(str(run_dir))} at round {from_round} -> {_plain(str(new_dir))}: "
             f"{summary['outcome']} ({summary['rounds']} rounds)",
             highlight=False,
+            soft_wrap=True,  # one line, whatever the width (as -q promises)
         )
         return
     for note in result.notes:
@@ -443,10 +444,13 @@ def rerun(
         aside = "timing" + "".join(f", {k}" for k in result.ignored)
         console.print(
             f"[green]identical[/]: the rerun reproduces all {cmp.source_events} events ({aside} "
-            f"aside) -> {_plain(str(result.run_dir))}"
+            f"aside) -> {_plain(str(result.run_dir))}",
+            soft_wrap=True,
         )
         return
-    console.print(f"[bold red]differs[/]: {_plain(cmp.first_difference or '')} -> {_plain(str(result.run_dir))}")
+    console.print(
+        f"[bold red]differs[/]: {_plain(cmp.first_difference or '')} -> {_plain(str(result.run_dir))}", soft_wrap=True
+    )
     raise typer.Exit(1)
 
 
@@ -481,6 +485,7 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
         f"resumed from round {result.from_round}{dropped}{torn}: {result.summary['outcome']} "
         f"-> {_plain(str(result.run_dir))}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
