@@ -1,28 +1,67 @@
 """assembly: simulate citizen assemblies of LLM agents.
 
-The public API is small on purpose: load and run scenarios from Python, or read
-finished runs into pandas for analysis. Heavy imports (pandas, autogen, litellm)
-happen lazily so that `import assembly` stays fast.
+The public API is small on purpose (see `assembly.api` and the README):
+
+- `run`, `arun`: one run from a scenario file or object, returning a `RunResult`;
+- `sweep`, `asweep`: a grid of runs from a sweep file or object, a `SweepResult`;
+- `load_runs`, `load_rounds`, `load_turns`, `load_votes`, `load_members`: finished
+  runs and sweeps as pandas tables.
+
+Every name is imported on first use (module `__getattr__`), so `import assembly`
+stays fast and pulls in neither pandas, matplotlib nor any model SDK.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_rounds", "load_runs"]
+# name -> module that defines it
+_LAZY = {
+    "run": "assembly.api",
+    "arun": "assembly.api",
+    "sweep": "assembly.api",
+    "asweep": "assembly.api",
+    "RunResult": "assembly.api",
+    "SweepResult": "assembly.api",
+    "load_runs": "assembly.sweeps.tables",
+    "load_rounds": "assembly.sweeps.tables",
+    "load_turns": "assembly.sweeps.tidy",
+    "load_votes": "assembly.sweeps.tidy",
+    "load_members": "assembly.sweeps.tidy",
+}
+
+__all__ = [
+    "RunResult",
+    "SweepResult",
+    "__version__",
+    "arun",
+    "asweep",
+    "load_members",
+    "load_rounds",
+    "load_runs",
+    "load_turns",
+    "load_votes",
+    "run",
+    "sweep",
+]
+
+if TYPE_CHECKING:
+    from assembly.api import RunResult, SweepResult, arun, asweep, run, sweep
+    from assembly.sweeps.tables import load_rounds, load_runs
+    from assembly.sweeps.tidy import load_members, load_turns, load_votes
 
 
-def load_runs(path: str) -> Any:
-    """One row per run found under `path` (a run folder or a sweep folder)."""
-    from assembly.sweeps.tables import load_runs as _load_runs
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assembly' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-    return _load_runs(path)
 
-
-def load_rounds(path: str) -> Any:
-    """One row per (run, round) found under `path`."""
-    from assembly.sweeps.tables import load_rounds as _load_rounds
-
-    return _load_rounds(path)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

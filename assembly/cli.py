@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from assembly.cli_replay import replay
+from assembly.cli_support import EXIT_INTERRUPTED, QuietOpt, RunArg, console, err_console, fail, one_line
+from assembly.cli_support import plain as _plain
 from assembly.core.errors import UserError, storage_error
-from assembly.core.neutralize import neutralize
-from assembly.core.redaction import redact
-from assembly.inspection.terminal import RedactingConsole
 
 
 class _App(typer.Typer):
@@ -32,48 +31,48 @@ class _App(typer.Typer):
 
 
 app = _App(
-    add_completion=False,
+    # `assembly --install-completion` / `--show-completion` for bash, zsh, fish, PowerShell.
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: flags are listed without a `<bool>` type after them, and the
+    # text reads the same in a terminal, a pipe or a CI log.
+    rich_markup_mode=None,
     help="Simulate citizen assemblies of LLM agents (offline `sim` members by default).",
 )
-# Every byte printed is redacted (keys, URL credentials), whatever produced it.
-console: Console = RedactingConsole()
-err_console: Console = RedactingConsole(stderr=True)
 
-EXIT_INTERRUPTED = 130
+
+def _show_version(value: bool) -> None:
+    if value:
+        from assembly import __version__
+
+        print(f"assembly {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _registry() -> None:
-    """Build the protocol registry before any command, so that a bad third-party
-    protocol (ASSEMBLY_PROTOCOLS, entry points) is one clear error, not a traceback."""
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Simulate citizen assemblies of LLM agents (offline `sim` members by default)."""
+    # Build the protocol registry before any command, so that a bad third-party
+    # protocol (ASSEMBLY_PROTOCOLS, entry points) is one clear error, not a traceback.
     try:
         import assembly.protocols  # noqa: F401 - imported for its check
     except UserError as exc:
         raise fail(exc) from None
 
 
-def fail(exc: UserError) -> typer.Exit:
-    # Messages may quote user input or a provider: keys out, and nothing that acts on a terminal.
-    message = neutralize(redact(str(exc)), tokens=False)
-    err_console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(exc.exit_code)
-
-
-def _clipped(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _plain(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override any field: dotted.path=value (repeatable), validated like the file."),
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override any field: dotted.path=value (repeatable), validated like the file.",
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (overrides the scenario's).")]
 MembersOpt = Annotated[int | None, typer.Option(help="Group size; seating scales the population.")]
@@ -156,6 +155,15 @@ ApiKeyEnvOpt = Annotated[
 ModelsFileOpt = Annotated[
     Path | None, typer.Option("--models", help="Model profiles file (default: configs/models.yaml when present).")
 ]
+MaxConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        min=1,
+        help="At most this many model requests in flight per profile (caps each profile's "
+        "max_concurrent, and --model's default of 16).",
+    ),
+]
 CacheOpt = Annotated[
     Path | None,
     typer.Option(
@@ -173,13 +181,15 @@ def model_setup(
     api_key_env: str | None,
     models_file: Path | None,
     cache: Path | None,
+    max_concurrent: int | None = None,
 ) -> Any:
-    """The `LLMSetup` for the model flags (raises UserError)."""
+    """The `LLMSetup` for the model flags (raises UserError). The Python API
+    (`assembly.run`) builds its setup here too, so both mean the same by a model."""
     from assembly.llm.setup import ModelSetupError, from_flags
 
     if client not in (None, "litellm", "openai"):
         raise ModelSetupError(f"--client must be litellm or openai, not {client!r}")
-    return from_flags(
+    setup = from_flags(
         model=model,
         api_base=api_base,
         client=client,  # type: ignore[arg-type]
@@ -187,6 +197,20 @@ def model_setup(
         models_file=models_file,
         cache=cache,
     )
+    return capped(setup, max_concurrent)
+
+
+def capped(setup: Any, max_concurrent: int | None) -> Any:
+    """`setup` with every profile's `max_concurrent` at most `max_concurrent` (--max-concurrent)."""
+    import dataclasses
+
+    if setup is None or max_concurrent is None:
+        return setup
+    profiles = {
+        name: p.model_copy(update={"max_concurrent": min(p.max_concurrent, max_concurrent)})
+        for name, p in setup.profiles.items()
+    }
+    return dataclasses.replace(setup, profiles=profiles)
 
 
 def llm_factory(setup: Any, sc: Any) -> Any:
@@ -223,6 +247,7 @@ def run(
             "--max-cost", min=0.0, help="Stop the run cleanly (cause budget) once model calls cost this many USD."
         ),
     ] = None,
+    max_concurrent: MaxConcurrentOpt = None,
 ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
     from assembly.core.run import new_run_dir, refuse_if_taken
@@ -231,7 +256,7 @@ def run(
     from assembly.scenario.loading import load_scenario
 
     try:
-        setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
+        setup = model_setup(model, api_base, client, api_key_env, models_file, cache, max_concurrent)
         overrides = {
             **setup.scenario_overrides_for(scenario),
             **({"protocol.max_cost": max_cost} if max_cost is not None else {}),
@@ -262,11 +287,9 @@ def run(
     except UserError as exc:
         raise fail(exc) from None
     if quiet:
-        console.print(
+        one_line(
             f"{summary['outcome']} cause={summary['cause']} decision={summary['decision']} "
-            f"rounds={summary['rounds']} -> {run_dir}",
-            highlight=False,
-            markup=False,
+            f"rounds={summary['rounds']} -> {run_dir}"
         )
     else:
         print_summary(console, summary, str(run_dir))
@@ -289,28 +312,36 @@ def sweep(
     max_cost: Annotated[
         float | None, typer.Option(min=0.0, help="Stop starting runs once the sweep has spent this many USD.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Put every seat on this model: a profile name, or a "
-            "litellm model string such as openai/Qwen/Qwen3-14B."
-        ),
-    ] = None,
-    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server for --model.")] = None,
-    models: Annotated[Path | None, typer.Option(help="Model profiles file (default configs/models.yaml).")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or table; one line at the end.")
+    ] = False,
+    set_: SetOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    client: ClientOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    models_file: ModelsFileOpt = None,
     cache: Annotated[
         Path | None, typer.Option(help="One response cache for all runs (default: each run's own folder).")
     ] = None,
+    max_concurrent: MaxConcurrentOpt = None,
 ) -> None:
-    """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
+    """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures.
+
+    --set applies to every run (it may not change a grid factor or the seeds); the
+    model flags mean what they mean for `assembly run`."""
     import shlex
 
+    from assembly.sweeps.display import SweepProgress, print_report, quiet_line
     from assembly.sweeps.executors import make_executor
-    from assembly.sweeps.sweep import SweepProgress, load_with_models, print_report, run_sweep
+    from assembly.sweeps.sweep import load_with_models, run_sweep
 
     try:
-        plan, llm = load_with_models(sweep_file, model=model, api_base=api_base, models_file=models, cache=cache)
+        flags = (model, api_base, client, api_key_env, models_file, cache)
+        setup = model_setup(*flags, max_concurrent) if any(f is not None for f in flags) or max_concurrent else None
+        extra = collect_overrides(None, None, None, None, set_)
+        plan, llm = load_with_models(sweep_file, setup=setup, extra=extra)
+        llm = None if plan.sim_only else capped(llm, max_concurrent)
         folder = out or plan.default_out()
         kind = executor or ("ray" if address else "process" if plan.sim_only else "local")
         runner = make_executor(kind, concurrency or plan.spec.concurrency, address)
@@ -327,7 +358,9 @@ def sweep(
             report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
         else:
             with SweepProgress(console, plan.spec.name) as bar:
-                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm)
+                report = run_sweep(
+                    plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm, stage=bar.stage
+                )
     except KeyboardInterrupt as exc:
         args = [*sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])]
         done = getattr(exc, "report", None)
@@ -341,89 +374,12 @@ def sweep(
     except UserError as exc:
         raise fail(exc) from None
     if quiet:
-        t = report.tally
-        console.print(
-            f"{t.done}/{t.total} runs, {t.failed} failed, {t.line()} -> {report.out}", highlight=False, markup=False
-        )
+        one_line(quiet_line(report))
     else:
         print_report(console, report)
 
 
-RunArg = Annotated[Path, typer.Argument(help="Run folder (or its transcript.jsonl).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No live display; one line at the end.")]
-
-
-@app.command()
-def replay(
-    run_dir: RunArg,
-    round_: Annotated[int | None, typer.Option("--round", min=1, help="Show only this round.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", help="Follow a live run round by round until it ends.")] = False,
-    as_: Annotated[
-        str | None, typer.Option("--as", help="Show exactly what this member was given at each turn (e.g. member_7).")
-    ] = None,
-    check: Annotated[
-        bool,
-        typer.Option("--check", help="Recompute every figure from the transcript; exit 0 iff it equals summary.json."),
-    ] = False,
-    prompt: Annotated[
-        bool | None,
-        typer.Option("--prompt/--no-prompt", help="With --as: render the LLM prompt (default: for LLM members)."),
-    ] = None,
-    page: Annotated[
-        bool | None, typer.Option("--page/--no-page", help="Page long output (default: when writing to a terminal).")
-    ] = None,
-) -> None:
-    """Walk through a run round by round, see it as one member saw it, or check its figures."""
-    import os
-
-    from assembly.inspection import replay as rp
-    from assembly.inspection.console import safe
-
-    if sum([follow, as_ is not None, check]) > 1:
-        raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
-    try:
-        if check:
-            result = rp.check(run_dir)
-            if result.torn:
-                err_console.print("[yellow]note:[/] the transcript ends in a torn line, which was ignored")
-            if result.ok:
-                console.print(
-                    f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
-                    "is recomputed identically from the transcript"
-                )
-                return
-            console.print(
-                f"[bold red]mismatch:[/] {len(result.differences)} figures in summary.json differ "
-                "from what the transcript gives:"
-            )
-            for line in result.differences:
-                # Keys and values come from summary.json, which anyone may have edited.
-                console.print(f"  {safe(_clipped(line))}", highlight=False)
-            raise typer.Exit(1)
-        if follow:
-            try:
-                for part in rp.follow(run_dir):
-                    console.print(part)
-            except KeyboardInterrupt:
-                raise typer.Exit(EXIT_INTERRUPTED) from None
-            return
-        transcript = rp.open_transcript(run_dir)
-        if as_ is not None:
-            from assembly.inspection.view_as import member_walkthrough
-
-            parts = member_walkthrough(transcript, as_, round_, prompt)
-        else:
-            parts = list(rp.walkthrough(transcript, round_))
-    except UserError as exc:
-        raise fail(exc) from None
-    if page if page is not None else console.is_terminal:
-        os.environ.setdefault("LESS", "-RFX")  # keep colours; quit at once if it fits the screen
-        with console.pager(styles=True):
-            for part in parts:
-                console.print(part)
-    else:
-        for part in parts:
-            console.print(part)
+app.command()(replay)
 
 
 @app.command()
@@ -445,15 +401,19 @@ def rerun(
     api_key_env: ApiKeyEnvOpt = None,
     models_file: ModelsFileOpt = None,
     cache: CacheOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
 ) -> None:
     """Re-execute a run exactly and compare transcripts, or fork it with --from-round and --set.
 
     A rerun answers LLM members from the source run's response cache and calls no
-    model. A fork continues live; the model flags (e.g. --model) apply to it."""
+    model. A fork continues live; the model flags (e.g. --model) apply to it.
+    --max-concurrent applies to both (it changes no answer, only how many requests
+    are in flight)."""
     from assembly.core.transcript import TranscriptError, read_transcript
     from assembly.inspection.console import print_summary
-    from assembly.inspection.reexecute import fork
+    from assembly.inspection.reexecute import continuing_setup, fork
     from assembly.inspection.reexecute import rerun as rerun_run
+    from assembly.llm import setup as llm_setup
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -463,20 +423,25 @@ def rerun(
                 "a rerun re-executes the run exactly; to change something (a setting or the "
                 "model), fork it with --from-round R (R = 1 keeps nothing but the seating)"
             )
+        factory = None
         if from_round is not None:
-            setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
+            setup = model_setup(model, api_base, client, api_key_env, models_file, cache, max_concurrent)
             try:
                 recorded = read_transcript(run_dir).started.scenario
             except TranscriptError:
                 recorded = {}  # fork() reports what is wrong with the run
             overrides = {**setup.scenario_overrides(recorded), **overrides}
+            if max_concurrent is not None:
+                factory = _capped_factory(continuing_setup(run_dir, setup), max_concurrent)
+        elif max_concurrent is not None:
+            factory = _capped_factory(llm_setup.recorded(run_dir), max_concurrent)
         with _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
-                result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
+                result = asyncio.run(rerun_run(run_dir, out, listeners=listeners, factory=factory))
             else:
                 new_dir, summary = asyncio.run(
-                    fork(run_dir, from_round, overrides, out, listeners=listeners, setup=setup)
+                    fork(run_dir, from_round, overrides, out, listeners=listeners, factory=factory, setup=setup)
                 )
     except KeyboardInterrupt:
         err_console.print(
@@ -492,6 +457,7 @@ def rerun(
             f"forked {_plain(str(run_dir))} at round {from_round} -> {_plain(str(new_dir))}: "
             f"{summary['outcome']} ({summary['rounds']} rounds)",
             highlight=False,
+            soft_wrap=True,  # one line, whatever the width (as -q promises)
         )
         return
     for note in result.notes:
@@ -503,11 +469,23 @@ def rerun(
         aside = "timing" + "".join(f", {k}" for k in result.ignored)
         console.print(
             f"[green]identical[/]: the rerun reproduces all {cmp.source_events} events ({aside} "
-            f"aside) -> {_plain(str(result.run_dir))}"
+            f"aside) -> {_plain(str(result.run_dir))}",
+            soft_wrap=True,
         )
         return
-    console.print(f"[bold red]differs[/]: {_plain(cmp.first_difference or '')} -> {_plain(str(result.run_dir))}")
+    console.print(
+        f"[bold red]differs[/]: {_plain(cmp.first_difference or '')} -> {_plain(str(result.run_dir))}", soft_wrap=True
+    )
     raise typer.Exit(1)
+
+
+def _capped_factory(setup: Any, max_concurrent: int) -> Any:
+    """A member factory on `setup` with --max-concurrent applied (None: a run with no LLM seats)."""
+    if setup is None:
+        return None
+    from assembly.llm.member import factory_for
+
+    return factory_for(capped(setup, max_concurrent))
 
 
 @app.command()
@@ -532,6 +510,7 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
         f"resumed from round {result.from_round}{dropped}{torn}: {result.summary['outcome']} "
         f"-> {_plain(str(result.run_dir))}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -567,8 +546,9 @@ def models(
 ) -> None:
     """List the configured model profiles and check that each one is reachable.
 
-    A profile with an api_base is checked with GET /models (free); one without gets a
-    one-token completion. Keys are never printed, only whether their variable is set."""
+    With --model, only that model is listed and checked. A profile with an api_base is
+    checked with GET /models (free); one without gets a one-token completion. Keys are
+    never printed, only whether their variable is set."""
     import os
 
     from rich.table import Table
@@ -579,7 +559,8 @@ def models(
         setup = model_setup(model, api_base, client, api_key_env, models_file, None)
     except UserError as exc:
         raise fail(exc) from None
-    profiles = [setup.profiles[name] for name in sorted(setup.profiles)]
+    names = [setup.model] if setup.model is not None else sorted(setup.profiles)
+    profiles = [setup.profiles[name] for name in names]
     if not profiles:
         raise fail(UserError(f"no model profiles ({setup.source}); pass --models FILE or --model"))
     results = {r.profile: r for r in asyncio.run(check_all(profiles, timeout))} if check else {}
@@ -599,7 +580,8 @@ def models(
             r = results[p.name]
             row.append(f"[green]OK[/] {_plain(r.reason)}" if r.ok else f"[red]FAIL[/] {_plain(r.reason)}")
         table.add_row(*row)
-    console.print(f"model profiles from {_plain(setup.source)}:", highlight=False)
+    source = f"--model {setup.model}" if setup.model is not None else f"model profiles from {setup.source}"
+    console.print(f"{_plain(source)}:", highlight=False)
     console.print(table)
     if check and not all(r.ok for r in results.values()):
         raise typer.Exit(1)
@@ -623,7 +605,7 @@ def _progress(quiet: bool, run_dir: Path, overrides: dict[str, Any] | None = Non
 
 
 def main() -> None:  # pragma: no cover - console-script shim
-    sys.exit(app())
+    sys.exit(app(prog_name="assembly"))
 
 
 if __name__ == "__main__":  # `python -m assembly.cli`, used by the tests

@@ -94,9 +94,14 @@ def once(work: Path, workers: int, draw: bool) -> dict[str, Any]:
     if out.exists():
         shutil.rmtree(out)
     marks: list[float] = []
+    seen: list[int] = []
 
-    def progress(_: Tally) -> None:
-        marks.append(time.perf_counter())
+    def progress(tally: Tally) -> None:
+        # Called as runs finish and, twice a second, with live turn counts: mark only
+        # the start and each finished run, so the run phase ends at the last run.
+        if not seen or tally.done != seen[-1]:
+            seen.append(tally.done)
+            marks.append(time.perf_counter())
 
     sys0 = psutil.cpu_times()
     with TreeCpu() as cpu:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from assembly.core.events import SeatedMember, Turn
+from assembly.core.events import RunEnded, SeatedMember, Turn
 from assembly.core.member import Request, TurnResult
 from assembly.core.transcript import canonical
 from assembly.core.view import View
@@ -120,6 +120,10 @@ def test_virtual_time_with_faults_is_deterministic(tmp_path: Path) -> None:
 
 def test_budget_stops_cleanly(tmp_path: Path) -> None:
     # Sim latency is accounted in virtual seconds: a 3 s budget is spent in round 1.
-    summary, _ = run(scenario(**{"protocol.budget_s": 3.0}), tmp_path / "run")
+    summary, events = run(scenario(**{"protocol.budget_s": 3.0}), tmp_path / "run")
     assert summary["outcome"] == "no_decision" and summary["cause"] == "budget"
     assert summary["rounds"] == 1
+    # The reason says which budget ran out (the clock; no max_cost is set).
+    end = next(e for e in events if isinstance(e, RunEnded))
+    assert end.detail["budget"] == ["time"]
+    assert "time budget was spent" in end.reason and "budget_s 3 s" in end.reason and "cost" not in end.reason

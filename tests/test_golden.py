@@ -2,8 +2,9 @@
 
 Each case in `tests/golden/record.py` is run again through the CLI and compared
 line by line with its recorded transcript, after dropping only what may differ
-between two identical runs: clock fields (`timing`) and the package versions of
-the machine (`versions`). Key order and every value count, so a change in what a
+between two identical runs: clock fields (`timing`), the package versions of
+the machine (`versions`) and where and how it was launched (`provenance`: git
+commit, command line, host). Key order and every value count, so a change in what a
 run writes fails here. Re-record (and say why) only when behaviour is meant to
 change.
 """
@@ -18,7 +19,7 @@ import pytest
 
 from tests.golden.record import CASES, HERE, record
 
-DROPPED = frozenset({"timing", "versions"})
+DROPPED = frozenset({"timing", "versions", "provenance"})
 
 
 def _comparable(line: str) -> str:

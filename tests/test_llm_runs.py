@@ -603,6 +603,7 @@ def test_cli_models_file_budget_and_no_key_anywhere(server: FakeOpenAIServer, tm
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cause"] == "budget" and summary["rounds"] < 6
     assert summary["totals"]["cost_usd"] >= 0.01
+    assert "cost budget was spent" in summary["reason"] and "max_cost $0.01" in summary["reason"]
     assert json.loads((out / "cache.json").read_text())["cache_dir"] == str(cache.resolve())
     transcript = (out / "transcript.jsonl").read_text()
     assert "Incorrect API key" in transcript  # the key-echoing error really was recorded ...
@@ -617,14 +618,27 @@ def test_cli_models_file_budget_and_no_key_anywhere(server: FakeOpenAIServer, tm
 
 def test_cli_models_lists_and_checks_profiles(server: FakeOpenAIServer, tmp_path: Path) -> None:
     models = _models_file(tmp_path / "models.yaml", server)
+    result = run_cli("models", "--models", str(models), env={KEY_ENV: CANARY_KEY})
+    assert result.returncode == 0, result.stdout  # every profile of the file is checked
+    assert any(line.startswith("fake ") and "OK" in line for line in result.stdout.splitlines()), result.stdout
     dead = FakeOpenAIServer().start()
     dead_url = dead.base_url
     dead.stop()  # nothing listens there any more
     result = run_cli(
         "models", "--models", str(models), "--model", "openai/other", "--api-base", dead_url, env={KEY_ENV: CANARY_KEY}
     )
-    assert result.returncode == 1  # one profile is unreachable
+    assert result.returncode == 1  # the one model asked about is unreachable
     lines = result.stdout.splitlines()
-    assert any(line.startswith("fake ") and "OK" in line for line in lines), result.stdout
     assert any(line.startswith("openai_other") and "FAIL" in line for line in lines), result.stdout
+    assert not any(line.startswith("fake ") for line in lines)  # --model checks only that model
     assert CANARY_KEY not in result.stdout + result.stderr
+
+
+def test_cli_models_with_model_checks_only_that_model(server: FakeOpenAIServer) -> None:
+    """configs/models.yaml (read by default from the repo) also names hosted profiles
+    without keys here; `--model` must not check them, wait on them, or fail for them."""
+    result = run_cli("models", "--model", "openai/fake-model", "--api-base", server.base_url, "--timeout", "60")
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout
+    assert text.startswith("--model openai_fake-model") and text.count(" OK ") == 1 and "FAIL" not in text, text
+    assert "gpt-4o-mini" not in text  # the models file's other profiles are neither listed nor checked

@@ -136,6 +136,11 @@ def test_run_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 300
     table = browser.find_element(By.ID, "figures-table").text
     assert "idea similarity" in table and "dispersion" in table
+    # Where the run came from (run_started.provenance): host, CPUs, Python, command.
+    started = next(e for e in events if type(e).__name__ == "RunStarted")
+    provenance = browser.find_element(By.ID, "provenance").text
+    assert started.provenance and started.provenance["host"] in provenance
+    assert f"Python {started.provenance['python']}" in provenance and started.provenance["command"] in provenance
 
     # The hostile message is on the page as text, not as markup.
     browser.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
@@ -227,6 +232,35 @@ def test_sweep_report_shows_the_frontier_figure(browser: Any, tmp_path: Path) ->
     assert "liveness fairness" in browser.find_element(By.CSS_SELECTOR, "#figure-liveness-fairness").text
     head = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#summary-table thead th")]
     assert "welfare_assembly_worst_role_mean" in head and "welfare_gap_borda_worst_role_mean" in head
+
+
+def test_a_real_sweep_report_orders_figures_by_the_research_question(browser: Any, tmp_path: Path) -> None:
+    """Outcomes, then causes, then convergence, then cost; nothing empty is shown."""
+    from selenium.webdriver.common.by import By
+
+    from tests.conftest import SCENARIOS
+
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        f"name: order\nscenario: {SCENARIOS / 'citizens_assembly.yaml'}\ngrid:\n  members: [12, 24, 48]\n"
+        "set:\n  rounds: 4\nseeds: 4\nconcurrency: 2\n"
+    )
+    out = tmp_path / "out"
+    done = run_cli("sweep", str(spec), "--out", str(out), "-q")
+    assert done.returncode == 0, done.stderr
+    page = write(out, tmp_path / "sweep.html")
+    _open(browser, page, tmp_path / "sweep-real.png")
+    assert _errors(browser) == []
+    ids = [f.get_attribute("id") for f in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures figure")]
+    assert ids == ["figure-outcome-rates", "figure-liveness", "figure-convergence", "figure-rounds-to-decision"]
+    # sim members call no model: no tokens-and-cost figure at all (not an empty one)
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures figcaption")]
+    assert captions == ["outcome rates", "liveness loss", "convergence by round", "rounds to decision"]
+    alts = [i.get_attribute("alt") for i in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures img")]
+    assert "95% Wilson intervals" in alts[1] and "by cause" in alts[1]  # the caption, as alternative text
+    assert "docs/figures.md" in browser.find_element(By.ID, "sweep-figures").text
+    for img in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures img"):
+        assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 300
 
 
 def test_a_folder_that_is_neither_run_nor_sweep_is_a_clear_error(tmp_path: Path) -> None:

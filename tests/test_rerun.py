@@ -331,7 +331,7 @@ def test_rerun_of_an_llm_run_replays_answers_timeouts_and_provider_errors_withou
     result = asyncio.run(rerun(tmp_path / "src", tmp_path / "again"))
     assert server.request_count == calls, "a rerun must not call the model"
     assert result.comparison.identical, result.comparison.first_difference
-    assert result.ignored == ("cache_hit",)
+    assert result.ignored == ("cache_hit", "max_concurrent", "rpm")
     assert run_cli("replay", str(tmp_path / "again"), "--check").returncode == 0
 
 

@@ -478,9 +478,10 @@ def test_figures_are_written_as_png_and_svg(tmp_path: Path, reference_sweep: tup
         title="tiny",
     )
     names = {p.name for p in drawn.paths}
-    for stem in ("outcome_rates", "liveness", "rounds_to_decision", "tokens_cost"):
+    for stem in ("outcome_rates", "liveness", "rounds_to_decision"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
         assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 10_000
+    assert not any(n.startswith("tokens_cost") for n in names)  # sim members: no model calls, no cost figure
     assert any("no_such_paper" in n for n in drawn.notes)  # a bad reference is a note, not a crash
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from assembly.core.actions import Action
 from assembly.core.events import Event, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn
 from assembly.core.member import Member, Request, TurnResult
-from assembly.core.protocol import Protocol
+from assembly.core.protocol import BUDGET_SPENT, Protocol
 from assembly.core.spec import ScenarioBase
 from assembly.core.transcript import TranscriptWriter
 from assembly.core.view import ViewBuilder
@@ -97,7 +97,7 @@ class Engine:
                 try:
                     end = await self.protocol.play_round(self)
                 except BudgetSpent:
-                    end = self.protocol.conclude("budget")
+                    end = self._conclude_budget()
                 self.emit(
                     RoundEnded(
                         round=r,
@@ -108,7 +108,7 @@ class Engine:
                 if self.writer is not None:
                     self.writer.sync()  # a round is the unit of durability and of resume
                 if end is None and self._over_budget():
-                    end = self.protocol.conclude("budget")
+                    end = self._conclude_budget()
                 if end is not None:
                     break
             if end is None:
@@ -122,9 +122,28 @@ class Engine:
         return end
 
     def _over_budget(self) -> bool:
-        return (self.max_cost is not None and self.cost >= self.max_cost) or (
-            self.budget_s is not None and self.run_clock >= self.budget_s
-        )
+        return self._cost_spent() or self._time_spent()
+
+    def _cost_spent(self) -> bool:
+        return self.max_cost is not None and self.cost >= self.max_cost
+
+    def _time_spent(self) -> bool:
+        return self.budget_s is not None and self.run_clock >= self.budget_s
+
+    def _conclude_budget(self) -> RunEnded:
+        """The protocol's end for cause `budget`, saying which budget ran out and by how much."""
+        end = self.protocol.conclude("budget")
+        spent: list[str] = []
+        if self._cost_spent():
+            spent.append(f"the cost budget was spent (${self.cost:.4f} of max_cost ${self.max_cost:g})")
+        if self._time_spent():
+            spent.append(f"the time budget was spent ({self.run_clock:.1f} s of budget_s {self.budget_s:g} s)")
+        if not spent:
+            return end
+        what = " and ".join(spent)
+        reason = end.reason.replace(BUDGET_SPENT, what) if BUDGET_SPENT in end.reason else f"{what}; {end.reason}"
+        budget = [kind for kind, hit in (("cost", self._cost_spent()), ("time", self._time_spent())) if hit]
+        return end.model_copy(update={"reason": reason, "detail": {**end.detail, "budget": budget}})
 
     # ---- RoundContext
 

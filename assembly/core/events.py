@@ -74,6 +74,10 @@ class RunStarted(Event):
     models: dict[str, Any] | None = None
     # Set when this run continues another one (fork or resume): where it came from.
     parent: dict[str, Any] | None = None
+    # Where the run came from: git commit, command line (secrets scrubbed), host, CPU
+    # count, Python version (`core.provenance`). Machine-dependent, so ignored when
+    # transcripts are compared, like `timing`.
+    provenance: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
 
 

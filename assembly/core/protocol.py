@@ -27,6 +27,10 @@ from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ProtocolBase, ScenarioBase
 from assembly.core.view import View, ViewBuilder
 
+# What `conclude("budget")` says in its reason; the engine, which alone knows whether
+# the clock (`budget_s`) or the spend (`max_cost`) ran out, replaces it with that.
+BUDGET_SPENT = "the run's time or cost budget was spent"
+
 
 class RoundContext(TypingProtocol):
     round: int

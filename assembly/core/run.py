@@ -26,6 +26,7 @@ from assembly.core.events import RunStarted, Seated
 from assembly.core.lock import writer_lock
 from assembly.core.member import Member
 from assembly.core.protocol import Protocol
+from assembly.core.provenance import provenance
 from assembly.core.redaction import redact
 from assembly.core.spec import ScenarioBase, resolved, run_key
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, TranscriptWriter, read_transcript
@@ -130,6 +131,7 @@ async def _execute(
                     protocol=protocol.name,
                     versions=dict(versions()),
                     models=models_of(members),
+                    provenance=provenance(),
                     timing={"started_at": time.time()},
                 ),
                 seated,

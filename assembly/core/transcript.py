@@ -26,10 +26,11 @@ from assembly.core.redaction import redact
 TRANSCRIPT = "transcript.jsonl"
 SUMMARY = "summary.json"
 
-# Fields whose value depends on the clock, on when the run was launched, or on
-# whether an answer came from the response cache (provenance, not content); dropped
-# when two transcripts are compared for determinism or reproduction.
-NONDETERMINISTIC_KEYS = frozenset({"timing", "run_id", "parent", "cache_hit"})
+# Fields whose value depends on the clock, on when, where and how the run was
+# launched (`provenance`: commit, command line, host), or on whether an answer came
+# from the response cache; dropped when two transcripts are compared for determinism
+# or reproduction.
+NONDETERMINISTIC_KEYS = frozenset({"timing", "run_id", "parent", "cache_hit", "provenance"})
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 

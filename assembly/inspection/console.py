@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assembly import glossary
 from assembly.core.actions import by_kind
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
 from assembly.core.metrics import liveness
@@ -115,16 +116,43 @@ _LIVENESS = (
 )
 
 
+def _words(figure: Figure) -> str:
+    """A figure's words for the legend: the glossary's where it defines the figure, so
+    the terminal, the report and the CSV docs say the same thing."""
+    return glossary.words(figure.key) if glossary.entry(figure.key) else str(figure.meaning)
+
+
 def rounds_table(rows: list[dict[str, Any]], presentation: Presentation) -> Table:
     figures = (_ROUND, *presentation.terminal_figures, *_LIVENESS)
     cols = [f for f in figures if any(f.key in r for r in rows)]
-    legend = ", ".join(f"{f.header} {f.meaning}" for f in cols if f.meaning is not None)
-    table = Table(box=None, pad_edge=False, caption=legend, caption_justify="left")
+    # Short headers so the table fits an 80-column terminal; the legend spells them
+    # out, and the glossary (docs/figures.md) defines each one.
+    legend = ", ".join(f"{f.header} {_words(f)}" for f in cols if f.meaning is not None)
+    table = Table(box=None, pad_edge=False, caption=f"{legend} (defined in {glossary.DOC})", caption_justify="left")
     for f in cols:
         table.add_column(f.header, justify="right", no_wrap=True, overflow="ellipsis")
     for r in rows:
         table.add_row(*(fmt(r.get(f.key)) for f in cols))
     return table
+
+
+def liveness_line(totals: dict[str, Any]) -> str:
+    """A run's liveness totals in words. Retries are explained where they come from:
+    with no model calls they are the seeded simulated faults of `members.sim.faults`."""
+    t = totals
+    text = (
+        f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
+        f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions"
+    )
+    retries = int(t.get("retries", 0))
+    if retries:
+        source = (
+            "malformed answers re-asked, provider errors retried"
+            if t.get("calls")
+            else "seeded simulated faults of members.sim.faults"
+        )
+        text += f"; {retries} {'retry' if retries == 1 else 'retries'} ({source})"
+    return text
 
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> None:
@@ -142,12 +170,7 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
     head.add_row("reason", safe(summary.get("reason") or ""))
     head.add_row("rounds / members / seed", f"{summary['rounds']} / {summary['members']} / {summary['seed']}")
     t = summary["totals"]
-    head.add_row(
-        "liveness",
-        f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
-        f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
-        f"{t['retries']} retries",
-    )
+    head.add_row("liveness", safe(liveness_line(t)))
     if t.get("calls"):
         head.add_row(
             "model calls",

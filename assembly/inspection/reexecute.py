@@ -48,6 +48,7 @@ from assembly.core.events import (
 from assembly.core.lock import writer_lock
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
+from assembly.core.provenance import provenance
 from assembly.core.run import models_of, unused_dir, versions
 from assembly.core.spec import resolved, run_key
 from assembly.core.transcript import TRANSCRIPT, Transcript, TranscriptError, TranscriptWriter, canonical, parse_event
@@ -384,6 +385,7 @@ async def rerun(
             seed=scenario.seed,
             protocol=protocol.name,
             versions=versions(),
+            provenance=provenance(),
             parent={"run": started.run_id, "mode": "rerun"},
             timing={"started_at": time.time()},
         ),
@@ -402,8 +404,9 @@ async def rerun(
     )
     new = _read(out)
     # Every LLM answer of a rerun comes from the cache by design, so whether an
-    # attempt was a cache hit says how it was obtained, not what happened.
-    ignore = frozenset({"cache_hit"}) if llm else frozenset()
+    # attempt was a cache hit says how it was obtained, not what happened; and a
+    # profile's rate limits (`--max-concurrent` may lower them) say how fast, not what.
+    ignore = frozenset({"cache_hit", "max_concurrent", "rpm"}) if llm else frozenset()
     return RerunResult(out, summary, compare(src.events, new.events, ignore), tuple(sorted(ignore)), notes)
 
 
@@ -420,26 +423,30 @@ def cached_factory(source_dir: Path) -> MemberFactory:
 
 
 def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> MemberFactory:
-    """LLM members for a fork or a resume, which continue live.
+    """LLM members for a fork or a resume, which continue live (on `continuing_setup`)."""
+    from assembly.llm.member import factory_for
+
+    return factory_for(continuing_setup(source_dir, setup))
+
+
+def continuing_setup(source_dir: Path, setup: LLMSetup | None = None) -> LLMSetup:
+    """The model setup a fork continues on.
 
     Profiles come from `setup` (the models file, `--model`; None: none) plus those the
     source run recorded; for the same name the recorded one wins, so a seat the fork
     does not change calls the same model with the same settings as before. New
     answers are cached in the fork's own folder (or the setup's `--cache`)."""
     from assembly.llm import setup as llm_setup
-    from assembly.llm.member import factory_for
 
     base = setup or llm_setup.LLMSetup()
     mine = llm_setup.recorded(source_dir, base)
     if mine is None:
-        return factory_for(base)
-    return factory_for(
-        llm_setup.LLMSetup(
-            profiles={**base.profiles, **mine.profiles},
-            cache_dir=base.cache_dir,
-            model=base.model,
-            source=f"{base.source} and {mine.source}",
-        )
+        return base
+    return llm_setup.LLMSetup(
+        profiles={**base.profiles, **mine.profiles},
+        cache_dir=base.cache_dir,
+        model=base.model,
+        source=f"{base.source} and {mine.source}",
     )
 
 
@@ -497,6 +504,7 @@ async def fork(
             seed=scenario.seed,
             protocol=protocol.name,
             versions=versions(),
+            provenance=provenance(),
             parent={
                 "run": started.run_id,
                 "run_key": started.run_key,

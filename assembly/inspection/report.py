@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from assembly import launch
+from assembly import glossary, launch
 from assembly.core import metrics
 from assembly.core.atomic import checked_target, write_atomic
 from assembly.core.errors import UserError
@@ -37,7 +37,7 @@ from assembly.core.neutralize import neutralize
 from assembly.core.presentation import Presentation, Series
 from assembly.core.redaction import redact
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
-from assembly.inspection.console import fmt
+from assembly.inspection.console import fmt, liveness_line
 from assembly.inspection.report_welfare import who_won
 from assembly.protocols import protocol_class
 
@@ -100,7 +100,11 @@ def write(path: Path | str, out: Path | str) -> Path:
     return Path(out)
 
 
-def _page(title: str, body: str, footer: str = "Every figure is recomputed from the run's transcript.") -> str:
+def _page(
+    title: str,
+    body: str,
+    footer: str = f"Every figure is recomputed from the run's transcript and defined in {glossary.DOC}.",
+) -> str:
     css = resources.files("assembly.inspection").joinpath("report_assets/report.css").read_text(encoding="utf-8")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -308,10 +312,26 @@ def _run_header(transcript: Transcript, seated: Seated, summary: dict[str, Any])
     return (
         f'<header class="page" id="run-header"><h1>{e(sc.get("name", "run"))}</h1>'
         f'<p class="question">{e(sc.get("question", ""))}</p>'
-        f'<p class="meta">{"".join(f"<span>{m}</span>" for m in meta)}</p>{parent}'
+        f'<p class="meta">{"".join(f"<span>{m}</span>" for m in meta)}</p>{parent}{_provenance(s.provenance)}'
         f"<details><summary>options and seating</summary><ul>{opts}</ul><p>Seated: {role_line}</p>"
         f'<p class="meta">{e(sc.get("description", ""))}</p></details></header>'
     )
+
+
+def _provenance(record: dict[str, Any] | None) -> str:
+    """Where the run came from (`run_started.provenance`): commit, host, Python, command."""
+    if not record:
+        return ""
+    parts = []
+    if record.get("git_commit"):
+        dirty = " with uncommitted changes" if record.get("git_dirty") else ""
+        parts.append(f"commit {e(str(record['git_commit'])[:12])}{dirty}")
+    if record.get("host"):
+        parts.append(f"host {e(record['host'])}" + (f", {e(record['cpus'])} CPUs" if record.get("cpus") else ""))
+    if record.get("python"):
+        parts.append(f"Python {e(record['python'])}")
+    command = f"<br><code>{e(record['command'])}</code>" if record.get("command") else ""
+    return f'<p class="meta" id="provenance">{"".join(f"<span>{p}</span>" for p in parts)}{command}</p>'
 
 
 def _outcome(
@@ -332,14 +352,7 @@ def _outcome(
             rows.append(("decision", f'<span class="pos">{e(end.decision)}</span>'))
         rows.append(("reason", e(end.reason)))
     t = summary["totals"]
-    rows.append(
-        (
-            "liveness",
-            f"{t['turn_timeouts']} timeouts, {t['malformed']} malformed, "
-            f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
-            f"{t['retries']} retries",
-        )
-    )
+    rows.append(("liveness", e(liveness_line(t))))
     if t.get("calls"):
         rows.append(
             (
@@ -385,7 +398,9 @@ def _convergence(per_round: Sequence[dict[str, Any]], shown: Presentation) -> st
     cols = [k for k in shown.table_figures if any(k in r for r in per_round)]
     extra = sorted({k for r in per_round for k in r} - {*cols, *_GENERAL_FIGURES, *shown.hidden_figures})
     cols += extra
-    head = "".join(f'<th class="num">{e(c.replace("_", " "))}</th>' for c in ["round", *cols])
+    head = "".join(
+        f'<th class="num" title="{e(glossary.meaning(c))}">{e(c.replace("_", " "))}</th>' for c in ["round", *cols]
+    )
     body = "".join(
         "<tr>" + "".join(f'<td class="num">{_fmt(r.get(c))}</td>' for c in ["round", *cols]) + "</tr>"
         for r in per_round
@@ -654,7 +669,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: str, total: int | None = None) -> str:
     numeric = [bool(rows) and all(_is_num(r[i]) or r[i] == "" for r in rows if i < len(r)) for i in range(len(head))]
-    th = "".join(f'<th class="{"num" if numeric[i] else ""}">{e(h)}</th>' for i, h in enumerate(head))
+    th = "".join(
+        f'<th class="{"num" if numeric[i] else ""}" title="{e(glossary.meaning(h))}">{e(h)}</th>'
+        for i, h in enumerate(head)
+    )
     trs = "".join(
         "<tr>"
         + "".join(
@@ -750,16 +768,29 @@ def _short(text: str) -> str:
 
 
 def _embedded_figures(folder: Path) -> Iterable[str]:
+    """The sweep's figures in the order `figures/figures.json` gives (the research
+    question's: outcomes, causes, convergence, cost) with their captions; figures it
+    does not list (an older sweep) follow by name."""
+    from assembly.sweeps.figures import ordered
+
     if not folder.is_dir():
         return
     pngs = sorted(folder.glob("*.png"))
     names = {p.stem for p in pngs}
     svgs = [s for s in sorted(folder.glob("*.svg")) if s.stem not in names]  # PNG preferred when both exist
-    for f in sorted([*pngs, *svgs], key=lambda p: p.stem):
+    files = {f.stem: f for f in [*pngs, *svgs]}
+    listed = [r for r in ordered(folder) if r["stem"] in files]
+    records = listed + [{"stem": stem} for stem in sorted(files) if stem not in {r["stem"] for r in listed}]
+    for record in records:
+        f = files[record["stem"]]
         mime = "image/png" if f.suffix == ".png" else "image/svg+xml"
         src = f"data:{mime};base64," + base64.b64encode(f.read_bytes()).decode("ascii")
+        title = record.get("title") or f.stem.replace("_", " ")
+        # The caption is drawn in the image itself (figures are also used on their
+        # own); the page gives it as the image's alternative text, and the title below.
+        alt = f"{title}: {record['caption']}" if record.get("caption") else title
         # An SVG as <img> runs no scripts and loads nothing, unlike inline SVG.
-        yield _figure(src, f.stem, f.stem.replace("_", " "), f"figure-{_slug(f.stem)}")
+        yield _figure(src, alt, title, f"figure-{_slug(f.stem)}")
 
 
 def _slug(text: str) -> str:
@@ -811,6 +842,7 @@ def sweep_report(folder: Path) -> str:
     figures = list(_embedded_figures(folder / SWEEP_FIGURES))
     parts.append(
         '<section id="sweep-figures"><h2>Figures</h2>'
+        f'<p class="note">Every figure and column is defined in {e(glossary.DOC)}.</p>'
         + ("".join(figures) if figures else '<p class="note">No figures in this sweep folder.</p>')
         + "</section>"
     )

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from assembly.core.errors import UserError, storage_error
+from assembly.core.events import Turn
+from assembly.core.loops import run_sync
 from assembly.core.redaction import redact, scrub
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class JobResult:
     summary: dict[str, Any] | None
     error: str | None = None
     wall_s: float = 0.0
+    turns: int = 0  # member-turns the run wrote (counted in the worker, for progress)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +81,7 @@ async def run_job_async(job: Job) -> JobResult:
 
     t0 = time.perf_counter()
     run_dir = Path(job.run_dir)
+    turns = TurnCounter()
     try:
         scenario = Scenario.model_validate(job.scenario)
         if run_key(scenario) != job.key:
@@ -95,13 +99,23 @@ async def run_job_async(job: Job) -> JobResult:
             factory = factory_for(job.llm)
         # A sweep re-runs an unfinished run whole on --resume, so per-round fsync only
         # pays off where a re-run costs money: runs with LLM seats.
-        summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None)
+        summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None, listeners=[turns])
     except Exception as exc:
-        return _failed(job, run_dir, exc, time.perf_counter() - t0)
-    return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0)
+        return _failed(job, run_dir, exc, time.perf_counter() - t0, turns.n)
+    return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0, turns.n)
 
 
-def _failed(job: Job, run_dir: Path, exc: Exception, wall_s: float) -> JobResult:
+class TurnCounter:
+    """A run listener counting its turns (the sweep's progress shows member-turns)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, event: Any) -> None:
+        self.n += isinstance(event, Turn)
+
+
+def _failed(job: Job, run_dir: Path, exc: Exception, wall_s: float, turns: int = 0) -> JobResult:
     """A run that raised, as a failed result and an error.txt (keys redacted in both).
 
     A user error or an OS refusal (a folder that cannot be written, another process
@@ -116,7 +130,7 @@ def _failed(job: Job, run_dir: Path, exc: Exception, wall_s: float) -> JobResult
         run_dir.mkdir(parents=True, exist_ok=True)
         detail = message + "\n" if expected else traceback.format_exc()
         (run_dir / ERROR_FILE).write_text(redact(detail), encoding="utf-8")
-    return JobResult(job.key, job.run_dir, None, scrub(message, 2000), wall_s)
+    return JobResult(job.key, job.run_dir, None, scrub(message, 2000), wall_s, turns)
 
 
 def clear_attempt(run_dir: Path) -> None:
@@ -163,7 +177,9 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(self, jobs: Iterable[Job], on_done: OnDone, should_stop: ShouldStop) -> None:
-        asyncio.run(self._run(iter(jobs), on_done, should_stop))
+        # run_sync, not asyncio.run: a sweep started from a notebook (whose thread
+        # already runs a loop) gets a loop of its own on a worker thread.
+        run_sync(self._run(iter(jobs), on_done, should_stop))
 
     async def _run(self, jobs: Iterator[Job], on_done: OnDone, should_stop: ShouldStop) -> None:
         # N workers pulling from one iterator: never more than N runs in flight, and

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ REFERENCE_STYLE: dict[str, Any] = {
 class Drawn:
     paths: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # One record per figure, in the order of the research question (see `draw_sweep`):
+    # {"stem", "title", "caption"}; written to figures/figures.json for the report.
+    figures: list[dict[str, str]] = field(default_factory=list)
+    kept: bool = False  # drawn earlier from the same inputs, not redrawn (`sweeps.figures`)
 
 
 @dataclass
@@ -199,21 +203,21 @@ def _errorbar(
     )
 
 
-def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
+def save(fig: Figure, out: Path, stem: str, drawn: Drawn, title: str, what: str, note: str) -> None:
+    """Title and caption the figure, write it as PNG and SVG, and record it in `drawn`."""
+    fig.suptitle(f"{title}: {what}" if title else what, fontsize=12, fontweight="bold", x=0.01, ha="left")
+    if note:
+        # Below the axes (outside the figure box; savefig uses a tight bbox).
+        fig.text(0.01, -0.01, note, fontsize=8.5, color="#555555", ha="left", va="top")
+    out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "svg"):
         path = out / f"{stem}.{ext}"
         buffer = io.BytesIO()
         fig.savefig(buffer, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
         write_atomic(path, buffer.getvalue())  # whole or absent, and never over a non-file
         drawn.paths.append(path)
+    drawn.figures.append({"stem": stem, "title": what, "caption": note})
     plt.close(fig)
-
-
-def _title(fig: Figure, title: str, what: str, note: str) -> None:
-    fig.suptitle(f"{title}: {what}" if title else what, fontsize=12, fontweight="bold", x=0.01, ha="left")
-    if note:
-        # Below the axes (outside the figure box; savefig uses a tight bbox).
-        fig.text(0.01, -0.01, note, fontsize=8.5, color="#555555", ha="left", va="top")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -233,71 +237,98 @@ def outcome_rates(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn:
     axes[0].set_ylabel("share of runs")
     if len(series) > 1:
         axes[-1].legend(fontsize=8, loc="best")
-    _title(
-        fig, title, "outcome rates", f"Points: share of completed runs; bars: 95% Wilson intervals; {_n_note(cells)}."
-    )
-    _save(fig, out, "outcome_rates", drawn)
+    note = f"Points: share of completed runs; bars: 95% Wilson intervals; {_n_note(cells)}."
+    save(fig, out, "outcome_rates", drawn, title, "outcome rates", note)
 
 
 def liveness(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) -> None:
+    """Why runs ended without a decision (share per cause, Wilson intervals) and failed
+    turns per member-round. A panel with nothing to show (every run decided; no turn
+    failed) is left out, and the figure too when both are empty."""
     series = _series(cells, axis)
-    rows = len(series)
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 3.8 * rows), squeeze=False, layout="constrained")
     done = results[results["status"] == "complete"] if "status" in results else results
+    causes = [c for c in CAUSES if f"cause_{c}_k" in cells and cells[f"cause_{c}_k"].sum() > 0]
+    rates = [_member_round_rates(done, group, axis) for _, group in series]
+    events = [
+        k for k in (*EVENT_COLORS, "abstentions") if any(np.nansum([r[k] for r in per.values()]) > 0 for per in rates)
+    ]
+    panels = (["causes"] if causes else []) + (["events"] if events else [])
+    if not panels:
+        drawn.notes.append("every run reached a decision and no turn failed: no liveness figure")
+        return
+    fig, axes = plt.subplots(
+        len(series), len(panels), figsize=(6 * len(panels), 3.8 * len(series)), squeeze=False, layout="constrained"
+    )
     for r, (label, group) in enumerate(series):
-        ax_c, ax_e = axes[r]
         group = group.sort_values(axis.column, key=lambda s: s.map(axis.pos))
         pos = np.arange(len(group))
-        bottom = np.zeros(len(group))
-        for cause in CAUSES:
-            share = group[f"cause_{cause}_rate"].to_numpy(dtype=float)
-            if np.nansum(share) == 0:
-                continue
-            ax_c.bar(pos, share, bottom=bottom, color=CAUSE_COLORS[cause], label=CAUSE_LABELS[cause], width=0.6)
-            bottom += np.nan_to_num(share)
-        top = float(np.nanmax(bottom)) if len(bottom) else 0.0
-        for p, total in zip(pos, bottom, strict=True):
-            if top > 0:
-                ax_c.text(p, total + 0.01, f"{total:.0%}", ha="center", va="bottom", fontsize=8)
-        ax_c.set_ylim(0, max(0.1, top * 1.25))
-        ax_c.set_ylabel("share of runs with no decision")
-        ax_c.set_title("why runs ended without a decision" + (f" ({label})" if label else ""))
-        if top == 0:
-            ax_c.text(0.5, 0.5, "every run reached a decision", transform=ax_c.transAxes, ha="center", color="#555555")
-        else:
-            ax_c.legend(fontsize=8, loc="upper left")
-        # Per member-round rates of failed turns: comparable across group sizes.
-        bottom = np.zeros(len(group))
-        per = _member_round_rates(done, group, axis)
-        for kind in EVENT_COLORS:
-            vals = np.array([per[v][kind] for v in group[axis.column]])
-            if np.nansum(vals) == 0:
-                continue
-            ax_e.bar(pos, vals, bottom=bottom, color=EVENT_COLORS[kind], label=EVENT_LABELS[kind], width=0.6)
-            bottom += np.nan_to_num(vals)
-        abst = np.array([per[v]["abstentions"] for v in group[axis.column]])
-        ax_e.plot(
-            pos, abst, color="#333333", marker="D", markersize=4, linewidth=1, label="abstentions (incl. failed turns)"
-        )
-        ax_e.set_ylabel("events per member per round")
-        ax_e.set_title("liveness events per member-round" + (f" ({label})" if label else ""))
-        ax_e.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([bottom, abst]))) * 1.3))
-        ax_e.legend(fontsize=8, loc="upper left")
-        for ax in (ax_c, ax_e):
+        row = dict(zip(panels, axes[r], strict=True))
+        name = f" ({label})" if label else ""
+        if "causes" in row:
+            _cause_panel(row["causes"], group, pos, causes, name)
+        if "events" in row:
+            _events_panel(row["events"], group, pos, rates[r], axis, events, name)
+        for ax in row.values():
             ax.set_xlim(-0.6, len(pos) - 0.4)
             ax.set_xticks(pos)
             ax.set_xticklabels([f"{_fmt(v)}\nn={int(n)}" for v, n in zip(group[axis.column], group["n"], strict=True)])
             ax.set_xlabel(axis.label)
             ax.grid(axis="y", alpha=0.3)
-    _title(
-        fig,
-        title,
-        "liveness loss",
-        "Left: completed runs that ended without a decision, by cause "
-        "(stacked). Right: failed turns and abstentions per member and round, "
-        "averaged over runs.",
-    )
-    _save(fig, out, "liveness", drawn)
+    parts = []
+    if causes:
+        parts.append("share of completed runs that ended without a decision, by cause, with 95% Wilson intervals")
+    if events:
+        parts.append("failed turns and abstentions per member and round, averaged over runs")
+    note = "; ".join(parts)
+    save(fig, out, "liveness", drawn, title, "liveness loss", note[0].upper() + note[1:] + ".")
+
+
+def _cause_panel(ax: Axes, group: pd.DataFrame, pos: np.ndarray, causes: list[str], name: str) -> None:
+    width = 0.8 / len(causes)
+    for j, cause in enumerate(causes):
+        share = group[f"cause_{cause}_rate"].to_numpy(dtype=float)
+        lo = group[f"cause_{cause}_lo"].to_numpy(dtype=float)
+        hi = group[f"cause_{cause}_hi"].to_numpy(dtype=float)
+        xs = pos + (j - (len(causes) - 1) / 2) * width
+        ax.bar(xs, share, width=width * 0.9, color=CAUSE_COLORS[cause], label=CAUSE_LABELS[cause])
+        ax.errorbar(
+            xs,
+            share,
+            yerr=np.vstack([np.nan_to_num(share - lo), np.nan_to_num(hi - share)]),
+            fmt="none",
+            ecolor="#333333",
+            capsize=2.5,
+            elinewidth=1,
+        )
+    ax.set_ylim(0, 1.03)
+    ax.set_ylabel("share of runs")
+    ax.set_title("why runs ended without a decision" + name)
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def _events_panel(
+    ax: Axes,
+    group: pd.DataFrame,
+    pos: np.ndarray,
+    per: dict[Any, dict[str, float]],
+    axis: Axis,
+    events: list[str],
+    name: str,
+) -> None:
+    bottom = np.zeros(len(group))
+    for kind in [k for k in EVENT_COLORS if k in events]:
+        vals = np.array([per[v][kind] for v in group[axis.column]])
+        ax.bar(pos, vals, bottom=bottom, color=EVENT_COLORS[kind], label=EVENT_LABELS[kind], width=0.6)
+        bottom += np.nan_to_num(vals)
+    abst = np.array([per[v]["abstentions"] for v in group[axis.column]])
+    if "abstentions" in events:
+        ax.plot(
+            pos, abst, color="#333333", marker="D", markersize=4, linewidth=1, label="abstentions (incl. failed turns)"
+        )
+    ax.set_ylabel("events per member per round")
+    ax.set_title("liveness events per member-round" + name)
+    ax.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([bottom, abst]))) * 1.3))
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def _member_round_rates(done: pd.DataFrame, group: pd.DataFrame, axis: Axis) -> dict[Any, dict[str, float]]:
@@ -379,36 +410,31 @@ def rounds_to_decision(
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    _title(
-        fig,
-        title,
-        "rounds to decision",
-        "Decided runs only (decided/completed runs at the bottom); faint dots: individual runs, jittered.",
-    )
-    _save(fig, out, "rounds_to_decision", drawn)
+    note = "Decided runs only (decided/completed runs at the bottom); faint dots: individual runs, jittered."
+    save(fig, out, "rounds_to_decision", drawn, title, "rounds to decision", note)
 
 
 def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) -> None:
+    """Tokens and cost per run. Drawn only for sweeps that called a model; the cost
+    panel only when something was priced (a local server's model has no price)."""
+    tokens = "tokens_mean" in cells and float(np.nansum(cells["tokens_mean"].to_numpy(dtype=float))) > 0
+    cost = "cost_usd_mean" in cells and float(np.nansum(cells["cost_usd_mean"].to_numpy(dtype=float))) > 0
+    if not (tokens or cost):
+        return  # sim members: no model calls, nothing to draw
     series = _series(cells, axis)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
-    panels = (("tokens_mean", "tokens per run (prompt + completion)"), ("cost_usd_mean", "cost per run (USD)"))
-    for ax, (prefix, ylabel) in zip(axes, panels, strict=True):
+    panels = [
+        p
+        for p, shown in (
+            (("tokens_mean", "tokens per run (prompt + completion)"), tokens),
+            (("cost_usd_mean", "cost per run (USD)"), cost),
+        )
+        if shown
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False, layout="constrained")
+    for ax, (prefix, ylabel) in zip(axes[0], panels, strict=True):
         axis.setup(ax)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
-        if prefix not in cells or float(np.nansum(cells[prefix].to_numpy(dtype=float))) == 0:
-            ax.set_ylim(0, 1)
-            ax.set_yticks([0])
-            ax.text(
-                0.5,
-                0.5,
-                "no model calls in this sweep\n(sim members: 0 tokens, $0)",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                color="#555555",
-            )
-            continue
         for i, (label, group) in enumerate(series):
             _errorbar(ax, axis, group, prefix, i, len(series), SERIES_COLORS[i], label or "mean", rate_suffix="")
         ax.set_ylim(bottom=0)
@@ -416,8 +442,12 @@ def usage(cells: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) 
         if len(series) > 1:
             ax.legend(fontsize=8)
     total = float(cells["cost_usd_total"].sum()) if "cost_usd_total" in cells else 0.0
-    _title(fig, title, "tokens and cost", f"Mean per completed run with 95% t intervals; total spend ${total:,.4f}.")
-    _save(fig, out, "tokens_cost", drawn)
+    note = "Mean per completed run with 95% t intervals; " + (
+        f"total spend ${total:,.4f}."
+        if cost
+        else "no cost is shown because no call was priced (a model with no known price, e.g. a local server, costs $0)."
+    )
+    save(fig, out, "tokens_cost", drawn, title, "tokens and cost" if cost else "tokens", note)
 
 
 def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, title: str, drawn: Drawn) -> None:
@@ -493,15 +523,12 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
         and not any(k.split(".")[-1] == c for k in axis.series_keys)
     ]
     source = paper["source"].iloc[0] if "source" in paper and paper["source"].notna().any() else ref
-    _title(
-        fig,
-        title,
-        f"this sweep beside the paper ({source})",
+    note = (
         "Filled circles: this sweep, 95% Wilson intervals. Hollow markers, dotted: values reported in the paper"
         + (f" ({', '.join(fixed)})" if fixed else "")
-        + ".",
+        + "."
     )
-    _save(fig, out, "reference_comparison", drawn)
+    save(fig, out, "reference_comparison", drawn, title, f"this sweep beside the paper ({source})", note)
 
 
 BASELINE_STYLES = (("utilitarian", "--"), ("borda", ":"), ("maximin", "-."))
@@ -558,14 +585,16 @@ def liveness_fairness(
         handles.append(plt.Line2D([], [], color="#333333", marker=marker, markerfacecolor="none", linestyle="none"))
         labels.append(f"{axis.label.split(' (')[0]} {_fmt(v)}")
     fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-    _title(
+    save(
         fig,
+        out,
+        "liveness_fairness",
+        drawn,
         title,
         "liveness–fairness frontier",
         "One point per cell; x: share of completed runs that decided (95% Wilson); y: mean over deciding runs "
         f"of normalised utility (95% t); lines: baselines' mean over all runs; {_n_note(cells)}.",
     )
-    _save(fig, out, "liveness_fairness", drawn)
 
 
 def draw_sweep(
@@ -576,22 +605,53 @@ def draw_sweep(
     grid_keys: Sequence[str],
     reference: str | None = None,
     title: str = "",
+    rounds: pd.DataFrame | None = None,
+    on_figure: Callable[[str, int, int], None] | None = None,
 ) -> Drawn:
-    """Draw every sweep figure into `out`; returns the files written and any notes."""
+    """Draw every sweep figure into `out`; returns the files written, one record per
+    figure and any notes.
+
+    Figures follow the research question: what happened (outcome rates, and the
+    paper's beside them), why runs failed (liveness: causes and failed turns), how
+    they converged (per-round convergence by cell, rounds to decision), and what it
+    cost. A figure with nothing to show is left out, with a note saying why.
+    `rounds` (one row per run and round, with a `cell` column) feeds the
+    convergence curves; `on_figure(stem, i, n)` is called before figure i of n.
+    """
+    from assembly.sweeps.convergence_plot import convergence
+
     drawn = Drawn()
     if cells.empty or not int(cells["n"].sum()):
         drawn.notes.append("no completed runs: no figures drawn")
         return drawn
     cells = cells[cells["n"] > 0]
     axis = choose_axis(cells, grid_keys)
-    outcome_rates(cells, axis, out, title, drawn)
-    liveness(cells, results, axis, out, title, drawn)
-    rounds_to_decision(cells, results, axis, out, title, drawn)
-    usage(cells, axis, out, title, drawn)
-    if reference:
-        reference_comparison(cells, axis, reference, out, title, drawn)
-    if "welfare_assembly_worst_role_mean" in cells:
-        liveness_fairness(cells, results, axis, out, title, drawn)
-    if math.isnan(float(cells["rounds_mean"].max())):
-        drawn.notes.append("no run reached a decision: rounds-to-decision figure is empty")
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("outcome_rates", lambda: outcome_rates(cells, axis, out, title, drawn)),
+        *(
+            [("reference_comparison", lambda: reference_comparison(cells, axis, reference, out, title, drawn))]
+            if reference
+            else []
+        ),
+        ("liveness", lambda: liveness(cells, results, axis, out, title, drawn)),
+        ("convergence", lambda: convergence(rounds, cells, axis, out, title, drawn)),
+        ("rounds_to_decision", lambda: _rounds_if_any(cells, results, axis, out, title, drawn)),
+        *(
+            [("liveness_fairness", lambda: liveness_fairness(cells, results, axis, out, title, drawn))]
+            if "welfare_assembly_worst_role_mean" in cells
+            else []
+        ),
+        ("tokens_cost", lambda: usage(cells, axis, out, title, drawn)),
+    ]
+    for i, (stem, draw) in enumerate(steps, start=1):
+        if on_figure is not None:
+            on_figure(stem, i, len(steps))
+        draw()
     return drawn
+
+
+def _rounds_if_any(cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn) -> None:
+    if math.isnan(float(cells["rounds_mean"].max())) and not int(cells["decided"].sum()):
+        drawn.notes.append("no run reached a decision: no rounds-to-decision figure")
+        return
+    rounds_to_decision(cells, results, axis, out, title, drawn)

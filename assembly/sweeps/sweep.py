@@ -18,27 +18,26 @@ complete for that key and re-runs the rest from scratch.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import io
 import itertools
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from assembly.core.atomic import write_atomic
-from assembly.core.errors import ScenarioError, UserError, quoted
-from assembly.core.lock import writer_lock
+from assembly.core.errors import ScenarioError, UserError
+from assembly.core.lock import LOCK_FILE, writer_lock
 from assembly.core.redaction import redact
 from assembly.core.spec import WholeNumber, resolved, run_key
 from assembly.core.transcript import SUMMARY
@@ -48,6 +47,8 @@ from assembly.scenario.model import Scenario
 from assembly.sweeps import stats
 from assembly.sweeps import tables as analysis
 from assembly.sweeps.executors import Executor, Job, JobResult
+from assembly.sweeps.progress import LiveTurns, Ticker, TurnCounts
+from assembly.sweeps.spec_errors import cell_error, explain
 
 if TYPE_CHECKING:
     from assembly.llm.setup import LLMSetup
@@ -137,7 +138,7 @@ def load_sweep(
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, str(file), lines) from None
+        raise explain(exc, str(file), lines, [f.alias or name for name, f in SweepSpec.model_fields.items()]) from None
     _check_keys(spec, str(file), lines)
     _check_reference(spec, str(file), lines)
     scenario_file = Path(os.path.normpath(file.parent / spec.scenario))  # shown in messages: keep it short
@@ -146,6 +147,7 @@ def load_sweep(
             f"no scenario file {scenario_file}", file=str(file), path="scenario", line=lines.get(("scenario",))
         )
     base, base_lines = parse_yaml(read_text_bounded(scenario_file), str(scenario_file))
+    _check_extra(spec, extra or {})
     extra = {**(extra or {}), **(overrides_for(base) if overrides_for else {})}
     build_scenario(base, extra, file=str(scenario_file), lines=base_lines)  # the file's own errors first
     cells = _cells(spec)
@@ -165,7 +167,7 @@ def load_sweep(
             try:
                 sc = build_scenario(base, overrides, file=str(scenario_file), lines=base_lines)
             except ScenarioError as exc:
-                raise _cell_error(exc, spec, grid, label, base, extra, str(file), lines) from None
+                raise cell_error(exc, spec, grid, label, base, extra, str(file), lines) from None
             key = run_key(sc)
             if key in by_key:
                 raise ScenarioError(
@@ -188,24 +190,37 @@ def load_with_models(
     api_base: str | None = None,
     models_file: Path | None = None,
     cache: Path | None = None,
+    setup: LLMSetup | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Sweep, LLMSetup | None]:
     """A sweep and the model setup its LLM seats use (None for a sim-only sweep).
 
-    The model flags mean what they mean for `assembly run` (`llm_setup.from_flags`);
-    `--model` puts every seat of every run on that model, which is part of the run keys.
-    Every LLM seat's profile is checked here, before anything runs.
+    `setup` is the one the CLI builds from its model flags (as for `assembly run`);
+    without it, the model keywords build one with `llm_setup.from_flags`. `--model`
+    puts every seat of every run on that model, and `extra` (`--set`) applies to every
+    run; both are part of the run keys. Every LLM seat's profile is checked here,
+    before anything runs.
     """
     from assembly.llm.setup import from_flags
 
     flagged = any(v is not None for v in (model, api_base, models_file, cache))
-    setup = from_flags(model=model, api_base=api_base, models_file=models_file, cache=cache) if flagged else None
-    sweep = load_sweep(path, overrides_for=setup.scenario_overrides if setup else None)
+    if setup is None and flagged:
+        setup = from_flags(model=model, api_base=api_base, models_file=models_file, cache=cache)
+    sweep = load_sweep(path, extra, overrides_for=setup.scenario_overrides if setup else None)
+    return sweep, checked_setup(sweep, setup)
+
+
+def checked_setup(sweep: Sweep, setup: LLMSetup | None = None) -> LLMSetup | None:
+    """The setup a sweep's LLM seats use (None for a sim-only sweep): `setup`, else the
+    default models file, with every cell's profiles checked before anything runs."""
+    from assembly.llm.setup import from_flags
+
     if sweep.sim_only:
-        return sweep, setup
+        return None
     setup = setup or from_flags()
     for run in {r.cell: r for r in sweep.runs}.values():
         setup.check(run.scenario)
-    return sweep, setup
+    return setup
 
 
 def _cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
@@ -262,6 +277,19 @@ def _check_keys(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -
         raise ScenarioError("duplicate seeds", file=file, path="seeds", line=lines.get(("seeds",)))
 
 
+def _check_extra(spec: SweepSpec, extra: dict[str, Any]) -> None:
+    """Command-line overrides (`--set`) may not touch what the sweep file varies."""
+    grid = {ALIASES.get(k, k): k for k in spec.grid}
+    for key in extra:
+        if key in _SWEEP_ONLY:
+            raise UserError(f"--set {key}: a sweep's seeds come from its file's `seeds:` (a count or a list)")
+        if ALIASES.get(key, key) in grid:
+            raise UserError(
+                f"--set {key}: {grid[ALIASES.get(key, key)]!r} is a grid factor of this sweep; "
+                "change the grid in the sweep file instead"
+            )
+
+
 def _check_reference(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -> None:
     if not spec.reference:
         return
@@ -271,96 +299,22 @@ def _check_reference(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], in
         raise ScenarioError(str(exc), file=file, path="reference", line=lines.get(("reference",))) from None
 
 
-def _touches(key: str, path: str | None) -> bool:
-    target = ALIASES.get(key, key)
-    return path is not None and (path == target or path.startswith(target + ".") or target.startswith(path + "."))
-
-
-def _cell_error(
-    exc: ScenarioError,
-    spec: SweepSpec,
-    grid: dict[str, Any],
-    label: str,
-    base: dict[str, Any],
-    extra: dict[str, Any],
-    file: str,
-    lines: dict[tuple[Any, ...], int],
-) -> ScenarioError:
-    """Point a cell's scenario error at the grid value (or `set:` entry) that caused it."""
-    blame: tuple[Any, ...] | None = None
-    for key in grid:
-        if _touches(key, exc.path):
-            blame = ("grid", key, spec.grid[key].index(grid[key]))
-            break
-    else:
-        for key in spec.set_:
-            if _touches(key, exc.path):
-                blame = ("set", key)
-                break
-    if blame is None:
-        # A cross-field error (e.g. quotas that cannot seat 6): find the grid value
-        # without which the cell is valid.
-        for key in grid:
-            try:
-                build_scenario(base, {**spec.set_, **{k: v for k, v in grid.items() if k != key}, **extra})
-            except ScenarioError:
-                continue
-            blame = ("grid", key, spec.grid[key].index(grid[key]))
-            break
-    if blame is None:
-        blame = ("set",) if spec.set_ else ("grid",)
-    reason = exc.reason.replace(" (from a command-line override)", "")
-    where = f"{exc.file}" + (f":{exc.line}" if exc.line else "") + (f" at {exc.path}" if exc.path else "")
-    return ScenarioError(
-        f"cell {label} does not validate: {where}: {reason}",
-        file=file,
-        path=".".join(str(p) for p in blame),
-        line=_line(blame, lines),
-    )
-
-
-def _line(path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
-    for n in range(len(path), 0, -1):
-        if path[:n] in lines:
-            return lines[path[:n]]
-    return None
-
-
-def _explain(exc: ValidationError, file: str, lines: dict[tuple[Any, ...], int]) -> ScenarioError:
-    err = exc.errors(include_url=False)[0]
-    loc = tuple(err["loc"])
-    if loc and loc[0] == "seeds":  # drop pydantic's union branch names (`int`, `list[...]`)
-        loc = ("seeds", *(p for p in loc[1:] if isinstance(p, int)))
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        fields = [f.alias or name for name, f in SweepSpec.model_fields.items()]
-        hint = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-        msg = f"unknown key {loc[-1]!r}" + (
-            f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(fields)})"
-        )
-    elif err["type"] == "missing":
-        msg = "required field is missing"
-    elif "input" in err and not isinstance(err["input"], dict | list):
-        msg = f"{msg} (got {quoted(err['input'])})"
-    if loc and loc[0] == "seeds" and len(exc.errors()) > 1:
-        msg = f"seeds must be a count (≥ 1) or a list of seeds ≥ 0: {msg}"
-    return ScenarioError(msg, file=file, path=".".join(str(p) for p in loc) or None, line=_line(loc, lines))
-
-
 # ----------------------------------------------------------------------------- running
 
 
 @dataclass
 class Tally:
-    """What the sweep has produced so far (previously complete runs included)."""
+    """What the sweep has produced so far (previously complete runs included), and the
+    member-turns, model calls and spend of this session's runs as they happen."""
 
     total: int = 0
     done: int = 0
     skipped: int = 0
     failed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # finished runs only: what a spend limit is checked against
     tokens: int = 0
+    live: TurnCounts = field(default_factory=TurnCounts)  # runs executed now, in flight included
 
     def add(self, summary: dict[str, Any] | None) -> None:
         self.done += 1
@@ -378,7 +332,13 @@ class Tally:
             f"valid {o['valid_decision']} · invalid {o['invalid_decision']} · none {o['no_decision']}"
             f" · failed {self.failed}"
         )
-        return text + f" · ${self.cost_usd:.4f} · {self.tokens:,} tok"
+        live = self.live
+        if live.turns:
+            text += f" · {live.turns:,} turns" + (f" ({live.failed:,} failed)" if live.failed else "")
+        if live.calls or self.tokens or self.cost_usd:
+            # In-flight spend shown when larger: it includes runs not yet finished.
+            text += f" · {live.calls:,} calls · ${max(self.cost_usd, live.cost_usd):.4f} · {self.tokens:,} tok"
+        return text
 
 
 @dataclass
@@ -393,6 +353,7 @@ class SweepReport:
     interrupted: bool = False
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    figures_kept: bool = False  # inputs unchanged since they were drawn: not redrawn
 
 
 def complete_summary(run_dir: Path, key: str) -> dict[str, Any] | None:
@@ -445,16 +406,26 @@ def run_sweep(
     progress: Callable[[Tally], None] | None = None,
     draw: bool = True,
     llm: LLMSetup | None = None,
+    stage: Callable[[str], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SweepReport:
     """Run (or finish) a sweep and write its tables and figures.
 
+    `progress` is called with the tally as runs finish and, every half second while
+    runs go, with their member-turns so far (from a ticker thread; see
+    `sweeps.progress`); `stage` with what post-processing is doing; `stop` is asked
+    before each new run (runs in flight finish).
+
     If the executor is interrupted (Ctrl-C) or fails, the tables are written for
     what finished and the exception is re-raised with the `SweepReport` attached as
-    `exc.report`. Worker processes re-import the caller's main module: call this
-    from a script only under `if __name__ == "__main__":`.
+    `exc.report`; an executor that fails before starting any run leaves no manifest
+    behind in a folder that held none, so the same command can simply be retried.
+    Worker processes re-import the caller's main module: call this from a script
+    only under `if __name__ == "__main__":`.
     """
+    existed = out.exists()  # before the lock file makes it exist
     with writer_lock(out, "sweep --resume" if resume else "sweep"):
-        return _run_locked(sweep, out.resolve(), executor, resume, max_cost, progress, draw, llm)
+        return _run_locked(sweep, out.resolve(), executor, resume, max_cost, progress, draw, llm, stage, stop, existed)
 
 
 def _run_locked(
@@ -466,9 +437,14 @@ def _run_locked(
     progress: Callable[[Tally], None] | None,
     draw: bool,
     llm: LLMSetup | None,
+    stage: Callable[[str], None] | None,
+    stop: Callable[[], bool] | None,
+    existed: bool,
 ) -> SweepReport:
     """`run_sweep` with the sweep folder's writer lock held (`core.lock`)."""
     t0 = time.perf_counter()
+    out = out.resolve()
+    fresh = not (out / analysis.MANIFEST).exists()
     done = prepare(sweep, out, resume)
     tally = Tally(total=len(sweep.runs))
     results: dict[str, JobResult] = {}
@@ -477,36 +453,74 @@ def _run_locked(
             results[r.key] = JobResult(r.key, str(out / r.dir), done[r.key])
             tally.add(done[r.key])
             tally.skipped += 1
-    if progress:
-        progress(tally)
+    live = LiveTurns()
+    lock = threading.Lock()  # the ticker thread and the executor's callbacks share the tally
+
+    def show() -> None:
+        if progress:
+            with lock:
+                tally.live = live.snapshot()
+                progress(tally)
+
+    show()
     todo = [Job(r.key, str(out / r.dir), resolved(r.scenario), llm) for r in sweep.runs if r.key not in done]
+    started: list[str] = []
+
+    def pulled(jobs: Iterable[Job]) -> Iterator[Job]:
+        # Executors pull each job just before starting it: that is when to tail it.
+        for job in jobs:
+            live.start(job.run_dir)
+            started.append(job.key)
+            yield job
 
     def on_done(result: JobResult) -> None:
         results[result.key] = result
-        tally.add(result.summary if result.ok else None)
-        if progress:
-            progress(tally)
+        live.finish(result.run_dir, _exact_counts(result))
+        with lock:
+            tally.add(result.summary if result.ok else None)
+        show()
 
-    def over_budget() -> bool:
-        return max_cost is not None and tally.cost_usd >= max_cost
+    def should_stop() -> bool:
+        return (max_cost is not None and tally.cost_usd >= max_cost) or (stop is not None and stop())
 
+    def tick() -> None:
+        live.poll()
+        show()
+
+    ticker = Ticker(tick) if progress else contextlib.nullcontext()
     try:
-        executor.run(iter(todo), on_done, over_budget)
+        with ticker:
+            executor.run(pulled(todo), on_done, should_stop)
     except BaseException as exc:
+        if fresh and not started and not isinstance(exc, KeyboardInterrupt):
+            unprepare(out, created=not existed)
+            raise
         # Ctrl-C, or an executor that cannot go on: keep the tables true to what
         # finished, so the folder is useful before it is resumed.
         exc.report = _finish(  # type: ignore[attr-defined]
-            sweep,
-            out,
-            results,
-            tally,
-            t0,
-            max_cost,  # type: ignore[attr-defined]
-            draw=False,
-            interrupted=isinstance(exc, KeyboardInterrupt),
+            sweep, out, results, tally, t0, max_cost, draw=False, interrupted=isinstance(exc, KeyboardInterrupt)
         )
         raise
-    return _finish(sweep, out, results, tally, t0, max_cost, draw=draw, interrupted=False)
+    return _finish(sweep, out, results, tally, t0, max_cost, draw=draw, interrupted=False, stage=stage)
+
+
+def _exact_counts(result: JobResult) -> TurnCounts | None:
+    """A finished run's turns (counted in its worker) and calls and cost (from its summary)."""
+    if result.summary is None or not result.turns:
+        return None  # no summary (the run failed): what its transcript shows is all there is
+    t = result.summary.get("totals", {})
+    failed = sum(int(t.get(k, 0)) for k in ("turn_timeouts", "malformed", "provider_errors"))
+    return TurnCounts(result.turns, failed, int(t.get("calls", 0)), float(t.get("cost_usd", 0.0)))
+
+
+def unprepare(out: Path, *, created: bool) -> None:
+    """Undo `prepare` for a sweep that never started a run: drop the manifest (and the
+    folder, if this sweep created it and nothing else is in it)."""
+    (out / analysis.MANIFEST).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            (out / LOCK_FILE).unlink(missing_ok=True)  # our own, in a folder we made
+            out.rmdir()  # only if empty
 
 
 def _finish(
@@ -519,7 +533,10 @@ def _finish(
     *,
     draw: bool,
     interrupted: bool,
+    stage: Callable[[str], None] | None = None,
 ) -> SweepReport:
+    say = stage or (lambda _text: None)
+    say(f"writing {RESULTS} and {CELLS}")
     frame = results_frame(sweep, out, results)
     cells = cells_frame(sweep, frame)
     write_tables(out, frame, cells)
@@ -534,18 +551,21 @@ def _finish(
         interrupted=interrupted,
     )
     if draw and len(frame):
-        from assembly.sweeps.plots import draw_sweep
+        from assembly.sweeps.figures import draw_if_changed
 
-        drawn = draw_sweep(
-            frame,
-            cells,
-            out / FIGURES,
-            grid_keys=sweep.grid_keys,
-            reference=sweep.spec.reference,
-            title=sweep.spec.name,
-        )
-        report.figures, report.notes = drawn.paths, drawn.notes
+        drawn = draw_if_changed(sweep, out / FIGURES, frame, cells, _summaries(sweep, results), say)
+        report.figures, report.notes, report.figures_kept = drawn.paths, drawn.notes, drawn.kept
+    say("")
     return report
+
+
+def _summaries(sweep: Sweep, results: dict[str, JobResult]) -> list[tuple[PlannedRun, dict[str, Any]]]:
+    """Each planned run with its summary, for figures that need per-round data."""
+    return [
+        (r, res.summary)
+        for r in sweep.runs
+        if (res := results.get(r.key)) is not None and res.ok and res.summary is not None
+    ]
 
 
 def results_frame(sweep: Sweep, out: Path, results: dict[str, JobResult]) -> pd.DataFrame:
@@ -603,118 +623,3 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         if len(kinds) > 1:
             out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
     return out
-
-
-# ----------------------------------------------------------------------------- display
-
-
-class SweepProgress:
-    """A rich progress bar: done/total, elapsed, ETA, outcomes and spend so far."""
-
-    def __init__(self, console: Console, name: str) -> None:
-        self.progress = Progress(
-            TextColumn(f"[bold]{_escape(name)}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[tally]}"),
-            console=console,
-            refresh_per_second=4,
-        )
-        self.task: Any = None
-
-    def __enter__(self) -> SweepProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def __call__(self, tally: Tally) -> None:
-        if self.task is None:
-            # Runs kept from an earlier attempt start the bar without feeding the
-            # speed estimate, so the ETA reflects only runs executed now.
-            self.task = self.progress.add_task("", total=tally.total, completed=tally.done, tally=tally.line())
-        else:
-            self.progress.update(self.task, completed=tally.done, tally=tally.line())
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def iter_failed(report: SweepReport) -> Iterator[tuple[str, str]]:
-    if report.results.empty or "status" not in report.results:
-        return
-    failed = report.results[report.results["status"] == "failed"]
-    for _, row in failed.iterrows():
-        yield str(row["run"]), str(row.get("error"))
-
-
-def _pct(rate: float, lo: float, hi: float) -> str:
-    if pd.isna(rate):
-        return "–"
-    return f"{rate:.0%} ({lo * 100:.0f}–{hi * 100:.0f})"
-
-
-def _short_label(cell: str) -> str:
-    """`members=8,protocol.awareness=none_exist` -> `members=8, awareness=none_exist` (for the terminal)."""
-    return re.sub(r"(^|,)[A-Za-z0-9_.]*\.([A-Za-z0-9_]+)=", r"\1\2=", cell).replace(",", ", ")
-
-
-def print_report(console: Console, report: SweepReport) -> None:
-    """The per-cell table and where everything was written."""
-    from rich.table import Table
-
-    from assembly.inspection.console import safe
-
-    cells = report.cells
-    if not cells.empty:
-        table = Table(title="outcome rates, % (95% Wilson interval)", title_justify="left", box=None)
-        # Figures never wrap or shrink; long cell labels wrap instead.
-        table.add_column("cell", overflow="fold")
-        for col in ("n", "valid", "invalid", "no decision", "rounds mean/median"):
-            table.add_column(col, justify="right", no_wrap=True, min_width=len(col) if col != "n" else 3)
-        for _, c in cells.iterrows():
-            failed = f" (+{int(c['failed'])} failed)" if c["failed"] else ""
-            table.add_row(
-                safe(_short_label(str(c["cell"]))),
-                f"{int(c['n'])}{failed}",
-                _pct(c["valid_decision_rate"], c["valid_decision_lo"], c["valid_decision_hi"]),
-                _pct(c["invalid_decision_rate"], c["invalid_decision_lo"], c["invalid_decision_hi"]),
-                _pct(c["no_decision_rate"], c["no_decision_lo"], c["no_decision_hi"]),
-                "–" if pd.isna(c["rounds_mean"]) else f"{c['rounds_mean']:.1f} / {c['rounds_median']:g}",
-            )
-        console.print(table)
-        causes = {k: int(cells[f"cause_{k}_k"].sum()) for k in stats.CAUSES}
-        if any(causes.values()):
-            console.print(
-                "no decision, by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items() if v),
-                highlight=False,
-                markup=False,
-            )
-    t = report.tally
-    rate = (t.done - t.skipped) / report.wall_s if report.wall_s > 0 else 0.0
-    console.print(
-        f"{t.done}/{t.total} runs ({t.skipped} kept from before, {t.failed} failed) in "
-        f"{report.wall_s:.1f} s ({rate:.1f} runs/s); {t.line()}",
-        highlight=False,
-        markup=False,
-    )
-    for run, error in list(iter_failed(report))[:10]:
-        console.print(f"[red]failed[/] {safe(run)}: {safe(error)}")
-    if report.stopped_for_cost:
-        console.print(
-            f"[yellow]stopped at the spend limit:[/] {report.not_started} runs not started; raise "
-            "--max-cost and add --resume to finish"
-        )
-    for note in report.notes:
-        console.print(f"[yellow]note:[/] {safe(note)}")
-    console.print(
-        f"tables: {safe(report.out / RESULTS)}, {safe(report.out / CELLS)}"
-        + (f"\nfigures: {safe(report.out / FIGURES)}/" if report.figures else "")
-    )

@@ -1,19 +1,25 @@
 """Finished runs as pandas tables, for notebooks and for the sweep's results.csv.
 
-`load_runs(path)` finds every run folder under `path` (a run folder, a sweep folder,
-or any folder of runs) and returns one row per run; `load_rounds(path)` returns one
-row per (run, round). Rows come from each run's `summary.json`; a run without one
-(killed, or still going) is summarized from its transcript, which `metrics` turns
-into the same figures, so an interrupted sweep is still analysable.
+`load_runs(path)` finds the run folders under `path` (a run folder, a sweep folder,
+or any folder of runs; see `find_runs`) and returns one row per run;
+`load_rounds(path)` returns one row per (run, round). Rows come from each run's
+`summary.json`; a run without one (killed, or still going) is summarized from its
+transcript, which `metrics` turns into the same figures, so an interrupted sweep is
+still analysable. Per-turn, per-vote and per-member tables read the transcripts
+(`sweeps.tidy`).
 
-When the runs belong to a sweep, the sweep's manifest (`sweep.json`) adds the grid
-cell and the value of each grid factor to every row.
+Every row carries the run folder's name (`run`), its `path` and the `sweep` that
+lists it, so runs of two sweeps never share a name unnoticed. When a run belongs to
+a sweep, the sweep's manifest (`sweep.json`) adds the grid cell and the value of
+each grid factor to its rows; only runs the manifest lists are read, unless
+`all=True`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +173,32 @@ def run_dirs(path: Path) -> Iterator[Path]:
         yield transcript.parent
 
 
-def _manifest_cells(path: Path) -> dict[Path, dict[str, Any]]:
-    """Run folder -> {"cell": label, <grid key>: value} from any sweep manifests found."""
-    out: dict[Path, dict[str, Any]] = {}
+@dataclass(frozen=True)
+class RunRef:
+    """A run folder found under a path, with the sweep that lists it (if any)."""
+
+    dir: Path
+    sweep: str | None = None
+    cells: dict[str, Any] | None = None  # {"cell": label, <grid key>: value} from the manifest
+
+    def columns(self) -> dict[str, Any]:
+        """The columns every table row of this run starts with (after its grid cells)."""
+        return {"run": self.dir.name, "path": str(self.dir), "sweep": self.sweep}
+
+
+@dataclass
+class _Manifest:
+    folder: Path  # the sweep folder, resolved
+    name: str | None
+    runs: dict[Path, dict[str, Any]]  # run folder (resolved) -> cells
+
+
+def _manifests(path: Path) -> list[_Manifest]:
+    """Sweep manifests at, under, or (for a run folder) just above `path`."""
     candidates = [path / MANIFEST, *sorted(path.rglob(MANIFEST))] if path.is_dir() else []
     if (path / TRANSCRIPT).exists():
         candidates += [p / MANIFEST for p in path.parents[:2]]
+    out = []
     for manifest in dict.fromkeys(candidates):
         if not manifest.is_file():
             continue
@@ -180,45 +206,66 @@ def _manifest_cells(path: Path) -> dict[Path, dict[str, Any]]:
             data = json.loads(manifest.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
+        runs = {}
         for run in data.get("runs", []):
             cols = {"cell": run.get("cell"), **{k: grid_value(v) for k, v in run.get("grid", {}).items()}}
-            out[(manifest.parent / run["dir"]).resolve()] = cols
+            runs[(manifest.parent / run["dir"]).resolve()] = cols
+        out.append(_Manifest(manifest.parent.resolve(), data.get("name"), runs))
     return out
 
 
-def _with_cells(row: dict[str, Any], cells: dict[str, Any] | None) -> dict[str, Any]:
-    # Grid factors go first and win name clashes: the user asked for that factor
-    # by that name (`members` is the group size either way).
-    return {**cells, **{k: v for k, v in row.items() if k not in cells}} if cells else row
+def find_runs(path: str | Path, *, all: bool = False) -> list[RunRef]:
+    """The runs at or under `path`, each with its sweep and grid cell.
 
-
-def load_runs(path: str | Path) -> pd.DataFrame:
-    """One row per run under `path`, with grid columns when it is (part of) a sweep."""
+    A sweep folder's manifest (`sweep.json`) says which runs belong to the sweep as
+    planned now; folders left over from an earlier grid (or a copied-in run) are not
+    part of it and are left out, unless `all=True`, which returns every run folder
+    (runs a manifest does not list then have no cell). Run folders outside any sweep
+    folder are always returned.
+    """
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder")
-    cells = _manifest_cells(root)
+    manifests = _manifests(root)
+    out = []
+    for run_dir in run_dirs(root):
+        resolved = run_dir.resolve()
+        listed = next((m for m in manifests if resolved in m.runs), None)
+        if listed is not None:
+            out.append(RunRef(run_dir, listed.name, listed.runs[resolved]))
+            continue
+        owner = next((m for m in manifests if resolved.is_relative_to(m.folder)), None)
+        if owner is None or all:
+            out.append(RunRef(run_dir, owner.name if owner else None))
+    return out
+
+
+def with_run_columns(row: dict[str, Any], ref: RunRef) -> dict[str, Any]:
+    # Grid factors go first and win name clashes: the user asked for that factor by
+    # that name (`members` is the group size either way); then run, path and sweep.
+    cells = ref.cells or {}
+    lead = {**cells, **ref.columns()}
+    return {**lead, **{k: v for k, v in row.items() if k not in lead}}
+
+
+def load_runs(path: str | Path, *, all: bool = False) -> pd.DataFrame:
+    """One row per run under `path` (see `find_runs`), with its path, sweep and grid cell."""
     rows = []
-    for run_dir in run_dirs(root):
-        summary = read_summary(run_dir)
+    for ref in find_runs(path, all=all):
+        summary = read_summary(ref.dir)
         if summary is None:
             continue
-        rows.append(_with_cells(run_row(summary, run_dir.name), cells.get(run_dir.resolve())))
-    frame = pd.DataFrame(rows)
-    return frame if rows else pd.DataFrame(columns=list(RUN_COLUMNS))
+        rows.append(with_run_columns(run_row(summary, ref.dir.name), ref))
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run", "path", "sweep", *RUN_COLUMNS[1:]])
 
 
-def load_rounds(path: str | Path) -> pd.DataFrame:
-    """One row per (run, round) under `path`, with grid columns for sweeps."""
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder")
-    cells = _manifest_cells(root)
+def load_rounds(path: str | Path, *, all: bool = False) -> pd.DataFrame:
+    """One row per (run, round) under `path`, with the run's path, sweep and grid cell."""
     rows: list[dict[str, Any]] = []
-    for run_dir in run_dirs(root):
-        summary = read_summary(run_dir)
+    for ref in find_runs(path, all=all):
+        summary = read_summary(ref.dir)
         if summary is None:
             continue
-        cell = cells.get(run_dir.resolve())
-        rows.extend(_with_cells(r, cell) for r in rounds_rows(summary, run_dir.name))
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run", "run_key", "seed", "members", "round"])
+        rows.extend(with_run_columns(r, ref) for r in rounds_rows(summary, ref.dir.name))
+    columns = ["run", "path", "sweep", "run_key", "seed", "members", "round"]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)

@@ -33,7 +33,7 @@ from assembly.core.actions import Action
 from assembly.core.events import RoundEnded, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
-from assembly.core.protocol import Protocol, RoundContext
+from assembly.core.protocol import BUDGET_SPENT, Protocol, RoundContext
 from assembly.core.seeding import rng
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
@@ -209,7 +209,7 @@ class ConsensusGame(Protocol):
         }
         reason = {
             "round_limit": f"no stop vote passed within {self.spec.max_rounds} rounds",
-            "budget": "the run's time or cost budget was spent",
+            "budget": BUDGET_SPENT,
         }.get(cause, cause)
         if value is not None:
             reason += f" (honest agents did agree on {value}{'' if on_initial else ', not an initial value'})"

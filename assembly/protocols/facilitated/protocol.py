@@ -26,7 +26,7 @@ from assembly.core.actions import Action
 from assembly.core.events import Disclosure, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
-from assembly.core.protocol import Protocol, RoundContext
+from assembly.core.protocol import BUDGET_SPENT, Protocol, RoundContext
 from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
@@ -234,7 +234,7 @@ class FacilitatedAssembly(Protocol):
             )
         reason = {
             "round_limit": f"no decision within {self.spec.max_rounds} rounds",
-            "budget": "the run's time or cost budget was spent",
+            "budget": BUDGET_SPENT,
         }.get(cause, cause)
         return RunEnded(outcome="no_decision", cause=cause, reason=reason)  # type: ignore[arg-type]
 
