@@ -188,6 +188,24 @@ _ENTRIES = (
         "members who never spoke count as not dissenting. Only for runs that decided.",
         label="share dissenting from the decision",
     ),
+    Figure(
+        "fidelity",
+        ROUND,
+        "fid",
+        "Representation fidelity: mean over speakers of the Spearman correlation between a member's stated "
+        "support scores and its assigned full-information utilities (README, Plural welfare).",
+        label="Spearman of stated vs assigned",
+    ),
+    Figure(
+        "welfare_<way>_<figure>",
+        RUN,
+        "welfare",
+        "A run's welfare figures flattened (results.csv): for each way of choosing (`assembly`, `utilitarian`, "
+        "`borda`, `maximin`, `plurality_round1`), its `option` and figures (`utilitarian`, `nash`, `egalitarian`, "
+        "`worst_role`, `condorcet_winner`, `in_veto_core`, per-role utility and regret); per cell (summary.csv) "
+        "their means with 95% t intervals, `decided_*`, rates, and `welfare_gap_<baseline>_<figure>_*`, the "
+        "paired difference decision − baseline with seed-clustered intervals (docs/sweeps.md).",
+    ),
     # --- the consensus game
     Figure("proposals", ROUND, "props", "Valid proposals (integers in range) this round."),
     Figure(
@@ -268,7 +286,7 @@ _ENTRIES = (
         "<outcome>_k, _rate, _lo, _hi",
         CELL,
         "rate",
-        "For each outcome and each no-decision cause (`cause_<cause>_...`): the count, the share of `n`, and "
+        "For each outcome, for deciding at all (`decided_...`), and each no-decision cause (`cause_<cause>_...`): the count, the share of `n`, and "
         "its 95% Wilson score interval (scipy `binomtest(...).proportion_ci(method='wilson')`).",
     ),
     Figure(
@@ -331,6 +349,14 @@ _ENTRIES = (
         "Every decided run, with mean (t interval) and median (order-statistic interval).",
     ),
     Figure(
+        "liveness_fairness",
+        SWEEP_FIGURE,
+        "liveness–fairness frontier",
+        "One point per cell: x the share of runs that decide (95% Wilson), y the worst role's utility (left) and "
+        "the mean utility (right) under the decision, over deciding runs (95% t); the baselines as lines. "
+        "Drawn for protocols with welfare (README, Plural welfare).",
+    ),
+    Figure(
         "tokens_cost",
         SWEEP_FIGURE,
         "tokens and cost",
@@ -345,11 +371,12 @@ DOC = "docs/figures.md"
 # Column families of summary.csv, defined by one entry each.
 _FAMILIES = (
     (
-        re.compile(r"^(valid_decision|invalid_decision|no_decision|cause_[a-z_]+?)_(k|rate|lo|hi)$"),
+        re.compile(r"^(valid_decision|invalid_decision|no_decision|decided|cause_[a-z_]+?)_(k|rate|lo|hi)$"),
         "<outcome>_k, _rate, _lo, _hi",
     ),
     (re.compile(r"^rounds_mean(_lo|_hi)?$"), "rounds_mean, _lo, _hi"),
     (re.compile(r"^rounds_median(_lo|_hi)?$"), "rounds_median, _lo, _hi"),
+    (re.compile(r"^welfare_\w+$"), "welfare_<way>_<figure>"),
     (re.compile(r"^[a-z_]+_mean(_lo|_hi)?$"), "<figure>_mean, _lo, _hi"),
 )
 
