@@ -12,24 +12,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from assembly.core.jsontree import without_keys
 from tests.golden.record import CASES, HERE, record
 
 DROPPED = frozenset({"timing", "versions"})
 
 
 def _comparable(line: str) -> str:
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in DROPPED}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return json.dumps(strip(json.loads(line)), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(without_keys(json.loads(line), DROPPED), separators=(",", ":"), ensure_ascii=False)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

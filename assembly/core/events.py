@@ -87,6 +87,11 @@ class Seated(Event):
     audiences: list[list[int]]
     audience_of: list[int]
 
+    @property
+    def seats(self) -> list[SeatedMember]:
+        """Every seat: the members, then the facilitator if there is one."""
+        return [*self.members, *([self.facilitator] if self.facilitator else [])]
+
 
 class RoundStarted(Event):
     type: Literal["round_started"] = "round_started"

@@ -17,7 +17,7 @@ from typing import Protocol as TypingProtocol
 from pydantic import BaseModel
 
 from assembly.core.actions import Action
-from assembly.core.events import Event, RunEnded, RunStarted, Seated, SeatedMember, Turn
+from assembly.core.events import AnyEvent, RunEnded, RunStarted, Seated, SeatedMember, Turn
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
@@ -35,7 +35,7 @@ class RoundContext(TypingProtocol):
         """Ask members concurrently, each under the turn deadline; events are emitted."""
         ...
 
-    def emit(self, *events: Event) -> None: ...
+    def emit(self, *events: AnyEvent) -> None: ...
 
 
 class Protocol(ABC):
@@ -53,7 +53,7 @@ class Protocol(ABC):
     def seat(self) -> Seated:
         """Deal seats, roles, private facts and protocol-private state (seeded)."""
 
-    def apply(self, event: Any) -> None:  # noqa: B027 - folding is optional
+    def apply(self, event: AnyEvent) -> None:  # noqa: B027 - folding is optional
         """Fold one event into protocol state (live and on replay/resume alike)."""
 
     @abstractmethod
@@ -90,7 +90,11 @@ class Protocol(ABC):
 
     @classmethod
     def round_figures(
-        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+        cls,
+        round_events: Sequence[AnyEvent],
+        started: RunStarted,
+        seated: Seated,
+        history: Sequence[AnyEvent] = (),
     ) -> dict[str, Any]:
         """Protocol-specific per-round figures, a pure function of the transcript:
         this round's events, and `history`, every event before the round started
@@ -98,7 +102,7 @@ class Protocol(ABC):
         return {}
 
     @classmethod
-    def run_figures(cls, events: list[Any]) -> dict[str, Any]:
+    def run_figures(cls, events: Sequence[AnyEvent]) -> dict[str, Any]:
         """Protocol-specific per-run figures, a pure function of the transcript."""
         return {}
 

@@ -13,14 +13,30 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from assembly.core.events import READABLE_VERSIONS, SCHEMA_VERSION, AnyEvent, Event, RunStarted
+from assembly.core.events import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    AnyEvent,
+    Disclosure,
+    RoundEnded,
+    RoundStarted,
+    RunEnded,
+    RunInterrupted,
+    RunStarted,
+    Seated,
+    SeatedMember,
+    Tally,
+    Turn,
+)
+from assembly.core.jsontree import without_keys
 
 TRANSCRIPT = "transcript.jsonl"
 SUMMARY = "summary.json"
@@ -30,7 +46,7 @@ SUMMARY = "summary.json"
 # when two transcripts are compared for determinism or reproduction.
 NONDETERMINISTIC_KEYS = frozenset({"timing", "run_id", "parent", "cache_hit"})
 
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 
 class TranscriptError(Exception):
@@ -51,7 +67,7 @@ class TranscriptWriter:
         self._fh: IO[str] | None = open(path, "a", encoding="utf-8") if append else None  # noqa: SIM115
         self._closed = False
 
-    def write(self, events: Iterable[Event]) -> None:
+    def write(self, events: Iterable[AnyEvent]) -> None:
         text = "".join(e.model_dump_json(exclude_none=True) + "\n" for e in events)
         if self._fh is None and not self._closed:
             self._create(text)
@@ -103,11 +119,59 @@ class TranscriptWriter:
         return self._fh
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round's events: those that carry its number, in transcript order."""
+
+    round: int
+    events: list[AnyEvent]
+    # Index in the transcript of the round's `round_started` (None if it has none):
+    # every event before it is the history the round's figures may depend on.
+    started_at: int | None = None
+
+    @property
+    def started(self) -> RoundStarted | None:
+        return next((e for e in self.events if isinstance(e, RoundStarted)), None)
+
+    @property
+    def ended(self) -> RoundEnded | None:
+        return next((e for e in reversed(self.events) if isinstance(e, RoundEnded)), None)
+
+    @property
+    def complete(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def turns(self) -> list[Turn]:
+        return [e for e in self.events if isinstance(e, Turn)]
+
+    @property
+    def tallies(self) -> list[Tally]:
+        return [e for e in self.events if isinstance(e, Tally)]
+
+    @property
+    def disclosures(self) -> list[Disclosure]:
+        return [e for e in self.events if isinstance(e, Disclosure)]
+
+
 @dataclass
 class Transcript:
+    """A run as its transcript records it: header, seating, rounds, and how it ended.
+
+    The one reading of a transcript's structure: replay, report, rerun/fork/resume,
+    the summary and the sweep tables all ask it, so "which rounds are complete" or
+    "did the run end" has one answer. The structure is derived from `events` on first
+    use; `events` is not to be changed after that (build a new `Transcript` instead).
+    """
+
     path: Path
-    events: list[Any] = field(default_factory=list)
+    events: list[AnyEvent] = field(default_factory=list)
     torn: str | None = None  # text of a torn last line, when the run was cut mid-write
+
+    @classmethod
+    def of(cls, events: Sequence[AnyEvent], path: Path = Path(TRANSCRIPT)) -> Transcript:
+        """Events held in memory (a live run's, a test's), as the transcript at `path`."""
+        return cls(path=path, events=list(events))
 
     @property
     def started(self) -> RunStarted:
@@ -116,9 +180,78 @@ class Transcript:
             raise TranscriptError(f"{self.path}: does not start with a run_started event")
         return first
 
+    @cached_property
+    def _seated(self) -> Seated | None:
+        return next((e for e in self.events if isinstance(e, Seated)), None)
 
-def parse_event(line: str) -> Any:
-    return _ADAPTER.validate_json(line)
+    @property
+    def is_seated(self) -> bool:
+        return self._seated is not None
+
+    @property
+    def seated(self) -> Seated:
+        if self._seated is None:
+            raise TranscriptError(f"{self.path}: no seated event; the run died before its members were seated")
+        return self._seated
+
+    @property
+    def seats(self) -> list[SeatedMember]:
+        """Every seat: the members, then the facilitator if there is one."""
+        return self.seated.seats
+
+    @cached_property
+    def rounds(self) -> dict[int, Round]:
+        """Each round by number, in order of first appearance.
+
+        A `run_interrupted` event names the round it cut, but belongs to no round."""
+        events: dict[int, list[AnyEvent]] = {}
+        started_at: dict[int, int] = {}
+        for i, e in enumerate(self.events):
+            r = getattr(e, "round", None)
+            if r is None or isinstance(e, RunInterrupted):
+                continue
+            events.setdefault(r, []).append(e)
+            if isinstance(e, RoundStarted):
+                started_at.setdefault(r, i)
+        return {r: Round(r, evs, started_at.get(r)) for r, evs in events.items()}
+
+    @property
+    def complete_rounds(self) -> list[int]:
+        """The numbers of the rounds that ended (have a `round_ended`), in order."""
+        return sorted(r for r, rnd in self.rounds.items() if rnd.complete)
+
+    @property
+    def next_round(self) -> int:
+        """The round a continuation starts with: the one after the last complete round."""
+        return max(self.complete_rounds, default=0) + 1
+
+    @cached_property
+    def end(self) -> RunEnded | None:
+        return next((e for e in self.events if isinstance(e, RunEnded)), None)
+
+    @cached_property
+    def interrupted(self) -> RunInterrupted | None:
+        return next((e for e in self.events if isinstance(e, RunInterrupted)), None)
+
+    @property
+    def resumable_prefix(self) -> int:
+        """How many leading events a resume keeps: up to the last round that truly completed.
+
+        A round is complete when its `round_ended` is present, unless it was the
+        stopping round (`stop`) and the run's `run_ended` never followed: that round's
+        ending is then re-derived by playing it again."""
+        keep = 0
+        for i, e in enumerate(self.events):
+            if isinstance(e, Seated):
+                keep = max(keep, i + 1)
+            elif isinstance(e, RoundEnded) and not e.stop:
+                keep = i + 1
+        return keep
+
+
+def parse_event(line: str) -> AnyEvent:
+    event: AnyEvent = _ADAPTER.validate_json(line)
+    return event
 
 
 def read_transcript(path: Path | str) -> Transcript:
@@ -163,17 +296,9 @@ def _check_version(path: Path, line: str) -> None:
         )
 
 
-def canonical(events: Iterable[Event]) -> list[dict[str, Any]]:
+def canonical(events: Iterable[AnyEvent]) -> list[dict[str, Any]]:
     """Events as plain dicts without clock-dependent fields, for exact comparison."""
-    return [_strip(e.model_dump(mode="json", exclude_none=True)) for e in events]
-
-
-def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in NONDETERMINISTIC_KEYS}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
+    return [without_keys(e.model_dump(mode="json", exclude_none=True), NONDETERMINISTIC_KEYS) for e in events]
 
 
 def iter_lines_following(path: Path, poll_s: float = 0.5) -> Iterator[str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from assembly.core.events import Disclosure, RoundStarted, Seated, SeatedMember, Turn
+from assembly.core.events import AnyEvent, Disclosure, RoundStarted, Seated, SeatedMember, Turn
 from assembly.core.spec import FactSpec, OptionSpec, ScenarioBase
 
 # The fields of each action kind that its audience hears. Everything else an action
@@ -134,7 +134,7 @@ class ViewBuilder:
 
     # ---- folding
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: AnyEvent) -> None:
         if isinstance(event, Seated):
             self._seat(event)
         elif isinstance(event, Turn):

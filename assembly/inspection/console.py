@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
+from assembly.core.events import AnyEvent, Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
 from assembly.core.metrics import liveness
 from assembly.protocols import protocol_class
 
@@ -47,8 +47,8 @@ class LiveProgress:
         self.live = Live(Group(self.progress, Table()), console=console, refresh_per_second=8, transient=True)
         self.started: RunStarted | None = None
         self.seated: Seated | None = None
-        self.round_events: list[Any] = []
-        self.history: list[Any] = []
+        self.round_events: list[AnyEvent] = []
+        self.history: list[AnyEvent] = []
         self.phase_counts: dict[str, tuple[int, int]] = {}  # phase -> (asked, answered) this round
         self.rows: list[dict[str, Any]] = []
         self.turns = 0
@@ -61,7 +61,7 @@ class LiveProgress:
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(None, None, None)
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: AnyEvent) -> None:
         if isinstance(event, RunStarted):
             self.started = event
         elif isinstance(event, Seated):

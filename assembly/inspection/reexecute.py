@@ -35,16 +35,15 @@ from typing import Any
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
 from assembly.core.events import (
+    AnyEvent,
     Attempt,
-    Event,
-    RoundEnded,
     RunEnded,
     RunInterrupted,
     RunStarted,
     Seated,
-    SeatedMember,
     Turn,
 )
+from assembly.core.jsontree import MISSING, Change, first_change, without_keys
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
 from assembly.core.run import models_of, unused_dir, versions
@@ -72,13 +71,9 @@ def read_run(path: Path) -> Transcript:
         t.started  # noqa: B018 - raises when the header is missing
     except TranscriptError as exc:
         raise RerunError(str(exc)) from None
-    if not any(isinstance(e, Seated) for e in t.events):
+    if not t.is_seated:
         raise RerunError(f"{t.path}: the run died before its members were seated; start it again instead")
     return t
-
-
-def _seated(t: Transcript) -> Seated:
-    return next(e for e in t.events if isinstance(e, Seated))
 
 
 def _scenario_of(started: RunStarted) -> Scenario:
@@ -124,7 +119,7 @@ class Recorded:
     errors: dict[TurnKey, list[Attempt]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, events: Sequence[Any], llm_seats: set[str]) -> dict[str, Recorded]:
+    def of(cls, events: Sequence[AnyEvent], llm_seats: set[str]) -> dict[str, Recorded]:
         out: dict[str, Recorded] = {}
         for e in events:
             if not isinstance(e, Turn):
@@ -205,8 +200,8 @@ class _RerunEngine(Engine):
 async def _drive(
     scenario: Scenario,
     run_dir: Path,
-    header: Sequence[Event],
-    prefix: Sequence[Event],
+    header: Sequence[AnyEvent],
+    prefix: Sequence[AnyEvent],
     start_round: int,
     *,
     append: bool,
@@ -215,7 +210,7 @@ async def _drive(
     recorded: dict[str, Recorded] | None = None,
 ) -> dict[str, Any]:
     """Fold `header + prefix`, then run live from `start_round`; return the summary."""
-    seated = next(e for e in header if isinstance(e, Seated))
+    seated = Transcript.of(header).seated
     protocol = protocol_class(scenario.protocol.kind)(scenario)
     views = ViewBuilder(scenario)
     members = build_members(seated, protocol, scenario, run_dir, factory)
@@ -273,38 +268,29 @@ class Comparison:
     first_difference: str | None = None
 
 
-def compare(source: Sequence[Any], rerun: Sequence[Any], ignore: frozenset[str] = frozenset()) -> Comparison:
+def compare(source: Sequence[AnyEvent], rerun: Sequence[AnyEvent], ignore: frozenset[str] = frozenset()) -> Comparison:
     """Compare two transcripts canonically (timing, run id and parent dropped)."""
     a, b = canonical(source), canonical(rerun)
     if ignore:
-        a, b = _drop(a, ignore), _drop(b, ignore)
+        a, b = without_keys(a, ignore), without_keys(b, ignore)
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
-            return Comparison(False, len(a), len(b), f"event {i + 1}: {_first_change(x, y)}")
+            return Comparison(False, len(a), len(b), f"event {i + 1}: {_describe_change(first_change(x, y))}")
     if len(a) != len(b):
         return Comparison(False, len(a), len(b), f"the source has {len(a)} events, the rerun {len(b)}")
     return Comparison(True, len(a), len(b))
 
 
-def _drop(value: Any, keys: frozenset[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [_drop(v, keys) for v in value]
-    return value
+def _describe_change(change: Change | None) -> str:
+    """Where two unequal canonical events first differ, as rerun prints it."""
+    if change is None:  # unreachable for unequal events; kept total for safety
+        return "event: the events differ"
 
+    def show(v: Any) -> str:
+        s = json.dumps(None if v is MISSING else v)  # a missing field reads as null
+        return s if len(s) <= 100 else s[:97] + "..."
 
-def _first_change(x: Any, y: Any, path: str = "") -> str:
-    if isinstance(x, dict) and isinstance(y, dict):
-        for k in [*x, *(k for k in y if k not in x)]:
-            if x.get(k) != y.get(k):
-                return _first_change(x.get(k), y.get(k), f"{path}.{k}" if path else k)
-    if isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
-        for i, (p, q) in enumerate(zip(x, y, strict=True)):
-            if p != q:
-                return _first_change(p, q, f"{path}[{i}]")
-    show = lambda v: s if len(s := json.dumps(v)) <= 100 else s[:97] + "..."  # noqa: E731
-    return f"{path or 'event'}: source {show(x)}, rerun {show(y)}"
+    return f"{change.path or 'event'}: source {show(change.old)}, rerun {show(change.new)}"
 
 
 @dataclass
@@ -333,13 +319,13 @@ async def rerun(
             f"{started.run_key}: the scenario schema changed since the run was recorded"
         ]
     )
-    llm = any(s.policy != "sim" for s in _seats(_seated(src)))
+    llm = any(s.policy != "sim" for s in src.seats)
     if llm and factory is None:
         factory = cached_factory(src.path.parent)
     out = out or default_out(src.path.parent, scenario, "rerun")
     _fresh_dir(out)
     protocol = protocol_class(scenario.protocol.kind)(scenario)
-    header: list[Event] = [
+    header: list[AnyEvent] = [
         RunStarted(
             run_id=out.name,
             run_key=run_key(scenario),
@@ -361,17 +347,13 @@ async def rerun(
         append=False,
         listeners=listeners,
         factory=factory,
-        recorded=Recorded.of(src.events, {s.id for s in _seats(_seated(src)) if s.policy != "sim"}),
+        recorded=Recorded.of(src.events, {s.id for s in src.seats if s.policy != "sim"}),
     )
     new = _read(out)
     # Every LLM answer of a rerun comes from the cache by design, so whether an
     # attempt was a cache hit says how it was obtained, not what happened.
     ignore = frozenset({"cache_hit"}) if llm else frozenset()
     return RerunResult(out, summary, compare(src.events, new.events, ignore), tuple(sorted(ignore)), notes)
-
-
-def _seats(seated: Seated) -> list[SeatedMember]:
-    return [*seated.members, *([seated.facilitator] if seated.facilitator else [])]
 
 
 def cached_factory(source_dir: Path) -> MemberFactory:
@@ -409,10 +391,6 @@ def continuing_factory(source_dir: Path) -> MemberFactory:
 # ----------------------------------------------------------------------------- fork
 
 
-def complete_rounds(events: Sequence[Any]) -> list[int]:
-    return sorted(e.round for e in events if isinstance(e, RoundEnded))
-
-
 async def fork(
     source: Path,
     from_round: int,
@@ -424,8 +402,8 @@ async def fork(
 ) -> tuple[Path, dict[str, Any]]:
     """Keep rounds < `from_round` of `source`, apply `overrides`, continue live."""
     src = read_run(source)
-    started, recorded_seating = src.started, _seated(src)
-    done = complete_rounds(src.events)
+    started, recorded_seating = src.started, src.seated
+    done = src.complete_rounds
     last = done[-1] if done else 0
     if not 1 <= from_round <= last + 1:
         raise RerunError(f"--from-round must be between 1 and {last + 1} (the source completed {last} rounds)")
@@ -448,7 +426,7 @@ async def fork(
         if not isinstance(e, RunStarted | Seated | RunEnded | RunInterrupted)
         and getattr(e, "round", from_round) < from_round
     ]
-    header: list[Event] = [
+    header: list[AnyEvent] = [
         RunStarted(
             run_id=out.name,
             run_key=run_key(scenario),
@@ -467,7 +445,7 @@ async def fork(
         ),
         seating,
     ]
-    if factory is None and any(seat.policy != "sim" for seat in _seats(seating)):
+    if factory is None and any(seat.policy != "sim" for seat in seating.seats):
         factory = continuing_factory(src.path.parent)
     summary = await _drive(
         scenario, out, header, prefix, from_round, append=False, listeners=listeners, factory=factory
@@ -512,21 +490,6 @@ class ResumeResult:
     torn: bool
 
 
-def _resume_point(events: Sequence[Any]) -> int:
-    """How many leading events to keep: up to the last round that truly completed.
-
-    A round is complete when its `round_ended` is present, unless it was the
-    stopping round (`stop`) and the run's `run_ended` never followed: that round's
-    ending is then re-derived by playing it again."""
-    keep = 0
-    for i, e in enumerate(events):
-        if isinstance(e, Seated):
-            keep = max(keep, i + 1)
-        elif isinstance(e, RoundEnded) and not e.stop:
-            keep = i + 1
-    return keep
-
-
 def resume(run_dir: Path, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None) -> ResumeResult:
     """Continue an interrupted or killed run in place (sync wrapper; see `resume_async`)."""
     return asyncio.run(resume_async(run_dir, listeners=listeners, factory=factory))
@@ -537,23 +500,23 @@ async def resume_async(
 ) -> ResumeResult:
     src = read_run(run_dir)
     path = src.path
-    if any(isinstance(e, RunEnded) for e in src.events):
+    if src.end is not None:
         # Killed after its last event but before its summary (or summary deleted):
         # the run is finished, so resuming only finishes the bookkeeping.
         return ResumeResult(
             run_dir=path.parent,
             summary=write_summary(path.parent),
-            from_round=_next_round(src.events),
+            from_round=src.next_round,
             dropped_events=0,
             torn=src.torn is not None,
         )
     lines = _event_lines(path)
-    keep = _resume_point(src.events)
+    keep = src.resumable_prefix
     kept, dropped = lines[:keep], lines[keep:]
     started = src.started
     parent: dict[str, Any] = {
         "run": started.run_id,
-        "from_round": _next_round(src.events[:keep]),
+        "from_round": Transcript.of(src.events[:keep]).next_round,
         "mode": "resume",
         "dropped_events": len(dropped),
     }
@@ -568,15 +531,11 @@ async def resume_async(
     scenario = _scenario_of(started)
     header = [e for e in events if isinstance(e, RunStarted | Seated)]
     prefix = [e for e in events if not isinstance(e, RunStarted | Seated)]
-    start = _next_round(events)
+    start = Transcript.of(events).next_round
     summary = await _drive(
         scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory
     )
     return ResumeResult(path.parent, summary, start, len(dropped), src.torn is not None)
-
-
-def _next_round(events: Sequence[Any]) -> int:
-    return max((e.round for e in events if isinstance(e, RoundEnded)), default=0) + 1
 
 
 def _event_lines(path: Path) -> list[str]:

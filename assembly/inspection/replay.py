@@ -17,8 +17,8 @@ an edit, and either way the researcher must know.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,29 @@ from rich.table import Table
 from rich.text import Text
 
 from assembly import launch
-from assembly.core import metrics
 from assembly.core.errors import UserError
 from assembly.core.events import (
     READABLE_VERSIONS,
+    AnyEvent,
     Disclosure,
     RoundEnded,
-    RoundStarted,
     RunEnded,
     RunInterrupted,
-    RunStarted,
     Seated,
     SeatedMember,
     Tally,
     Turn,
 )
-from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, parse_event, read_transcript
+from assembly.core.jsontree import MISSING, changes
+from assembly.core.transcript import (
+    SUMMARY,
+    TRANSCRIPT,
+    Round,
+    Transcript,
+    TranscriptError,
+    parse_event,
+    read_transcript,
+)
 from assembly.inspection.console import fmt, safe
 from assembly.protocols.facilitated.rules import BALLOT_FIELD
 
@@ -71,60 +78,9 @@ def open_transcript(path: Path | str) -> Transcript:
         transcript.started  # noqa: B018 - raises TranscriptError when the header is missing
     except TranscriptError as exc:
         raise ReplayError(str(exc)) from None
-    if not any(isinstance(e, Seated) for e in transcript.events):
+    if not transcript.is_seated:
         raise ReplayError(f"{transcript.path}: no seated event; the run died before it began")
     return transcript
-
-
-# ----------------------------------------------------------------------------- structure
-
-
-@dataclass
-class RoundRecord:
-    round: int
-    events: list[Any] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return any(isinstance(e, RoundEnded) for e in self.events)
-
-    @property
-    def started(self) -> RoundStarted | None:
-        return next((e for e in self.events if isinstance(e, RoundStarted)), None)
-
-    @property
-    def turns(self) -> list[Turn]:
-        return [e for e in self.events if isinstance(e, Turn)]
-
-
-@dataclass
-class RunRecord:
-    """A transcript cut into its header, rounds and ending."""
-
-    started: RunStarted
-    seated: Seated
-    rounds: dict[int, RoundRecord]
-    end: RunEnded | None
-    interrupted: RunInterrupted | None
-
-    @classmethod
-    def of(cls, events: Sequence[Any]) -> RunRecord:
-        started: RunStarted | None = None
-        seated: Seated | None = None
-        end = interrupted = None
-        for e in events:
-            if isinstance(e, RunStarted):
-                started = e
-            elif isinstance(e, Seated):
-                seated = e
-            elif isinstance(e, RunEnded):
-                end = e
-            elif isinstance(e, RunInterrupted):
-                interrupted = e
-        rounds = {r: RoundRecord(r, evs) for r, evs in metrics.events_by_round(events).items()}
-        if started is None or seated is None:
-            raise ReplayError("the transcript has no run_started/seated header")
-        return cls(started, seated, rounds, end, interrupted)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -185,7 +141,7 @@ def describe_turn(turn: Turn, rule: str | None = None) -> str:
     return text
 
 
-def header(run: RunRecord, transcript: Transcript) -> RenderableType:
+def header(run: Transcript, transcript: Transcript) -> RenderableType:
     s = run.started
     sc = s.scenario
     roles: dict[str, int] = {}
@@ -237,7 +193,7 @@ def _tally(t: Tally) -> str:
     return "\n".join(lines)
 
 
-def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None) -> RenderableType:
+def round_view(rec: Round, run: Transcript, figures: dict[str, Any] | None) -> RenderableType:
     parts: list[RenderableType] = []
     title = f"Round {rec.round}" + ("" if rec.complete else " (incomplete: no round_ended event)")
     parts.append(Rule(title, style="bold" if rec.complete else "bold red"))
@@ -296,7 +252,7 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
     return Group(*parts)
 
 
-def ending(run: RunRecord, transcript: Transcript, summary: dict[str, Any] | None) -> RenderableType:
+def ending(run: Transcript, transcript: Transcript, summary: dict[str, Any] | None) -> RenderableType:
     parts: list[RenderableType] = []
     if transcript.torn is not None:
         parts.append(
@@ -345,11 +301,11 @@ def ending(run: RunRecord, transcript: Transcript, summary: dict[str, Any] | Non
 
 def walkthrough(transcript: Transcript, only_round: int | None = None) -> Iterator[RenderableType]:
     """The whole replay as renderables, in order (the CLI pages them when long)."""
-    run = RunRecord.of(transcript.events)
+    run = transcript
     if only_round is not None and only_round not in run.rounds:
         have = f"rounds {min(run.rounds)}–{max(run.rounds)}" if run.rounds else "no rounds"
         raise ReplayError(f"round {only_round} is not in this transcript ({have})")
-    summary = launch.summarize(transcript.events)
+    summary = launch.summarize(transcript)
     rows = {row["round"]: row for row in summary["per_round"]}
     yield header(run, transcript)
     for r in sorted(run.rounds):
@@ -376,9 +332,8 @@ def follow(path: Path, poll_s: float = 0.5, appear_s: float = 30.0) -> Iterator[
         if time.monotonic() >= deadline:
             raise ReplayError(f"{file}: no transcript here (waited {appear_s:g}s for a run to start)")
         time.sleep(min(poll_s, 0.2))
-    events: list[Any] = []
-    run: RunRecord | None = None
-    live = Transcript(path=file, events=events)
+    events: list[AnyEvent] = []
+    seated = False
     for n, line in enumerate(iter_lines_following(file, poll_s)):
         if not line.strip():
             continue
@@ -389,18 +344,19 @@ def follow(path: Path, poll_s: float = 0.5, appear_s: float = 30.0) -> Iterator[
         except ValueError as exc:
             raise ReplayError(f"{file}:{n + 1}: not a valid event ({exc})") from None
         events.append(event)
-        if run is None:
-            if any(isinstance(e, Seated) for e in events):
-                run = RunRecord.of(events)
-                yield header(run, live)
+        if not seated:
+            if isinstance(event, Seated):
+                seated = True
+                run = Transcript.of(events, file)
+                yield header(run, run)
             continue
         if isinstance(event, RoundEnded):
-            run = RunRecord.of(events)
-            rows = {row["round"]: row for row in launch.summarize(events)["per_round"]}
+            run = Transcript.of(events, file)
+            rows = {row["round"]: row for row in launch.summarize(run)["per_round"]}
             yield round_view(run.rounds[event.round], run, rows.get(event.round))
         elif isinstance(event, RunEnded | RunInterrupted):
-            run = RunRecord.of(events)
-            yield ending(run, live, launch.summarize(events))
+            run = Transcript.of(events, file)
+            yield ending(run, run, launch.summarize(run))
             return
 
 
@@ -445,26 +401,19 @@ def check(run: Path | str) -> CheckResult:
     except json.JSONDecodeError as exc:
         raise ReplayError(f"{summary_path}: not valid JSON ({exc})") from None
     # Through JSON, so tuples and floats compare exactly as they were written.
-    recomputed = json.loads(json.dumps(launch.summarize(transcript.events)))
+    recomputed = json.loads(json.dumps(launch.summarize(transcript)))
     return CheckResult(run_dir, list(diff(published, recomputed)), transcript.torn is not None)
 
 
-def diff(published: Any, recomputed: Any, path: str = "") -> Iterator[str]:
+def diff(published: Any, recomputed: Any) -> Iterator[str]:
     """Differences between summary.json (published) and the transcript's figures."""
-    if isinstance(published, dict) and isinstance(recomputed, dict):
-        for k in published.keys() | recomputed.keys():
-            sub = f"{path}.{k}" if path else str(k)
-            if k not in recomputed:
-                yield f"{sub}: in summary.json ({_show(published[k])}) but not supported by the transcript"
-            elif k not in published:
-                yield f"{sub}: missing from summary.json (transcript gives {_show(recomputed[k])})"
-            else:
-                yield from diff(published[k], recomputed[k], sub)
-    elif isinstance(published, list) and isinstance(recomputed, list) and len(published) == len(recomputed):
-        for i, (a, b) in enumerate(zip(published, recomputed, strict=True)):
-            yield from diff(a, b, f"{path}[{i}]")
-    elif published != recomputed or type(published) is not type(recomputed):
-        yield f"{path}: summary.json has {_show(published)}, the transcript gives {_show(recomputed)}"
+    for c in changes(published, recomputed, strict_types=True):
+        if c.new is MISSING:
+            yield f"{c.path}: in summary.json ({_show(c.old)}) but not supported by the transcript"
+        elif c.old is MISSING:
+            yield f"{c.path}: missing from summary.json (transcript gives {_show(c.new)})"
+        else:
+            yield f"{c.path}: summary.json has {_show(c.old)}, the transcript gives {_show(c.new)}"
 
 
 def _show(v: Any) -> str:
@@ -472,8 +421,8 @@ def _show(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def seat_of(run: RunRecord, member_id: str) -> SeatedMember:
-    seats = [*run.seated.members, *([run.seated.facilitator] if run.seated.facilitator else [])]
+def seat_of(run: Transcript, member_id: str) -> SeatedMember:
+    seats = run.seats
     for s in seats:
         if s.id == member_id:
             return s
