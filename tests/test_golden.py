@@ -2,10 +2,11 @@
 
 Each case in `tests/golden/record.py` is run again through the CLI and compared
 line by line with its recorded transcript, after dropping only what may differ
-between two identical runs: clock fields (`timing`) and the package versions of
-the machine (`versions`). Key order and every value count, so a change in what a
-run writes fails here. Re-record (and say why) only when behaviour is meant to
-change.
+between two identical runs: clock fields (`timing`), the package versions of the
+machine (`versions`), and each line's hash `chain`, which digests those. Key order
+and every other value count (each line's `seq` too), so a change in what a run
+writes fails here. Both transcripts must also verify: their chains are intact.
+Re-record (and say why) only when behaviour is meant to change.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from assembly.core.jsontree import without_keys
+from assembly.core.transcript import read_transcript
 from tests.golden.record import CASES, HERE, record
 
-DROPPED = frozenset({"timing", "versions"})
+DROPPED = frozenset({"timing", "versions", "chain"})
 
 
 def _comparable(line: str) -> str:
@@ -27,7 +29,9 @@ def _comparable(line: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_transcript_matches_the_recorded_one(tmp_path: Path, name: str) -> None:
-    fresh = record(name, CASES[name], tmp_path).read_text(encoding="utf-8").splitlines()
+    path = record(name, CASES[name], tmp_path)
+    assert read_transcript(path).integrity == read_transcript(HERE / f"{name}.jsonl").integrity == "verified"
+    fresh = path.read_text(encoding="utf-8").splitlines()
     golden = (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
     for i, (got, want) in enumerate(zip(fresh, golden, strict=False), start=1):
         assert _comparable(got) == _comparable(want), f"{name}: line {i} differs"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from assembly.core.events import SCHEMA_VERSION, AnyEvent, Turn
+from assembly.core.events import AnyEvent, Turn
 from assembly.core.protocol import Protocol
 from assembly.core.transcript import Transcript
 
@@ -69,7 +69,9 @@ def summarize(events: Sequence[AnyEvent] | Transcript, protocol: type[Protocol])
     wall = sum(float((e.timing or {}).get("wall_s", 0.0)) for e in ended)
     clock = sum(float((e.timing or {}).get("clock_s", 0.0)) for e in ended)
     return {
-        "schema_version": SCHEMA_VERSION,
+        # The schema of the transcript summarized (a summary's own keys have not
+        # changed), so that checking a run written by an older version compares alike.
+        "schema_version": started.schema_version,
         "run_id": started.run_id,
         "run_key": started.run_key,
         "scenario": started.scenario.get("name"),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
 from assembly.core.events import (
+    SCHEMA_VERSION,
     AnyEvent,
     Attempt,
     RunEnded,
@@ -43,12 +43,21 @@ from assembly.core.events import (
     Seated,
     Turn,
 )
+from assembly.core.integrity import START, Link
 from assembly.core.jsontree import MISSING, Change, first_change, without_keys
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
 from assembly.core.run import models_of, unused_dir, versions
 from assembly.core.spec import resolved, run_key
-from assembly.core.transcript import TRANSCRIPT, Transcript, TranscriptError, TranscriptWriter, canonical, parse_event
+from assembly.core.transcript import (
+    TRANSCRIPT,
+    Transcript,
+    TranscriptError,
+    TranscriptWriter,
+    canonical,
+    event_bodies,
+    rewrite,
+)
 from assembly.core.transcript import read_transcript as _read
 from assembly.core.view import View, ViewBuilder
 from assembly.launch import build_members, write_summary
@@ -208,8 +217,12 @@ async def _drive(
     listeners: Sequence[Listener],
     factory: MemberFactory | None,
     recorded: dict[str, Recorded] | None = None,
+    after: Link | None = START,
 ) -> dict[str, Any]:
-    """Fold `header + prefix`, then run live from `start_round`; return the summary."""
+    """Fold `header + prefix`, then run live from `start_round`; return the summary.
+
+    `append`: `header + prefix` are the transcript already on disk, whose last line
+    has the link `after` (None: a schema 1 transcript, continued without chain)."""
     seated = Transcript.of(header).seated
     protocol = protocol_class(scenario.protocol.kind)(scenario)
     views = ViewBuilder(scenario)
@@ -221,7 +234,7 @@ async def _drive(
     for member_id, world in (recorded or {}).items():
         if member_id in members:
             members[member_id] = _ReplayWorld(members[member_id], world)
-    writer = TranscriptWriter(run_dir / TRANSCRIPT, append=append)
+    writer = TranscriptWriter(run_dir / TRANSCRIPT, append=append, after=after)
     engine = _RerunEngine(scenario, protocol, members, writer, views, listeners)
     try:
         if append:  # already on disk: fold and show, do not write again
@@ -353,6 +366,9 @@ async def rerun(
     # Every LLM answer of a rerun comes from the cache by design, so whether an
     # attempt was a cache hit says how it was obtained, not what happened.
     ignore = frozenset({"cache_hit"}) if llm else frozenset()
+    if started.schema_version != SCHEMA_VERSION:
+        # A run recorded by an older version is rerun into the current transcript schema.
+        ignore |= {"schema_version"}
     return RerunResult(out, summary, compare(src.events, new.events, ignore), tuple(sorted(ignore)), notes)
 
 
@@ -510,9 +526,11 @@ async def resume_async(
             dropped_events=0,
             torn=src.torn is not None,
         )
-    lines = _event_lines(path)
+    bodies = event_bodies(path)
+    if len(bodies) != len(src.events):
+        raise RerunError(f"{path} changed while it was being read; is another process writing this run?")
     keep = src.resumable_prefix
-    kept, dropped = lines[:keep], lines[keep:]
+    kept, dropped = bodies[:keep], bodies[keep:]
     started = src.started
     parent: dict[str, Any] = {
         "run": started.run_id,
@@ -522,40 +540,21 @@ async def resume_async(
     }
     if started.parent:
         parent["previous"] = started.parent
-    kept[0] = started.model_copy(update={"parent": parent}).model_dump_json(exclude_none=True)
+    resumed = started.model_copy(update={"parent": parent})
+    kept[0] = resumed.model_dump_json(exclude_none=True)
     if dropped or src.torn is not None:
+        # Set aside as plain events: their numbers and chain meant nothing outside the file.
         with open(path.parent / DROPPED, "a", encoding="utf-8") as fh:
             fh.writelines(line + "\n" for line in [*dropped, *([src.torn] if src.torn is not None else [])])
-    _atomic_write(path, kept)
-    events = [parse_event(line) for line in kept]
+    # The header changed, so the chain is computed anew over the kept prefix, which
+    # was verified when it was read (a damaged transcript is never resumed).
+    link = rewrite(path, kept, chained=src.chained)
+    events = [resumed, *src.events[1:keep]]
     scenario = _scenario_of(started)
     header = [e for e in events if isinstance(e, RunStarted | Seated)]
     prefix = [e for e in events if not isinstance(e, RunStarted | Seated)]
     start = Transcript.of(events).next_round
     summary = await _drive(
-        scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory
+        scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory, after=link
     )
     return ResumeResult(path.parent, summary, start, len(dropped), src.torn is not None)
-
-
-def _event_lines(path: Path) -> list[str]:
-    """The transcript's event lines as written (a torn tail excluded), one per event."""
-    raw = path.read_bytes().decode("utf-8", errors="replace")
-    lines = raw.split("\n")
-    out = [line for line in lines[:-1] if line.strip()]
-    if lines[-1].strip():
-        try:
-            parse_event(lines[-1])
-            out.append(lines[-1])  # complete, only its newline is missing
-        except ValueError:
-            pass  # torn: reported by read_transcript
-    return out
-
-
-def _atomic_write(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)

@@ -31,7 +31,6 @@ from rich.text import Text
 from assembly import launch
 from assembly.core.errors import UserError
 from assembly.core.events import (
-    READABLE_VERSIONS,
     AnyEvent,
     Disclosure,
     RoundEnded,
@@ -46,10 +45,10 @@ from assembly.core.jsontree import MISSING, changes
 from assembly.core.transcript import (
     SUMMARY,
     TRANSCRIPT,
+    LineReader,
     Round,
     Transcript,
     TranscriptError,
-    parse_event,
     read_transcript,
 )
 from assembly.inspection.console import fmt, safe
@@ -72,9 +71,11 @@ class ReplayError(UserError):
     """A transcript or run folder that cannot be replayed as asked."""
 
 
-def open_transcript(path: Path | str) -> Transcript:
+def open_transcript(path: Path | str, *, allow_damage: bool = False) -> Transcript:
+    """The run's transcript; a damaged one is refused unless `allow_damage` (then
+    `integrity_note` flags it wherever it is shown)."""
     try:
-        transcript = read_transcript(path)
+        transcript = read_transcript(path, allow_damage=allow_damage)
         transcript.started  # noqa: B018 - raises TranscriptError when the header is missing
     except TranscriptError as exc:
         raise ReplayError(str(exc)) from None
@@ -308,6 +309,9 @@ def walkthrough(transcript: Transcript, only_round: int | None = None) -> Iterat
     summary = launch.summarize(transcript)
     rows = {row["round"]: row for row in summary["per_round"]}
     yield header(run, transcript)
+    note = integrity_note(transcript)
+    if note is not None:
+        yield note
     for r in sorted(run.rounds):
         if only_round is None or r == only_round:
             yield round_view(run.rounds[r], run, rows.get(r))
@@ -334,15 +338,11 @@ def follow(path: Path, poll_s: float = 0.5, appear_s: float = 30.0) -> Iterator[
         time.sleep(min(poll_s, 0.2))
     events: list[AnyEvent] = []
     seated = False
-    for n, line in enumerate(iter_lines_following(file, poll_s)):
+    reader = LineReader(file)
+    for n, line in enumerate(iter_lines_following(file, poll_s), start=1):
         if not line.strip():
             continue
-        if n == 0:
-            _check_version(file, line)
-        try:
-            event = parse_event(line)
-        except ValueError as exc:
-            raise ReplayError(f"{file}:{n + 1}: not a valid event ({exc})") from None
+        event = _followed(reader, n, line)
         events.append(event)
         if not seated:
             if isinstance(event, Seated):
@@ -360,18 +360,36 @@ def follow(path: Path, poll_s: float = 0.5, appear_s: float = 30.0) -> Iterator[
             return
 
 
-def _check_version(file: Path, line: str) -> None:
+def _followed(reader: LineReader, n: int, line: str) -> AnyEvent:
+    """The event on line `n` of a live transcript; a damaged line stops the replay."""
     try:
-        version = json.loads(line).get("schema_version")
-    except (json.JSONDecodeError, AttributeError):
-        return
-    if version is not None and version not in READABLE_VERSIONS:
-        raise ReplayError(
-            f"{file}: transcript schema version {version}; this assembly reads {sorted(READABLE_VERSIONS)}"
-        )
+        event, problem = reader.read(line.removesuffix("\n"))
+    except TranscriptError as exc:
+        raise ReplayError(str(exc)) from None
+    except ValueError as exc:
+        raise ReplayError(f"{reader.path}:{n}: not a valid event ({exc})") from None
+    if problem is not None:
+        raise ReplayError(f"{reader.path}:{n}: {problem}; the transcript is damaged")
+    return event
 
 
 # ----------------------------------------------------------------------------- --check
+
+
+def integrity_note(transcript: Transcript) -> RenderableType | None:
+    """A warning for a transcript that is not verified (damaged, or without a chain)."""
+    if transcript.integrity == "verified":
+        return None
+    if transcript.integrity == "damaged":
+        return Panel(
+            f"[bold red]⚠ DAMAGED transcript[/]: {safe(transcript.describe_integrity())}.\n"
+            "It was changed after it was written. What follows is shown as read, and its figures "
+            "cannot be trusted; check, resume, rerun and report refuse it.",
+            title="integrity",
+            title_align="left",
+            border_style="red",
+        )
+    return Text.from_markup(f"[yellow]⚠ {safe(transcript.describe_integrity())}[/]")
 
 
 @dataclass
@@ -379,6 +397,8 @@ class CheckResult:
     run_dir: Path
     differences: list[str]
     torn: bool
+    verified: bool = False  # the transcript's chain and shape are intact (schema 2 on)
+    integrity: str = ""  # in words (`Transcript.describe_integrity`)
 
     @property
     def ok(self) -> bool:
@@ -386,7 +406,10 @@ class CheckResult:
 
 
 def check(run: Path | str) -> CheckResult:
-    """Recompute summary.json from the transcript and list every difference."""
+    """Recompute summary.json from the transcript and list every difference.
+
+    A damaged transcript is refused (ReplayError): figures that agree with an edited
+    transcript prove nothing."""
     run_dir = Path(run)
     if run_dir.is_file():
         run_dir = run_dir.parent
@@ -402,7 +425,13 @@ def check(run: Path | str) -> CheckResult:
         raise ReplayError(f"{summary_path}: not valid JSON ({exc})") from None
     # Through JSON, so tuples and floats compare exactly as they were written.
     recomputed = json.loads(json.dumps(launch.summarize(transcript)))
-    return CheckResult(run_dir, list(diff(published, recomputed)), transcript.torn is not None)
+    return CheckResult(
+        run_dir,
+        list(diff(published, recomputed)),
+        transcript.torn is not None,
+        transcript.integrity == "verified",
+        transcript.describe_integrity(),
+    )
 
 
 def diff(published: Any, recomputed: Any) -> Iterator[str]:

@@ -29,7 +29,14 @@ from typing import Any
 from assembly import launch
 from assembly.core.errors import UserError
 from assembly.core.events import AnyEvent, Disclosure, RunEnded, RunInterrupted, Seated, Turn
-from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
+from assembly.core.transcript import (
+    SUMMARY,
+    TRANSCRIPT,
+    Transcript,
+    TranscriptDamaged,
+    TranscriptError,
+    read_transcript,
+)
 from assembly.inspection.console import fmt
 
 SWEEP_TABLES = ("summary.csv", "results.csv")
@@ -69,6 +76,9 @@ def build(path: Path | str) -> str:
     try:
         transcript = read_transcript(p)
         transcript.started  # noqa: B018 - raises when the header is missing
+    except TranscriptDamaged as exc:
+        # Figures recomputed from an edited transcript would be reported as the run's.
+        raise ReportError(str(exc)) from None
     except TranscriptError as exc:
         raise ReportError(
             f"{exc} (a report needs a run folder with {TRANSCRIPT}, or a sweep folder with {' or '.join(SWEEP_TABLES)})"
@@ -363,6 +373,7 @@ def _outcome(
     for k, v in summary.get("figures", {}).items():
         rows.append((e(k.replace("_", " ")), _fmt(v)))
     rows.append(("summary.json", _summary_check(transcript)))
+    rows.append(("transcript", _integrity_badge(transcript)))
     torn = ""
     if transcript.torn is not None:
         torn = (
@@ -840,6 +851,12 @@ def sweep_report(folder: Path) -> str:
         "\n".join(parts),
         "Tables and figures are embedded from the sweep folder's summary.csv, results.csv and figures/.",
     )
+
+
+def _integrity_badge(transcript: Transcript) -> str:
+    """Whether the transcript proves its integrity (a damaged one is never reported)."""
+    cls = "ok" if transcript.integrity == "verified" else "warn"
+    return f'<span class="badge {cls}">{e(transcript.describe_integrity())}</span>'
 
 
 def _summary_check(transcript: Transcript) -> str:
