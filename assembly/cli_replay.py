@@ -43,10 +43,13 @@ def replay(
             result = rp.check(run_dir)
             if result.torn:
                 err_console.print("[yellow]note:[/] the transcript ends in a torn line, which was ignored")
+            if not result.verified:
+                err_console.print(f"[yellow]note:[/] transcript {_plain(result.integrity)}")
             if result.ok:
                 console.print(
                     f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
                     "is recomputed identically from the transcript"
+                    + (f" ({_plain(result.integrity)})" if result.verified else "")
                 )
                 return
             console.print(
@@ -64,7 +67,8 @@ def replay(
             except KeyboardInterrupt:
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             return
-        transcript = rp.open_transcript(run_dir)
+        # The walk-through shows a damaged transcript, flagged; rebuilding views needs it whole.
+        transcript = rp.open_transcript(run_dir, allow_damage=as_ is None)
         if as_ is not None:
             from assembly.inspection.view_as import member_walkthrough
 

@@ -286,7 +286,8 @@ _ENTRIES = (
         "<outcome>_k, _rate, _lo, _hi",
         CELL,
         "rate",
-        "For each outcome, for deciding at all (`decided_...`), and each no-decision cause (`cause_<cause>_...`): the count, the share of `n`, and "
+        "For each outcome, for deciding at all (`decided_...`), and each no-decision cause "
+        "(`cause_<cause>_...`): the count, the share of `n`, and "
         "its 95% Wilson score interval (scipy `binomtest(...).proportion_ci(method='wilson')`).",
     ),
     Figure(

@@ -16,10 +16,10 @@ from typing import Any
 from assembly.core import metrics
 from assembly.core import run as core_run
 from assembly.core.engine import Listener
-from assembly.core.events import RunStarted, Seated, SeatedMember
+from assembly.core.events import AnyEvent, Seated, SeatedMember
 from assembly.core.member import Member
 from assembly.core.protocol import MemberFactory, Protocol
-from assembly.core.transcript import TRANSCRIPT, read_transcript
+from assembly.core.transcript import TRANSCRIPT, Transcript, read_transcript
 from assembly.protocols import protocol_class
 from assembly.scenario.model import Scenario
 
@@ -33,9 +33,8 @@ def build_members(
 
     The factory carries the run's model setup (`assembly.llm.member.factory_for(setup)`);
     nothing here picks one, so a run's models are always the ones its caller chose."""
-    seats = list(seated.members) + ([seated.facilitator] if seated.facilitator else [])
     members: dict[str, Member] = {}
-    for seat in seats:
+    for seat in seated.seats:
         if seat.policy == "sim":
             members[seat.id] = protocol.sim_member(seat)
         elif factory is None:
@@ -63,20 +62,18 @@ async def execute(
     seated = protocol.seat()
     members = build_members(seated, protocol, scenario, run_dir, factory)
     for seat_id, make in (overrides or {}).items():
-        seat = next(s for s in [*seated.members, seated.facilitator] if s is not None and s.id == seat_id)
+        seat = next(s for s in seated.seats if s.id == seat_id)
         members[seat_id] = make(seat)
     return await core_run.execute(scenario, run_dir, protocol, seated, members, listeners=listeners, durable=durable)
 
 
-def summarize(events: Sequence[Any]) -> dict[str, Any]:
-    """Every figure of a run, from its events (the protocol named in `run_started`)."""
-    started = next(e for e in events if isinstance(e, RunStarted))
-    return metrics.summarize(list(events), protocol_class(started.protocol))
+def summarize(events: Sequence[AnyEvent] | Transcript) -> dict[str, Any]:
+    """Every figure of a run, from its transcript or events (the protocol named in `run_started`)."""
+    run = events if isinstance(events, Transcript) else Transcript.of(events)
+    return metrics.summarize(run, protocol_class(run.started.protocol))
 
 
-def write_summary(run_dir: Path, events: Sequence[Any] | None = None) -> dict[str, Any]:
+def write_summary(run_dir: Path, events: Sequence[AnyEvent] | None = None) -> dict[str, Any]:
     """Write summary.json for a run folder from its transcript (or the events given)."""
-    if events is None:
-        events = read_transcript(run_dir / TRANSCRIPT).events
-    started = next(e for e in events if isinstance(e, RunStarted))
-    return core_run.write_summary(run_dir, protocol_class(started.protocol), events)
+    run = read_transcript(run_dir / TRANSCRIPT) if events is None else Transcript.of(events, run_dir / TRANSCRIPT)
+    return core_run.write_summary(run_dir, protocol_class(run.started.protocol), run)

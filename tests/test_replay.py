@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from assembly.core.events import Disclosure, RoundEnded, RunEnded, Seated, SeatedMember, Turn
+from assembly.core.events import SCHEMA_VERSION, Disclosure, RoundEnded, RunEnded, Seated, SeatedMember, Turn
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Request, TurnResult
 from assembly.core.transcript import read_transcript
@@ -216,16 +216,36 @@ def test_check_fails_with_a_clear_diff_when_summary_is_tampered(faulty_run: Path
 
 
 def test_torn_last_line_is_reported_by_replay_and_check(faulty_run: Path, tmp_path: Path) -> None:
+    """A run killed mid-line: replay shows the torn line, ignored; resume sets it aside,
+    and then every figure checks."""
+    run_dir = tmp_path / "torn"
+    run_dir.mkdir()
+    lines = (faulty_run / "transcript.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "transcript.jsonl").write_text("".join(lines[:-1]) + lines[-1][:40])  # run_ended cut mid-line
+    res = run_cli("replay", str(run_dir), "--no-page", env=WIDE)
+    assert res.returncode == 0, res.stderr
+    assert "torn last line" in res.stdout and "DAMAGED" not in res.stdout
+    res = run_cli("resume", str(run_dir), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "torn last line" in res.stdout
+    res = run_cli("replay", str(run_dir), "--check")
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_torn_line_after_the_run_ended_is_damage_not_a_crash(faulty_run: Path, tmp_path: Path) -> None:
+    """The writer adds nothing after run_ended, so text there was put there by something
+    else: --check refuses it, naming the line; the walk-through shows it, flagged."""
     run_dir = tmp_path / "torn"
     shutil.copytree(faulty_run, run_dir)
     with open(run_dir / "transcript.jsonl", "a") as fh:
         fh.write('{"type": "turn", "round": 9, "pha')
+    line = len((faulty_run / "transcript.jsonl").read_text().splitlines()) + 1
+    res = run_cli("replay", str(run_dir), "--check")
+    assert res.returncode == 2 and f"transcript.jsonl:{line}: text after the run's run_ended" in res.stderr
+    assert "Traceback" not in res.stderr
     res = run_cli("replay", str(run_dir), "--no-page", env=WIDE)
     assert res.returncode == 0, res.stderr
-    assert "torn last line" in res.stdout
-    res = run_cli("replay", str(run_dir), "--check")
-    assert res.returncode == 0  # the torn line is ignored; the figures still match
-    assert "torn line" in res.stderr
+    assert "torn last line" in res.stdout and f"DAMAGED transcript: damaged at line {line}" in res.stdout
 
 
 def test_a_run_cut_mid_round_shows_the_incomplete_round_and_how_to_resume(faulty_run: Path, tmp_path: Path) -> None:
@@ -368,7 +388,7 @@ def test_an_unreadable_schema_version_is_named_by_every_reader(faulty_run: Path,
     run_dir = tmp_path / "future"
     shutil.copytree(faulty_run, run_dir)
     lines = (run_dir / "transcript.jsonl").read_text().splitlines(keepends=True)
-    lines[0] = lines[0].replace('"schema_version":1', '"schema_version":99', 1)
+    lines[0] = lines[0].replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":99', 1)
     (run_dir / "transcript.jsonl").write_text("".join(lines))
     for args in (
         ["replay", str(run_dir)],

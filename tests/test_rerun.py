@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,8 +14,9 @@ import pytest
 
 from assembly.core.errors import UserError
 from assembly.core.events import RoundEnded, RoundStarted, RunEnded, RunInterrupted, RunStarted, SeatedMember, Turn
+from assembly.core.integrity import seal, unseal
 from assembly.core.member import Request, TurnResult
-from assembly.core.transcript import canonical, read_transcript
+from assembly.core.transcript import canonical, event_bodies, read_transcript, rewrite
 from assembly.core.view import View
 from assembly.inspection.reexecute import DROPPED, compare, fork, rerun, resume
 from assembly.llm.member import factory_for
@@ -76,13 +77,15 @@ def test_rerun_reproduces_a_sim_run_exactly(tmp_path: Path, name: str) -> None:
 
 
 def test_rerun_reports_where_a_transcript_differs(source: Path, tmp_path: Path) -> None:
-    """The comparison is not vacuous: an edited source is caught at the edited event."""
+    """The comparison is not vacuous: an edited source is caught at the edited event,
+    even one whose hash chain was recomputed after the edit (which the chain, having
+    no key, cannot tell from the original)."""
     edited = tmp_path / "edited"
     shutil.copytree(source, edited)
-    lines = (edited / "transcript.jsonl").read_text().splitlines(keepends=True)
-    i = next(i for i, line in enumerate(lines) if '"phase":"speak","member":"member_4","status":"ok"' in line)
-    lines[i] = lines[i].replace('"message":"I favour', '"message":"I rather favour', 1)
-    (edited / "transcript.jsonl").write_text("".join(lines))
+    bodies = event_bodies(edited / "transcript.jsonl")
+    i = next(i for i, line in enumerate(bodies) if '"phase":"speak","member":"member_4","status":"ok"' in line)
+    bodies[i] = bodies[i].replace('"message":"I favour', '"message":"I rather favour', 1)
+    rewrite(edited / "transcript.jsonl", bodies, chained=True)
     result = asyncio.run(rerun(edited, tmp_path / "again"))
     assert not result.comparison.identical
     assert result.comparison.first_difference is not None
@@ -183,11 +186,25 @@ def test_fork_refuses_changes_that_would_rewrite_the_prefix(source: Path, tmp_pa
 # ----------------------------------------------------------------------------- resume
 
 
-def _cut(source: Path, dest: Path, at: Any, tail: str = "") -> None:
-    """Copy a run and cut its transcript after line index `at(lines)`, plus `tail` text."""
+def _cut(source: Path, dest: Path, at: Any, tail: str | Callable[[list[str]], str] = "") -> None:
+    """Copy a run and cut its transcript after line index `at(lines)`, plus `tail` text
+    (or the text `tail(kept lines)` gives)."""
     dest.mkdir(parents=True)
     lines = (source / "transcript.jsonl").read_text().splitlines(keepends=True)
-    (dest / "transcript.jsonl").write_text("".join(lines[: at(lines)]) + tail)
+    kept = lines[: at(lines)]
+    (dest / "transcript.jsonl").write_text("".join(kept) + (tail if isinstance(tail, str) else tail(kept)))
+
+
+def _chained(body: str) -> Callable[[list[str]], str]:
+    """A whole line holding the event `body`, numbered and chained after the kept lines
+    as the writer would have written it."""
+
+    def after(kept: list[str]) -> str:
+        last = unseal(kept[-1].removesuffix("\n"))
+        assert last is not None
+        return seal(body, last.link)[0] + "\n"
+
+    return after
 
 
 def _line_of(lines: list[str], kind: str, n: int) -> int:
@@ -201,8 +218,11 @@ CUTS = {
     "after the stopping round, before run_ended": (lambda ls: len(ls) - 1, ""),
     "interrupted by the user": (
         lambda ls: _line_of(ls, "round_ended", 0) + 4,
-        json.dumps({"type": "run_interrupted", "round": 2, "reason": "interrupted by the user"}, separators=(",", ":"))
-        + "\n",
+        _chained(
+            json.dumps(
+                {"type": "run_interrupted", "round": 2, "reason": "interrupted by the user"}, separators=(",", ":")
+            )
+        ),
     ),
     "before any round": (lambda ls: 2, ""),
 }

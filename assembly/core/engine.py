@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from assembly.core.actions import Action
-from assembly.core.events import Event, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn
+from assembly.core.events import AnyEvent, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import BUDGET_SPENT, Protocol
 from assembly.core.spec import ScenarioBase
@@ -30,7 +30,7 @@ from assembly.core.view import ViewBuilder
 # How long cancelled members get to unwind before the engine stops waiting for them.
 CANCEL_GRACE_S = 1.0
 
-Listener = Callable[[Event], None]
+Listener = Callable[[AnyEvent], None]
 
 _RESULT_STATUSES = frozenset({"ok", "malformed", "provider_error"})
 
@@ -67,7 +67,7 @@ class Engine:
 
     # ---- event plumbing
 
-    def emit(self, *events: Event) -> None:
+    def emit(self, *events: AnyEvent) -> None:
         if self.writer is not None:
             self.writer.write(events)
         for e in events:
@@ -75,7 +75,7 @@ class Engine:
             for listener in self.listeners:
                 listener(e)
 
-    def observe(self, event: Any) -> None:
+    def observe(self, event: AnyEvent) -> None:
         """Fold an event into engine, view and protocol state (also used on resume)."""
         self.views.apply(event)
         self.protocol.apply(event)

@@ -6,18 +6,23 @@ Whatever depends on wall-clock time lives under a `timing` field, so two runs of
 same scenario and seed can be compared byte for byte after dropping it
 (see `transcript.canonical`).
 
-Bump SCHEMA_VERSION when an event changes shape; `transcript.read_events` accepts
-every version listed in READABLE_VERSIONS and names the one it needs otherwise.
+Bump SCHEMA_VERSION when an event changes shape; `transcript.read_transcript`
+accepts every version listed in READABLE_VERSIONS and names the one it needs
+otherwise. Version 2 added each line's `seq` and `chain` (written by the writer, not
+part of any event: see `integrity`) and dropped `round_ended.figures`, which was
+always empty; both version 1 forms still read.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
-READABLE_VERSIONS = frozenset({1})
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
+# The first version whose lines carry `seq` and `chain`.
+CHAINED_SINCE = 2
 
 TurnStatus = Literal["ok", "timeout", "malformed", "provider_error", "skipped"]
 Outcome = Literal["valid_decision", "invalid_decision", "no_decision"]
@@ -91,6 +96,11 @@ class Seated(Event):
     audiences: list[list[int]]
     audience_of: list[int]
 
+    @property
+    def seats(self) -> list[SeatedMember]:
+        """Every seat: the members, then the facilitator if there is one."""
+        return [*self.members, *([self.facilitator] if self.facilitator else [])]
+
 
 class RoundStarted(Event):
     type: Literal["round_started"] = "round_started"
@@ -145,8 +155,15 @@ class RoundEnded(Event):
     type: Literal["round_ended"] = "round_ended"
     round: int
     stop: bool = False
-    figures: dict[str, Any] = Field(default_factory=dict)
     timing: dict[str, float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_schema_1_figures(cls, data: Any) -> Any:
+        # Schema 1 wrote `"figures":{}` here, never filled: figures live in summary.json.
+        if isinstance(data, dict) and "figures" in data:
+            return {k: v for k, v in data.items() if k != "figures"}
+        return data
 
 
 class RunEnded(Event):

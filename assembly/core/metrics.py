@@ -6,23 +6,14 @@ events, so what a run reported and what its transcript supports cannot disagree.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from assembly.core.actions import Action, by_kind
-from assembly.core.events import (
-    SCHEMA_VERSION,
-    RoundEnded,
-    RoundStarted,
-    RunEnded,
-    RunInterrupted,
-    RunStarted,
-    Seated,
-    Turn,
-)
+from assembly.core.events import AnyEvent, Turn
 from assembly.core.protocol import Protocol
 from assembly.core.run_welfare import run_welfare
+from assembly.core.transcript import Transcript
 
 FAILED = ("timeout", "malformed", "provider_error", "skipped")
 
@@ -64,52 +55,34 @@ def usage(turns: list[Turn]) -> dict[str, float]:
     return out
 
 
-def events_by_round(events: Iterable[Any]) -> dict[int, list[Any]]:
-    """Each round's events (those carrying a `round`), in transcript order.
-
-    A `run_interrupted` event names the round it cut, but belongs to no round."""
-    out: dict[int, list[Any]] = defaultdict(list)
-    for e in events:
-        r = getattr(e, "round", None)
-        if r is not None and not isinstance(e, RunInterrupted):
-            out[r].append(e)
-    return dict(out)
-
-
-def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
-    started = next(e for e in events if isinstance(e, RunStarted))
-    seated = next(e for e in events if isinstance(e, Seated))
-    proto = protocol
-    actions = by_kind(proto.actions)
-    by_round = events_by_round(events)
-    ended_rounds: dict[int, RoundEnded] = {}
-    starts: dict[int, int] = {}  # round -> index of its round_started event
-    for i, e in enumerate(events):
-        if isinstance(e, RoundStarted):
-            starts.setdefault(e.round, i)
-        if isinstance(e, RoundEnded):
-            ended_rounds[e.round] = e
+def summarize(events: Sequence[AnyEvent] | Transcript, protocol: type[Protocol]) -> dict[str, Any]:
+    """Every figure of a run, from its transcript (or the events a live run wrote)."""
+    run = events if isinstance(events, Transcript) else Transcript.of(events)
+    started, seated = run.started, run.seated
+    actions = by_kind(protocol.actions)
     per_round = []
-    for r in sorted(ended_rounds):
-        evs = by_round[r]
-        turns = [e for e in evs if isinstance(e, Turn)]
+    for r in run.complete_rounds:
+        rnd = run.rounds[r]
+        turns = rnd.turns
         row: dict[str, Any] = {"round": r, **liveness(turns, actions)}
-        row.update(proto.round_figures(evs, started, seated, events[: starts.get(r, 0)]))
+        row.update(protocol.round_figures(rnd.events, started, seated, run.events[: rnd.started_at or 0]))
         row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens", "cost_usd")})
         per_round.append(row)
-    stated = proto.stated_preferences(events)
-    plural = run_welfare(events, stated) if stated is not None else None
+    stated = protocol.stated_preferences(run.events)
+    plural = run_welfare(run.events, stated) if stated is not None else None
     if plural is not None:  # how faithfully stated support follows assigned utilities
         for row in per_round:
             row["fidelity"] = plural.fidelity_by_round.get(row["round"])
-    end = next((e for e in events if isinstance(e, RunEnded)), None)
-    interrupted = next((e for e in events if isinstance(e, RunInterrupted)), None)
-    all_turns = [e for e in events if isinstance(e, Turn)]
+    end, interrupted = run.end, run.interrupted
+    all_turns = [e for e in run.events if isinstance(e, Turn)]
     totals: dict[str, Any] = {**liveness(all_turns, actions), **usage(all_turns)}
-    wall = sum(float((e.timing or {}).get("wall_s", 0.0)) for e in ended_rounds.values())
-    clock = sum(float((e.timing or {}).get("clock_s", 0.0)) for e in ended_rounds.values())
+    ended = [e for e in (run.rounds[r].ended for r in run.complete_rounds) if e is not None]
+    wall = sum(float((e.timing or {}).get("wall_s", 0.0)) for e in ended)
+    clock = sum(float((e.timing or {}).get("clock_s", 0.0)) for e in ended)
     summary: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        # The schema of the transcript summarized (a summary's own keys have not
+        # changed), so that checking a run written by an older version compares alike.
+        "schema_version": started.schema_version,
         "run_id": started.run_id,
         "run_key": started.run_key,
         "scenario": started.scenario.get("name"),
@@ -124,7 +97,7 @@ def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
         "seed": started.seed,
         "per_round": per_round,
         "totals": totals,
-        "figures": proto.run_figures(events),
+        "figures": protocol.run_figures(run.events),
         "timing": {"wall_s": round(wall, 6), "clock_s": round(clock, 6)},
     }
     if plural is not None:

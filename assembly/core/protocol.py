@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from assembly.core.actions import Action
 from assembly.core.errors import UserError
-from assembly.core.events import Event, RunEnded, RunStarted, Seated, SeatedMember, Turn
+from assembly.core.events import AnyEvent, RunEnded, RunStarted, Seated, SeatedMember, Turn
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Member, Request
 from assembly.core.presentation import Presentation
@@ -42,7 +42,7 @@ class RoundContext(TypingProtocol):
         """Ask members concurrently, each under the turn deadline; events are emitted."""
         ...
 
-    def emit(self, *events: Event) -> None: ...
+    def emit(self, *events: AnyEvent) -> None: ...
 
 
 class Protocol(ABC):
@@ -71,7 +71,7 @@ class Protocol(ABC):
     def seat(self) -> Seated:
         """Deal seats, roles, private facts and protocol-private state (seeded)."""
 
-    def apply(self, event: Any) -> None:  # noqa: B027 - folding is optional
+    def apply(self, event: AnyEvent) -> None:  # noqa: B027 - folding is optional
         """Fold one event into protocol state (live and on replay/resume alike)."""
 
     @abstractmethod
@@ -108,7 +108,11 @@ class Protocol(ABC):
 
     @classmethod
     def round_figures(
-        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+        cls,
+        round_events: Sequence[AnyEvent],
+        started: RunStarted,
+        seated: Seated,
+        history: Sequence[AnyEvent] = (),
     ) -> dict[str, Any]:
         """Protocol-specific per-round figures, a pure function of the transcript:
         this round's events, and `history`, every event before the round started
@@ -116,7 +120,7 @@ class Protocol(ABC):
         return {}
 
     @classmethod
-    def run_figures(cls, events: list[Any]) -> dict[str, Any]:
+    def run_figures(cls, events: Sequence[AnyEvent]) -> dict[str, Any]:
         """Protocol-specific per-run figures, a pure function of the transcript."""
         return {}
 

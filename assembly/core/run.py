@@ -22,14 +22,14 @@ from assembly.core import metrics
 from assembly.core.atomic import write_atomic
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import OutputPathError
-from assembly.core.events import RunStarted, Seated
+from assembly.core.events import AnyEvent, RunStarted, Seated
 from assembly.core.lock import writer_lock
 from assembly.core.member import Member
 from assembly.core.protocol import Protocol
 from assembly.core.provenance import provenance
 from assembly.core.redaction import redact
 from assembly.core.spec import ScenarioBase, resolved, run_key
-from assembly.core.transcript import SUMMARY, TRANSCRIPT, TranscriptWriter, read_transcript
+from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptWriter, read_transcript
 from assembly.core.view import ViewBuilder
 
 _VERSIONED = ("assembly", "pydantic", "numpy", "networkx", "autogen-agentchat", "autogen-ext", "openai", "litellm")
@@ -118,7 +118,7 @@ async def _execute(
 ) -> dict[str, Any]:
     views = ViewBuilder(scenario, protocol.actions)
     writer = TranscriptWriter(run_dir / TRANSCRIPT, durable=durable)
-    written: list[Any] = []  # exactly the events written to the transcript, in order
+    written: list[AnyEvent] = []  # exactly the events written to the transcript, in order
     engine = Engine(scenario, protocol, members, writer, views, [written.append, *listeners])
     try:
         with _young_objects_collected_less():
@@ -140,7 +140,7 @@ async def _execute(
     finally:
         writer.close()
         await _close(members)
-    return write_summary(run_dir, type(protocol), written)
+    return write_summary(run_dir, type(protocol), Transcript.of(written, run_dir / TRANSCRIPT))
 
 
 _RUNS_GOING = 0
@@ -169,16 +169,17 @@ def _young_objects_collected_less() -> Iterator[None]:
             gc.set_threshold(*_SAVED_THRESHOLD)
 
 
-def write_summary(run_dir: Path, protocol: type[Protocol], events: Sequence[Any] | None = None) -> dict[str, Any]:
+def write_summary(
+    run_dir: Path, protocol: type[Protocol], events: Sequence[AnyEvent] | Transcript | None = None
+) -> dict[str, Any]:
     """Compute summary.json from the run's transcript.
 
     A live run passes the very events it wrote, which saves re-parsing the file
     (a tenth of a sim run); `assembly replay --check`, tested on every shipped
     scenario, certifies that figures from the file and from these events agree.
     """
-    if events is None:
-        events = read_transcript(run_dir / TRANSCRIPT).events
-    summary = metrics.summarize(list(events), protocol)
+    run = read_transcript(run_dir / TRANSCRIPT) if events is None else events
+    summary = metrics.summarize(run, protocol)
     # Atomic: a summary is whole or absent. Redacted like every byte written.
     write_atomic(run_dir / SUMMARY, redact(json.dumps(summary, indent=2, sort_keys=False) + "\n"))
     return summary

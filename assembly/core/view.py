@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from assembly.core.actions import Action, by_kind
-from assembly.core.events import Disclosure, RoundStarted, Seated, SeatedMember, Turn
+from assembly.core.events import AnyEvent, Disclosure, RoundStarted, Seated, SeatedMember, Turn
 from assembly.core.spec import FactSpec, OptionSpec, ScenarioBase
 
 _NOTHING_PLENARY: Mapping[str, Any] = MappingProxyType({})
@@ -141,7 +141,7 @@ class ViewBuilder:
 
     # ---- folding
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: AnyEvent) -> None:
         if isinstance(event, Seated):
             self._seat(event)
         elif isinstance(event, Turn):

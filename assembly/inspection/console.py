@@ -19,7 +19,7 @@ from rich.table import Table
 
 from assembly import glossary
 from assembly.core.actions import by_kind
-from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
+from assembly.core.events import AnyEvent, Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
 from assembly.core.metrics import liveness
 from assembly.core.presentation import Figure, Presentation, safe
 from assembly.protocols import protocol_class
@@ -44,8 +44,8 @@ class LiveProgress:
         self.live = Live(Group(self.progress, Table()), console=console, refresh_per_second=8, transient=True)
         self.started: RunStarted | None = None
         self.seated: Seated | None = None
-        self.round_events: list[Any] = []
-        self.history: list[Any] = []
+        self.round_events: list[AnyEvent] = []
+        self.history: list[AnyEvent] = []
         self.phase_counts: dict[str, tuple[int, int]] = {}  # phase -> (asked, answered) this round
         self.rows: list[dict[str, Any]] = []
         self.turns = 0
@@ -58,7 +58,7 @@ class LiveProgress:
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(None, None, None)
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: AnyEvent) -> None:
         if isinstance(event, RunStarted):
             self.started = event
         elif isinstance(event, Seated):

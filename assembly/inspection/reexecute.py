@@ -31,27 +31,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assembly.core.atomic import write_atomic
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
 from assembly.core.events import (
+    SCHEMA_VERSION,
+    AnyEvent,
     Attempt,
-    Event,
-    RoundEnded,
     RunEnded,
     RunInterrupted,
     RunStarted,
     Seated,
-    SeatedMember,
     Turn,
 )
+from assembly.core.integrity import START, Link
+from assembly.core.jsontree import MISSING, Change, first_change, without_keys
 from assembly.core.lock import writer_lock
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
 from assembly.core.provenance import provenance
 from assembly.core.run import models_of, unused_dir, versions
 from assembly.core.spec import resolved, run_key
-from assembly.core.transcript import TRANSCRIPT, Transcript, TranscriptError, TranscriptWriter, canonical, parse_event
+from assembly.core.transcript import (
+    TRANSCRIPT,
+    Transcript,
+    TranscriptError,
+    TranscriptWriter,
+    canonical,
+    event_bodies,
+    rewrite,
+)
 from assembly.core.transcript import read_transcript as _read
 from assembly.core.view import View, ViewBuilder
 from assembly.launch import build_members, write_summary
@@ -82,17 +90,13 @@ def read_run(path: Path) -> Transcript:
         t.started  # noqa: B018 - raises when the header is missing
     except TranscriptError as exc:
         raise RerunError(str(exc)) from None
-    if not any(isinstance(e, Seated) for e in t.events):
+    if not t.is_seated:
         # `run --out` refuses a folder with a transcript, so this says how to get past it.
         raise RerunError(
             f"{t.path}: the run died before its members were seated, so there is nothing to resume; "
             f"remove {t.path} and start the run again"
         )
     return t
-
-
-def _seated(t: Transcript) -> Seated:
-    return next(e for e in t.events if isinstance(e, Seated))
 
 
 def _scenario_of(started: RunStarted) -> Scenario:
@@ -138,7 +142,7 @@ class Recorded:
     errors: dict[TurnKey, list[Attempt]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, events: Sequence[Any], llm_seats: set[str]) -> dict[str, Recorded]:
+    def of(cls, events: Sequence[AnyEvent], llm_seats: set[str]) -> dict[str, Recorded]:
         out: dict[str, Recorded] = {}
         for e in events:
             if not isinstance(e, Turn):
@@ -219,41 +223,49 @@ class _RerunEngine(Engine):
 async def _drive(
     scenario: Scenario,
     run_dir: Path,
-    header: Sequence[Event],
-    prefix: Sequence[Event],
+    header: Sequence[AnyEvent],
+    prefix: Sequence[AnyEvent],
     start_round: int,
     *,
     append: bool,
     listeners: Sequence[Listener],
     factory: MemberFactory | None,
     recorded: dict[str, Recorded] | None = None,
+    after: Link | None = START,
 ) -> dict[str, Any]:
     """Fold `header + prefix`, then run live from `start_round`; return the summary.
 
     A new run folder (rerun, fork) is written under its writer lock (`core.lock`),
-    checked again to be fresh once the lock is held; a resume holds its lock already."""
+    checked again to be fresh once the lock is held; a resume holds its lock already.
+    `append`: `header + prefix` are the transcript already on disk, whose last line
+    has the link `after` (None: a schema 1 transcript, continued without chain)."""
     args = (scenario, run_dir, header, prefix, start_round)
     if append:
-        return await _drive_locked(*args, append=True, listeners=listeners, factory=factory, recorded=recorded)
+        return await _drive_locked(
+            *args, append=True, listeners=listeners, factory=factory, recorded=recorded, after=after
+        )
     parent = header[0].parent if isinstance(header[0], RunStarted) else None
     with writer_lock(run_dir, str((parent or {}).get("mode", "rerun"))):
         _fresh_dir(run_dir)
-        return await _drive_locked(*args, append=False, listeners=listeners, factory=factory, recorded=recorded)
+        return await _drive_locked(
+            *args, append=False, listeners=listeners, factory=factory, recorded=recorded, after=after
+        )
 
 
 async def _drive_locked(
     scenario: Scenario,
     run_dir: Path,
-    header: Sequence[Event],
-    prefix: Sequence[Event],
+    header: Sequence[AnyEvent],
+    prefix: Sequence[AnyEvent],
     start_round: int,
     *,
     append: bool,
     listeners: Sequence[Listener],
     factory: MemberFactory | None,
     recorded: dict[str, Recorded] | None,
+    after: Link | None,
 ) -> dict[str, Any]:
-    seated = next(e for e in header if isinstance(e, Seated))
+    seated = Transcript.of(header).seated
     protocol = protocol_class(scenario.protocol.kind)(scenario)
     views = ViewBuilder(scenario, protocol.actions)
     members = build_members(seated, protocol, scenario, run_dir, factory)
@@ -264,7 +276,7 @@ async def _drive_locked(
     for member_id, world in (recorded or {}).items():
         if member_id in members:
             members[member_id] = _ReplayWorld(members[member_id], world)
-    writer = TranscriptWriter(run_dir / TRANSCRIPT, append=append)
+    writer = TranscriptWriter(run_dir / TRANSCRIPT, append=append, after=after)
     engine = _RerunEngine(scenario, protocol, members, writer, views, listeners)
     try:
         if append:  # already on disk: fold and show, do not write again
@@ -311,38 +323,29 @@ class Comparison:
     first_difference: str | None = None
 
 
-def compare(source: Sequence[Any], rerun: Sequence[Any], ignore: frozenset[str] = frozenset()) -> Comparison:
+def compare(source: Sequence[AnyEvent], rerun: Sequence[AnyEvent], ignore: frozenset[str] = frozenset()) -> Comparison:
     """Compare two transcripts canonically (timing, run id and parent dropped)."""
     a, b = canonical(source), canonical(rerun)
     if ignore:
-        a, b = _drop(a, ignore), _drop(b, ignore)
+        a, b = without_keys(a, ignore), without_keys(b, ignore)
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
-            return Comparison(False, len(a), len(b), f"event {i + 1}: {_first_change(x, y)}")
+            return Comparison(False, len(a), len(b), f"event {i + 1}: {_describe_change(first_change(x, y))}")
     if len(a) != len(b):
         return Comparison(False, len(a), len(b), f"the source has {len(a)} events, the rerun {len(b)}")
     return Comparison(True, len(a), len(b))
 
 
-def _drop(value: Any, keys: frozenset[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [_drop(v, keys) for v in value]
-    return value
+def _describe_change(change: Change | None) -> str:
+    """Where two unequal canonical events first differ, as rerun prints it."""
+    if change is None:  # unreachable for unequal events; kept total for safety
+        return "event: the events differ"
 
+    def show(v: Any) -> str:
+        s = json.dumps(None if v is MISSING else v)  # a missing field reads as null
+        return s if len(s) <= 100 else s[:97] + "..."
 
-def _first_change(x: Any, y: Any, path: str = "") -> str:
-    if isinstance(x, dict) and isinstance(y, dict):
-        for k in [*x, *(k for k in y if k not in x)]:
-            if x.get(k) != y.get(k):
-                return _first_change(x.get(k), y.get(k), f"{path}.{k}" if path else k)
-    if isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
-        for i, (p, q) in enumerate(zip(x, y, strict=True)):
-            if p != q:
-                return _first_change(p, q, f"{path}[{i}]")
-    show = lambda v: s if len(s := json.dumps(v)) <= 100 else s[:97] + "..."  # noqa: E731
-    return f"{path or 'event'}: source {show(x)}, rerun {show(y)}"
+    return f"{change.path or 'event'}: source {show(change.old)}, rerun {show(change.new)}"
 
 
 @dataclass
@@ -371,13 +374,13 @@ async def rerun(
             f"{started.run_key}: the scenario schema changed since the run was recorded"
         ]
     )
-    llm = any(s.policy != "sim" for s in _seats(_seated(src)))
+    llm = any(s.policy != "sim" for s in src.seats)
     if llm and factory is None:
         factory = cached_factory(src.path.parent)
     out = out or default_out(src.path.parent, scenario, "rerun")
     _fresh_dir(out)
     protocol = protocol_class(scenario.protocol.kind)(scenario)
-    header: list[Event] = [
+    header: list[AnyEvent] = [
         RunStarted(
             run_id=out.name,
             run_key=run_key(scenario),
@@ -400,18 +403,17 @@ async def rerun(
         append=False,
         listeners=listeners,
         factory=factory,
-        recorded=Recorded.of(src.events, {s.id for s in _seats(_seated(src)) if s.policy != "sim"}),
+        recorded=Recorded.of(src.events, {s.id for s in src.seats if s.policy != "sim"}),
     )
     new = _read(out)
     # Every LLM answer of a rerun comes from the cache by design, so whether an
     # attempt was a cache hit says how it was obtained, not what happened; and a
     # profile's rate limits (`--max-concurrent` may lower them) say how fast, not what.
     ignore = frozenset({"cache_hit", "max_concurrent", "rpm"}) if llm else frozenset()
+    if started.schema_version != SCHEMA_VERSION:
+        # A run recorded by an older version is rerun into the current transcript schema.
+        ignore |= {"schema_version"}
     return RerunResult(out, summary, compare(src.events, new.events, ignore), tuple(sorted(ignore)), notes)
-
-
-def _seats(seated: Seated) -> list[SeatedMember]:
-    return [*seated.members, *([seated.facilitator] if seated.facilitator else [])]
 
 
 def cached_factory(source_dir: Path) -> MemberFactory:
@@ -453,10 +455,6 @@ def continuing_setup(source_dir: Path, setup: LLMSetup | None = None) -> LLMSetu
 # ----------------------------------------------------------------------------- fork
 
 
-def complete_rounds(events: Sequence[Any]) -> list[int]:
-    return sorted(e.round for e in events if isinstance(e, RoundEnded))
-
-
 async def fork(
     source: Path,
     from_round: int,
@@ -472,8 +470,8 @@ async def fork(
     LLM seats are built by `factory`, by default from `setup` and the source run's
     recorded profiles (`continuing_factory`)."""
     src = read_run(source)
-    started, recorded_seating = src.started, _seated(src)
-    done = complete_rounds(src.events)
+    started, recorded_seating = src.started, src.seated
+    done = src.complete_rounds
     last = done[-1] if done else 0
     if not 1 <= from_round <= last + 1:
         raise RerunError(f"--from-round must be between 1 and {last + 1} (the source completed {last} rounds)")
@@ -496,7 +494,7 @@ async def fork(
         if not isinstance(e, RunStarted | Seated | RunEnded | RunInterrupted)
         and getattr(e, "round", from_round) < from_round
     ]
-    header: list[Event] = [
+    header: list[AnyEvent] = [
         RunStarted(
             run_id=out.name,
             run_key=run_key(scenario),
@@ -516,7 +514,7 @@ async def fork(
         ),
         seating,
     ]
-    if factory is None and any(seat.policy != "sim" for seat in _seats(seating)):
+    if factory is None and any(seat.policy != "sim" for seat in seating.seats):
         factory = continuing_factory(src.path.parent, setup)
     summary = await _drive(
         scenario, out, header, prefix, from_round, append=False, listeners=listeners, factory=factory
@@ -561,21 +559,6 @@ class ResumeResult:
     torn: bool
 
 
-def _resume_point(events: Sequence[Any]) -> int:
-    """How many leading events to keep: up to the last round that truly completed.
-
-    A round is complete when its `round_ended` is present, unless it was the
-    stopping round (`stop`) and the run's `run_ended` never followed: that round's
-    ending is then re-derived by playing it again."""
-    keep = 0
-    for i, e in enumerate(events):
-        if isinstance(e, Seated):
-            keep = max(keep, i + 1)
-        elif isinstance(e, RoundEnded) and not e.stop:
-            keep = i + 1
-    return keep
-
-
 def resume(run_dir: Path, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None) -> ResumeResult:
     """Continue an interrupted or killed run in place (sync wrapper; see `resume_async`)."""
     return asyncio.run(resume_async(run_dir, listeners=listeners, factory=factory))
@@ -599,64 +582,48 @@ async def _resume_locked(
 ) -> ResumeResult:
     src = read_run(run_dir)
     path = src.path
-    if any(isinstance(e, RunEnded) for e in src.events):
+    if src.end is not None:
         # Killed after its last event but before its summary (or summary deleted):
         # the run is finished, so resuming only finishes the bookkeeping.
         return ResumeResult(
             run_dir=path.parent,
             summary=write_summary(path.parent),
-            from_round=_next_round(src.events),
+            from_round=src.next_round,
             dropped_events=0,
             torn=src.torn is not None,
         )
-    lines = _event_lines(path)
-    keep = _resume_point(src.events)
-    kept, dropped = lines[:keep], lines[keep:]
+    bodies = event_bodies(path)
+    if len(bodies) != len(src.events):
+        raise RerunError(f"{path} changed while it was being read; is another process writing this run?")
+    keep = src.resumable_prefix
+    kept, dropped = bodies[:keep], bodies[keep:]
     started = src.started
     parent: dict[str, Any] = {
         "run": started.run_id,
-        "from_round": _next_round(src.events[:keep]),
+        "from_round": Transcript.of(src.events[:keep]).next_round,
         "mode": "resume",
         "dropped_events": len(dropped),
     }
     if started.parent:
         parent["previous"] = started.parent
-    kept[0] = started.model_copy(update={"parent": parent}).model_dump_json(exclude_none=True)
+    resumed = started.model_copy(update={"parent": parent})
+    kept[0] = resumed.model_dump_json(exclude_none=True)
     if dropped or src.torn is not None:
+        # Set aside as plain events: their numbers and chain meant nothing outside the file.
         with open(path.parent / DROPPED, "a", encoding="utf-8") as fh:
             fh.writelines(line + "\n" for line in [*dropped, *([src.torn] if src.torn is not None else [])])
-    _atomic_write(path, kept)
-    events = [parse_event(line) for line in kept]
+    # The header changed, so the chain is computed anew over the kept prefix, which
+    # was verified when it was read (a damaged transcript is never resumed).
+    link = rewrite(path, kept, chained=src.chained)
+    events = [resumed, *src.events[1:keep]]
     scenario = _scenario_of(started)
     header = [e for e in events if isinstance(e, RunStarted | Seated)]
     prefix = [e for e in events if not isinstance(e, RunStarted | Seated)]
-    start = _next_round(events)
-    seated = next(e for e in header if isinstance(e, Seated))
-    if factory is None and any(seat.policy != "sim" for seat in _seats(seated)):
+    start = Transcript.of(events).next_round
+    seated = Transcript.of(header).seated
+    if factory is None and any(seat.policy != "sim" for seat in seated.seats):
         factory = continuing_factory(path.parent)  # the run's own recorded profiles and cache
     summary = await _drive(
-        scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory
+        scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory, after=link
     )
     return ResumeResult(path.parent, summary, start, len(dropped), src.torn is not None)
-
-
-def _next_round(events: Sequence[Any]) -> int:
-    return max((e.round for e in events if isinstance(e, RoundEnded)), default=0) + 1
-
-
-def _event_lines(path: Path) -> list[str]:
-    """The transcript's event lines as written (a torn tail excluded), one per event."""
-    raw = path.read_bytes().decode("utf-8", errors="replace")
-    lines = raw.split("\n")
-    out = [line for line in lines[:-1] if line.strip()]
-    if lines[-1].strip():
-        try:
-            parse_event(lines[-1])
-            out.append(lines[-1])  # complete, only its newline is missing
-        except ValueError:
-            pass  # torn: reported by read_transcript
-    return out
-
-
-def _atomic_write(path: Path, lines: Sequence[str]) -> None:
-    write_atomic(path, "".join(line + "\n" for line in lines), fsync=True)

@@ -19,8 +19,8 @@ an edit, and either way the researcher must know.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +31,29 @@ from rich.table import Table
 from rich.text import Text
 
 from assembly import launch
-from assembly.core import metrics
 from assembly.core.errors import UserError
 from assembly.core.events import (
-    READABLE_VERSIONS,
+    AnyEvent,
     Disclosure,
     RoundEnded,
-    RoundStarted,
     RunEnded,
     RunInterrupted,
-    RunStarted,
     Seated,
     SeatedMember,
     Tally,
     Turn,
 )
+from assembly.core.jsontree import MISSING, changes
 from assembly.core.presentation import Presentation
-from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, parse_event, read_transcript
+from assembly.core.transcript import (
+    SUMMARY,
+    TRANSCRIPT,
+    LineReader,
+    Round,
+    Transcript,
+    TranscriptError,
+    read_transcript,
+)
 from assembly.inspection.console import fmt, safe
 from assembly.protocols import protocol_class
 
@@ -68,71 +74,22 @@ class ReplayError(UserError):
     """A transcript or run folder that cannot be replayed as asked."""
 
 
-def open_transcript(path: Path | str) -> Transcript:
+def open_transcript(path: Path | str, *, allow_damage: bool = False) -> Transcript:
+    """The run's transcript; a damaged one is refused unless `allow_damage` (then
+    `integrity_note` flags it wherever it is shown)."""
     try:
-        transcript = read_transcript(path)
+        transcript = read_transcript(path, allow_damage=allow_damage)
         transcript.started  # noqa: B018 - raises TranscriptError when the header is missing
     except TranscriptError as exc:
         raise ReplayError(str(exc)) from None
-    if not any(isinstance(e, Seated) for e in transcript.events):
+    if not transcript.is_seated:
         raise ReplayError(f"{transcript.path}: no seated event; the run died before it began")
     return transcript
 
 
-# ----------------------------------------------------------------------------- structure
-
-
-@dataclass
-class RoundRecord:
-    round: int
-    events: list[Any] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return any(isinstance(e, RoundEnded) for e in self.events)
-
-    @property
-    def started(self) -> RoundStarted | None:
-        return next((e for e in self.events if isinstance(e, RoundStarted)), None)
-
-    @property
-    def turns(self) -> list[Turn]:
-        return [e for e in self.events if isinstance(e, Turn)]
-
-
-@dataclass
-class RunRecord:
-    """A transcript cut into its header, rounds and ending."""
-
-    started: RunStarted
-    seated: Seated
-    rounds: dict[int, RoundRecord]
-    end: RunEnded | None
-    interrupted: RunInterrupted | None
-
-    @classmethod
-    def of(cls, events: Sequence[Any]) -> RunRecord:
-        started: RunStarted | None = None
-        seated: Seated | None = None
-        end = interrupted = None
-        for e in events:
-            if isinstance(e, RunStarted):
-                started = e
-            elif isinstance(e, Seated):
-                seated = e
-            elif isinstance(e, RunEnded):
-                end = e
-            elif isinstance(e, RunInterrupted):
-                interrupted = e
-        rounds = {r: RoundRecord(r, evs) for r, evs in metrics.events_by_round(events).items()}
-        if started is None or seated is None:
-            raise ReplayError("the transcript has no run_started/seated header")
-        return cls(started, seated, rounds, end, interrupted)
-
-    @property
-    def presentation(self) -> Presentation:
-        """How the run's protocol shows its actions."""
-        return protocol_class(self.started.protocol).presentation
+def presentation_of(run: Transcript) -> Presentation:
+    """How the run's protocol shows its actions."""
+    return protocol_class(run.started.protocol).presentation
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -163,7 +120,7 @@ def describe_turn(turn: Turn, presentation: Presentation, rule: str | None = Non
     return text
 
 
-def header(run: RunRecord, transcript: Transcript) -> RenderableType:
+def header(run: Transcript, transcript: Transcript) -> RenderableType:
     s = run.started
     sc = s.scenario
     roles: dict[str, int] = {}
@@ -215,12 +172,12 @@ def _tally(t: Tally) -> str:
     return "\n".join(lines)
 
 
-def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None) -> RenderableType:
+def round_view(rec: Round, run: Transcript, figures: dict[str, Any] | None) -> RenderableType:
     parts: list[RenderableType] = []
     title = f"Round {rec.round}" + ("" if rec.complete else " (incomplete: no round_ended event)")
     parts.append(Rule(title, style="bold" if rec.complete else "bold red"))
     started = rec.started
-    shown = run.presentation
+    shown = presentation_of(run)
     if started is not None and started.framing:
         parts.append(Panel(safe(started.framing), title=shown.framing_title, title_align="left", border_style="dim"))
     seat_of = {m.id: m for m in run.seated.members}
@@ -273,7 +230,7 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
     return Group(*parts)
 
 
-def ending(run: RunRecord, transcript: Transcript, summary: dict[str, Any] | None) -> RenderableType:
+def ending(run: Transcript, transcript: Transcript, summary: dict[str, Any] | None) -> RenderableType:
     parts: list[RenderableType] = []
     if transcript.torn is not None:
         parts.append(
@@ -322,13 +279,16 @@ def ending(run: RunRecord, transcript: Transcript, summary: dict[str, Any] | Non
 
 def walkthrough(transcript: Transcript, only_round: int | None = None) -> Iterator[RenderableType]:
     """The whole replay as renderables, in order (the CLI pages them when long)."""
-    run = RunRecord.of(transcript.events)
+    run = transcript
     if only_round is not None and only_round not in run.rounds:
         have = f"rounds {min(run.rounds)}–{max(run.rounds)}" if run.rounds else "no rounds"
         raise ReplayError(f"round {only_round} is not in this transcript ({have})")
-    summary = launch.summarize(transcript.events)
+    summary = launch.summarize(transcript)
     rows = {row["round"]: row for row in summary["per_round"]}
     yield header(run, transcript)
+    note = integrity_note(transcript)
+    if note is not None:
+        yield note
     for r in sorted(run.rounds):
         if only_round is None or r == only_round:
             yield round_view(run.rounds[r], run, rows.get(r))
@@ -353,46 +313,60 @@ def follow(path: Path, poll_s: float = 0.5, appear_s: float = 30.0) -> Iterator[
         if time.monotonic() >= deadline:
             raise ReplayError(f"{file}: no transcript here (waited {appear_s:g}s for a run to start)")
         time.sleep(min(poll_s, 0.2))
-    events: list[Any] = []
-    run: RunRecord | None = None
-    live = Transcript(path=file, events=events)
-    for n, line in enumerate(iter_lines_following(file, poll_s)):
+    events: list[AnyEvent] = []
+    seated = False
+    reader = LineReader(file)
+    for n, line in enumerate(iter_lines_following(file, poll_s), start=1):
         if not line.strip():
             continue
-        if n == 0:
-            _check_version(file, line)
-        try:
-            event = parse_event(line)
-        except ValueError as exc:
-            raise ReplayError(f"{file}:{n + 1}: not a valid event ({exc})") from None
+        event = _followed(reader, n, line)
         events.append(event)
-        if run is None:
-            if any(isinstance(e, Seated) for e in events):
-                run = RunRecord.of(events)
-                yield header(run, live)
+        if not seated:
+            if isinstance(event, Seated):
+                seated = True
+                run = Transcript.of(events, file)
+                yield header(run, run)
             continue
         if isinstance(event, RoundEnded):
-            run = RunRecord.of(events)
-            rows = {row["round"]: row for row in launch.summarize(events)["per_round"]}
+            run = Transcript.of(events, file)
+            rows = {row["round"]: row for row in launch.summarize(run)["per_round"]}
             yield round_view(run.rounds[event.round], run, rows.get(event.round))
         elif isinstance(event, RunEnded | RunInterrupted):
-            run = RunRecord.of(events)
-            yield ending(run, live, launch.summarize(events))
+            run = Transcript.of(events, file)
+            yield ending(run, run, launch.summarize(run))
             return
 
 
-def _check_version(file: Path, line: str) -> None:
+def _followed(reader: LineReader, n: int, line: str) -> AnyEvent:
+    """The event on line `n` of a live transcript; a damaged line stops the replay."""
     try:
-        version = json.loads(line).get("schema_version")
-    except (json.JSONDecodeError, AttributeError):
-        return
-    if version is not None and version not in READABLE_VERSIONS:
-        raise ReplayError(
-            f"{file}: transcript schema version {version}; this assembly reads {sorted(READABLE_VERSIONS)}"
-        )
+        event, problem = reader.read(line.removesuffix("\n"))
+    except TranscriptError as exc:
+        raise ReplayError(str(exc)) from None
+    except ValueError as exc:
+        raise ReplayError(f"{reader.path}:{n}: not a valid event ({exc})") from None
+    if problem is not None:
+        raise ReplayError(f"{reader.path}:{n}: {problem}; the transcript is damaged")
+    return event
 
 
 # ----------------------------------------------------------------------------- --check
+
+
+def integrity_note(transcript: Transcript) -> RenderableType | None:
+    """A warning for a transcript that is not verified (damaged, or without a chain)."""
+    if transcript.integrity == "verified":
+        return None
+    if transcript.integrity == "damaged":
+        return Panel(
+            f"[bold red]⚠ DAMAGED transcript[/]: {safe(transcript.describe_integrity())}.\n"
+            "It was changed after it was written. What follows is shown as read, and its figures "
+            "cannot be trusted; check, resume, rerun and report refuse it.",
+            title="integrity",
+            title_align="left",
+            border_style="red",
+        )
+    return Text.from_markup(f"[yellow]⚠ {safe(transcript.describe_integrity())}[/]")
 
 
 @dataclass
@@ -400,6 +374,8 @@ class CheckResult:
     run_dir: Path
     differences: list[str]
     torn: bool
+    verified: bool = False  # the transcript's chain and shape are intact (schema 2 on)
+    integrity: str = ""  # in words (`Transcript.describe_integrity`)
 
     @property
     def ok(self) -> bool:
@@ -407,7 +383,10 @@ class CheckResult:
 
 
 def check(run: Path | str) -> CheckResult:
-    """Recompute summary.json from the transcript and list every difference."""
+    """Recompute summary.json from the transcript and list every difference.
+
+    A damaged transcript is refused (ReplayError): figures that agree with an edited
+    transcript prove nothing."""
     run_dir = Path(run)
     if run_dir.is_file():
         run_dir = run_dir.parent
@@ -422,26 +401,25 @@ def check(run: Path | str) -> CheckResult:
     except json.JSONDecodeError as exc:
         raise ReplayError(f"{summary_path}: not valid JSON ({exc})") from None
     # Through JSON, so tuples and floats compare exactly as they were written.
-    recomputed = json.loads(json.dumps(launch.summarize(transcript.events)))
-    return CheckResult(run_dir, list(diff(published, recomputed)), transcript.torn is not None)
+    recomputed = json.loads(json.dumps(launch.summarize(transcript)))
+    return CheckResult(
+        run_dir,
+        list(diff(published, recomputed)),
+        transcript.torn is not None,
+        transcript.integrity == "verified",
+        transcript.describe_integrity(),
+    )
 
 
-def diff(published: Any, recomputed: Any, path: str = "") -> Iterator[str]:
+def diff(published: Any, recomputed: Any) -> Iterator[str]:
     """Differences between summary.json (published) and the transcript's figures."""
-    if isinstance(published, dict) and isinstance(recomputed, dict):
-        for k in published.keys() | recomputed.keys():
-            sub = f"{path}.{k}" if path else str(k)
-            if k not in recomputed:
-                yield f"{sub}: in summary.json ({_show(published[k])}) but not supported by the transcript"
-            elif k not in published:
-                yield f"{sub}: missing from summary.json (transcript gives {_show(recomputed[k])})"
-            else:
-                yield from diff(published[k], recomputed[k], sub)
-    elif isinstance(published, list) and isinstance(recomputed, list) and len(published) == len(recomputed):
-        for i, (a, b) in enumerate(zip(published, recomputed, strict=True)):
-            yield from diff(a, b, f"{path}[{i}]")
-    elif published != recomputed or type(published) is not type(recomputed):
-        yield f"{path}: summary.json has {_show(published)}, the transcript gives {_show(recomputed)}"
+    for c in changes(published, recomputed, strict_types=True):
+        if c.new is MISSING:
+            yield f"{c.path}: in summary.json ({_show(c.old)}) but not supported by the transcript"
+        elif c.old is MISSING:
+            yield f"{c.path}: missing from summary.json (transcript gives {_show(c.new)})"
+        else:
+            yield f"{c.path}: summary.json has {_show(c.old)}, the transcript gives {_show(c.new)}"
 
 
 def _show(v: Any) -> str:
@@ -449,8 +427,8 @@ def _show(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def seat_of(run: RunRecord, member_id: str) -> SeatedMember:
-    seats = [*run.seated.members, *([run.seated.facilitator] if run.seated.facilitator else [])]
+def seat_of(run: Transcript, member_id: str) -> SeatedMember:
+    seats = run.seats
     for s in seats:
         if s.id == member_id:
             return s

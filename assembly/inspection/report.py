@@ -29,14 +29,27 @@ from pathlib import Path
 from typing import Any
 
 from assembly import glossary, launch
-from assembly.core import metrics
 from assembly.core.atomic import checked_target, write_atomic
 from assembly.core.errors import UserError
-from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Seated, Tally, Turn
+from assembly.core.events import (
+    AnyEvent,
+    Disclosure,
+    RunEnded,
+    RunInterrupted,
+    Seated,
+    Turn,
+)
 from assembly.core.neutralize import neutralize
 from assembly.core.presentation import Presentation, Series
 from assembly.core.redaction import redact
-from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
+from assembly.core.transcript import (
+    SUMMARY,
+    TRANSCRIPT,
+    Transcript,
+    TranscriptDamaged,
+    TranscriptError,
+    read_transcript,
+)
 from assembly.inspection.console import fmt, liveness_line
 from assembly.inspection.report_welfare import who_won
 from assembly.protocols import protocol_class
@@ -79,11 +92,14 @@ def build(path: Path | str) -> str:
     try:
         transcript = read_transcript(p)
         transcript.started  # noqa: B018 - raises when the header is missing
+    except TranscriptDamaged as exc:
+        # Figures recomputed from an edited transcript would be reported as the run's.
+        raise ReportError(str(exc)) from None
     except TranscriptError as exc:
         raise ReportError(
             f"{exc} (a report needs a run folder with {TRANSCRIPT}, or a sweep folder with {' or '.join(SWEEP_TABLES)})"
         ) from None
-    if not any(isinstance(ev, Seated) for ev in transcript.events):
+    if not transcript.is_seated:
         raise ReportError(f"{transcript.path}: the run died before it was seated; nothing to report")
     return run_report(transcript)
 
@@ -264,14 +280,13 @@ def _fmt(v: Any) -> str:
 def run_report(transcript: Transcript) -> str:
     events = transcript.events
     started = transcript.started
-    seated = next(ev for ev in events if isinstance(ev, Seated))
-    summary = launch.summarize(events)
+    seated = transcript.seated
+    summary = launch.summarize(transcript)
     per_round = summary["per_round"]
     sc = started.scenario
     options = [o.get("id") for o in sc.get("options", ())]
     colors = {str(o): PALETTE[i % len(PALETTE)] for i, o in enumerate(options)}
-    end = next((ev for ev in events if isinstance(ev, RunEnded)), None)
-    interrupted = next((ev for ev in events if isinstance(ev, RunInterrupted)), None)
+    end, interrupted = transcript.end, transcript.interrupted
     shown = protocol_class(started.protocol).presentation
 
     parts = [
@@ -279,10 +294,10 @@ def run_report(transcript: Transcript) -> str:
         _outcome(summary, end, interrupted, transcript),
         who_won(summary),
         _convergence(per_round, shown),
-        _timeline(events, seated, per_round, shown),
+        _timeline(transcript, seated, per_round, shown),
         _matrix(events, seated, colors, shown),
         _liveness(events, per_round),
-        _disclosures(events, seated, sc),
+        _disclosures(transcript, seated, sc),
     ]
     return _page(f"{sc.get('name', 'run')} · {started.run_id}", "\n".join(p for p in parts if p))
 
@@ -364,6 +379,7 @@ def _outcome(
     for k, v in summary.get("figures", {}).items():
         rows.append((e(k.replace("_", " ")), _fmt(v)))
     rows.append(("summary.json", _summary_check(transcript)))
+    rows.append(("transcript", _integrity_badge(transcript)))
     torn = ""
     if transcript.torn is not None:
         torn = (
@@ -421,19 +437,16 @@ def _convergence(per_round: Sequence[dict[str, Any]], shown: Presentation) -> st
     )
 
 
-def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[str, Any]], shown: Presentation) -> str:
+def _timeline(run: Transcript, seated: Seated, per_round: Sequence[dict[str, Any]], shown: Presentation) -> str:
     rows = {r["round"]: r for r in per_round}
     seat_ids = {m.id for m in seated.members}
-    by_round = metrics.events_by_round(events)
     items = []
-    for r in sorted(by_round):
-        evs = by_round[r]
-        ended = next((x for x in evs if isinstance(x, RoundEnded)), None)
-        start = next((x for x in evs if isinstance(x, RoundStarted)), None)
-        tally = next((x for x in evs if isinstance(x, Tally)), None)
-        turns = [x for x in evs if isinstance(x, Turn)]
+    for r in sorted(run.rounds):
+        rnd = run.rounds[r]
+        ended, start, tally = rnd.ended, rnd.started, next(iter(rnd.tallies), None)
+        turns = rnd.turns
         failed = [t for t in turns if t.status != "ok"]
-        disclosures = [x for x in evs if isinstance(x, Disclosure)]
+        disclosures = rnd.disclosures
         badges = []
         if tally is not None:
             quorum = (
@@ -497,7 +510,7 @@ def _turn_item(t: Turn, seat_ids: set[str], shown: Presentation) -> str:
     return ""
 
 
-def _matrix(events: Sequence[Any], seated: Seated, colors: dict[str, str], shown: Presentation) -> str:
+def _matrix(events: Sequence[AnyEvent], seated: Seated, colors: dict[str, str], shown: Presentation) -> str:
     first_phase: dict[int, str] = {}
     cells: dict[tuple[str, int], Any] = {}
     failed: dict[tuple[str, int], str] = {}
@@ -574,7 +587,7 @@ def _numeric_color(v: float, lo: float, hi: float) -> str:
     return str(colors.to_hex(colormaps["viridis"](0.1 + 0.8 * x)))
 
 
-def _liveness(events: Sequence[Any], per_round: Sequence[dict[str, Any]]) -> str:
+def _liveness(events: Sequence[AnyEvent], per_round: Sequence[dict[str, Any]]) -> str:
     chart = liveness_chart(per_round)
     failed = [ev for ev in events if isinstance(ev, Turn) and (ev.status != "ok" or len(ev.attempts) > 1)]
     rows = "".join(
@@ -603,7 +616,7 @@ def _liveness(events: Sequence[Any], per_round: Sequence[dict[str, Any]]) -> str
     return f'<section id="liveness"><h2>Liveness events</h2>{extra}{fig}{table}</section>'
 
 
-def _disclosures(events: Sequence[Any], seated: Seated, scenario: dict[str, Any]) -> str:
+def _disclosures(run: Transcript, seated: Seated, scenario: dict[str, Any]) -> str:
     holders: dict[str, list[str]] = {}
     for m in seated.members:
         for f in m.facts:
@@ -611,10 +624,10 @@ def _disclosures(events: Sequence[Any], seated: Seated, scenario: dict[str, Any]
     if not holders:
         return ""
     texts = {f.get("id"): f.get("text", "") for f in scenario.get("facts", ())}
-    rounds = sorted({ev.round for ev in events if isinstance(ev, RoundEnded)})
+    rounds = run.complete_rounds
     per: dict[tuple[str, int], int] = {}
     first: dict[str, tuple[int, str]] = {}
-    for ev in events:
+    for ev in run.events:
         if isinstance(ev, Disclosure):
             per[(ev.fact, ev.round)] = per.get((ev.fact, ev.round), 0) + 1
             first.setdefault(ev.fact, (ev.round, ev.member))
@@ -858,6 +871,12 @@ def sweep_report(folder: Path) -> str:
     )
 
 
+def _integrity_badge(transcript: Transcript) -> str:
+    """Whether the transcript proves its integrity (a damaged one is never reported)."""
+    cls = "ok" if transcript.integrity == "verified" else "warn"
+    return f'<span class="badge {cls}">{e(transcript.describe_integrity())}</span>'
+
+
 def _summary_check(transcript: Transcript) -> str:
     """Whether the run's published summary.json agrees with its transcript."""
     path = transcript.path.parent / SUMMARY
@@ -869,7 +888,7 @@ def _summary_check(transcript: Transcript) -> str:
         published = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return '<span class="badge bad">not valid JSON</span>'
-    differences = list(diff(published, json.loads(json.dumps(launch.summarize(transcript.events)))))
+    differences = list(diff(published, json.loads(json.dumps(launch.summarize(transcript)))))
     if not differences:
         return '<span class="badge ok">every figure matches the transcript</span>'
     return (

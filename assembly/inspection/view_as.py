@@ -21,7 +21,7 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -31,7 +31,7 @@ from rich.text import Text
 
 from assembly.core.actions import Action
 from assembly.core.engine import BudgetSpent, Engine
-from assembly.core.events import Event, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
+from assembly.core.events import AnyEvent, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
 from assembly.core.member import Request
 from assembly.core.presentation import Presentation
 from assembly.core.prompt import Prompt
@@ -39,7 +39,7 @@ from assembly.core.protocol import Protocol
 from assembly.core.transcript import Transcript
 from assembly.core.view import View, ViewBuilder
 from assembly.inspection.console import safe
-from assembly.inspection.replay import ReplayError, RunRecord, describe_action, describe_turn, seat_of
+from assembly.inspection.replay import ReplayError, describe_action, describe_turn, seat_of
 from assembly.protocols import protocol_class
 from assembly.scenario.model import Scenario
 
@@ -64,11 +64,14 @@ class Rebuilt:
     stopped: str | None  # why replay ended before a run_ended event, if it did
 
 
+_E = TypeVar("_E", bound=AnyEvent)
+
+
 class _EndOfRecord(Exception):
     """The transcript has no more events (a live, killed or interrupted run)."""
 
 
-def _key(e: Any) -> tuple[Any, ...]:
+def _key(e: AnyEvent) -> tuple[Any, ...]:
     return (
         getattr(e, "type", type(e).__name__),
         getattr(e, "round", None),
@@ -78,7 +81,7 @@ def _key(e: Any) -> tuple[Any, ...]:
     )
 
 
-def _describe(e: Any) -> str:
+def _describe(e: AnyEvent) -> str:
     parts = [str(p) for p in _key(e) if p is not None]
     return " ".join(parts)
 
@@ -91,7 +94,7 @@ class _TranscriptEngine(Engine):
         scenario: Scenario,
         protocol: Protocol,
         views: ViewBuilder,
-        recorded: Sequence[Any],
+        recorded: Sequence[AnyEvent],
         watch: str,
         with_prompt: bool,
     ) -> None:
@@ -102,12 +105,13 @@ class _TranscriptEngine(Engine):
         self.with_prompt = with_prompt
         self.seen: list[Seen] = []
 
-    def _take(self, produced: Any) -> Any:
+    def _take(self, produced: _E) -> _E:
+        """The next recorded event, which must be the one the protocol just produced."""
         if not self._recorded or isinstance(self._recorded[0], RunInterrupted):
             raise _EndOfRecord()
         recorded = self._recorded.popleft()
         self._taken += 1
-        if _key(recorded) != _key(produced):
+        if _key(recorded) != _key(produced) or not isinstance(recorded, type(produced)):
             raise ReplayError(
                 f"the transcript and this version of the {self.protocol.name!r} protocol disagree at "
                 f"event {self._taken + 2}: the protocol produces '{_describe(produced)}', the transcript "
@@ -116,7 +120,7 @@ class _TranscriptEngine(Engine):
             )
         return recorded
 
-    def emit(self, *events: Event) -> None:
+    def emit(self, *events: AnyEvent) -> None:
         for e in events:
             # The recorded event is folded, not the re-derived one: views must hold
             # exactly what the live run held, timing included (it drives the budget).
@@ -165,9 +169,8 @@ def rebuild(transcript: Transcript, member_id: str, with_prompt: bool | None = N
 
     `with_prompt`: render the LLM prompt too (default: only for LLM seats).
     """
-    run = RunRecord.of(transcript.events)
-    seat = seat_of(run, member_id)
-    started, seated = run.started, run.seated
+    seat = seat_of(transcript, member_id)
+    started, seated = transcript.started, transcript.seated
     try:
         scenario = Scenario.model_validate(started.scenario)
         protocol = protocol_class(started.protocol)(scenario)

@@ -73,9 +73,8 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
     from assembly import launch
 
     try:
-        events = read_transcript(run_dir).events
-        return launch.summarize(events)
-    except (TranscriptError, StopIteration):  # StopIteration: no run_started/seated yet
+        return launch.summarize(read_transcript(run_dir))
+    except TranscriptError:  # unreadable, or no run_started/seated yet
         return None
 
 

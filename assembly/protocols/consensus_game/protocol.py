@@ -30,7 +30,7 @@ from typing import Any
 
 from assembly.core import seating as population
 from assembly.core.actions import Action
-from assembly.core.events import RoundEnded, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
+from assembly.core.events import AnyEvent, RoundEnded, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
 from assembly.core.protocol import BUDGET_SPENT, Protocol, RoundContext
@@ -118,7 +118,7 @@ class ConsensusGame(Protocol):
 
     # ---- folding
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: AnyEvent) -> None:
         if isinstance(event, Seated):
             self.board.seat(event)
         elif isinstance(event, Turn):
@@ -227,7 +227,11 @@ class ConsensusGame(Protocol):
 
     @classmethod
     def round_figures(
-        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+        cls,
+        round_events: Sequence[AnyEvent],
+        started: RunStarted,
+        seated: Seated,
+        history: Sequence[AnyEvent] = (),
     ) -> dict[str, Any]:
         """Honest values after this round's apply step, and this round's stop votes.
 
@@ -267,7 +271,7 @@ class ConsensusGame(Protocol):
         return figs
 
     @classmethod
-    def run_figures(cls, events: list[Any]) -> dict[str, Any]:
+    def run_figures(cls, events: Sequence[AnyEvent]) -> dict[str, Any]:
         started = next(e for e in events if isinstance(e, RunStarted))
         seated = next(e for e in events if isinstance(e, Seated))
         spec = _spec(started)

@@ -23,7 +23,7 @@ import numpy as np
 from assembly.core import seating as population
 from assembly.core import topology
 from assembly.core.actions import Action
-from assembly.core.events import Disclosure, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
+from assembly.core.events import AnyEvent, Disclosure, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
 from assembly.core.protocol import BUDGET_SPENT, Protocol, RoundContext
@@ -120,7 +120,7 @@ class FacilitatedAssembly(Protocol):
 
     # ---- folding
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: AnyEvent) -> None:
         if isinstance(event, Seated):
             self.member_ids = [m.id for m in event.members]
             self.role_of = {m.id: m.role for m in event.members}
@@ -242,7 +242,11 @@ class FacilitatedAssembly(Protocol):
 
     @classmethod
     def round_figures(
-        cls, round_events: list[Any], started: RunStarted, seated: Seated, history: Sequence[Any] = ()
+        cls,
+        round_events: Sequence[AnyEvent],
+        started: RunStarted,
+        seated: Seated,
+        history: Sequence[AnyEvent] = (),
     ) -> dict[str, Any]:
         options = [o["id"] for o in started.scenario["options"]]
         figs: dict[str, Any] = dict(speech_figures((e for e in round_events if isinstance(e, Turn)), options))
@@ -265,7 +269,7 @@ class FacilitatedAssembly(Protocol):
         return figs
 
     @classmethod
-    def run_figures(cls, events: list[Any]) -> dict[str, Any]:
+    def run_figures(cls, events: Sequence[AnyEvent]) -> dict[str, Any]:
         seated = next(e for e in events if isinstance(e, Seated))
         end = next((e for e in events if isinstance(e, RunEnded)), None)
         last_pos: dict[str, str] = {}
