@@ -121,9 +121,9 @@ class SummaryClock:
         self._orig = core_run.write_summary
 
     def __enter__(self) -> SummaryClock:
-        def timed(run_dir: Path, events: Any = None) -> dict[str, Any]:
+        def timed(run_dir: Path, protocol: Any, events: Any = None) -> dict[str, Any]:
             with measured(collect=False) as s:
-                out = self._orig(run_dir, events)
+                out = self._orig(run_dir, protocol, events)
             self.last = s
             return out
 
