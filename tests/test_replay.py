@@ -111,6 +111,7 @@ def _comparable(view: View) -> tuple[Any, ...]:
         view.candidates,
         view.framing,
         view.mentioned,
+        view.said,
         view.roster,
     )
 

@@ -7,7 +7,8 @@ per-audience public records and answers `view(member)` with:
   state such as a consensus-game initial value);
 - the public parts of what it could hear (set by the topology's audiences) in the
   last `window` rounds, plus the facilitator's plenary summary and candidates;
-- the facts others disclosed in messages it could hear;
+- the facts others disclosed in messages it could hear, and the facts it disclosed
+  itself (both for the whole run, whatever the window);
 - its own recent actions in full (including private notes nobody else sees).
 
 Nothing else reaches a member. The engine builds views here live, and `assembly
@@ -78,7 +79,8 @@ class View:
     candidates: tuple[dict[str, Any], ...]
     framing: str
     window: int
-    mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot
+    mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot, whole run
+    said: frozenset[str] = frozenset()  # every fact id this member itself disclosed, whole run
     roster: tuple[str, ...] = ()  # ids of all seated members (shared, public)
     heard_matrix: HeardMatrix | None = None
 
@@ -92,9 +94,13 @@ class HeardMatrix:
 
     Built once per audience and round and shared by all its members, so the sim
     policy's Friedkin–Johnsen step is a vectorised operation, not a per-listener copy.
+    `roles` are the speakers' roles (the strata of the sortition are public, as in a
+    real assembly), for trust that depends on role. `memo` holds what a policy
+    derives from the matrix once for every listener (e.g. trust weights per listener
+    role), so that work is shared too; it never holds anything member-specific.
     """
 
-    def __init__(self, heard: list[Heard], option_ids: tuple[str, ...]) -> None:
+    def __init__(self, heard: list[Heard], option_ids: tuple[str, ...], roles: tuple[str, ...] = ()) -> None:
         self.scores = np.array(
             [[float(h.public["scores"].get(o, 0.0)) for o in option_ids] for h in heard],
             dtype=float,
@@ -102,6 +108,9 @@ class HeardMatrix:
         # Options-major copy: per-listener reductions over speakers run on contiguous rows.
         self.by_option = np.ascontiguousarray(self.scores.T)
         self.mean = self.scores.mean(axis=0) if len(heard) else np.zeros(len(option_ids))
+        self.speakers = tuple(h.member for h in heard)
+        self.roles = roles
+        self.memo: dict[Any, Any] = {}
 
 
 @dataclass
@@ -128,6 +137,9 @@ class ViewBuilder:
         self._listeners_of: list[list[int]] = []  # member index -> audiences that hear it
         self._audience_sizes: list[int] = []
         self._own: dict[str, deque[Heard]] = {}
+        # Facts each member disclosed, for the whole run: unlike its own actions,
+        # which are kept for `window` rounds, a member never forgets what it told.
+        self._said: dict[str, frozenset[str]] = {}
         self.summary = ""
         self.candidates: tuple[dict[str, Any], ...] = ()
         self.framing = ""
@@ -204,6 +216,7 @@ class ViewBuilder:
         i = self.index.get(event.member)
         if i is None:
             return
+        self._said[event.member] = self._said.get(event.member, frozenset()) | {event.fact}
         for a in self._listeners_of[i]:
             self._audiences[a].record.disclosed.setdefault(event.fact, (event.round, event.member))
 
@@ -249,6 +262,7 @@ class ViewBuilder:
             framing=self.framing,
             window=self.window,
             mentioned=mentioned,
+            said=self._said.get(member_id, frozenset()),
             roster=self.roster,
             heard_matrix=matrix,
         )
@@ -274,7 +288,8 @@ class ViewBuilder:
         for r in (round, round - 1):
             speeches = [h for h in rec.by_round.get(r, ()) if h.kind == "speech"]
             if speeches:
-                return HeardMatrix(speeches, self.option_ids)
+                roles = tuple(self.members[h.member].role for h in speeches)
+                return HeardMatrix(speeches, self.option_ids, roles)
         return None
 
     def _plenary_recent(self, round: int) -> tuple[tuple[Heard, ...], ...]:

@@ -24,13 +24,36 @@ from assembly.core.actions import MAX_TEXT, Action
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Request, TurnResult
 from assembly.core.seeding import stream
-from assembly.core.view import View
+from assembly.core.view import HeardMatrix, View
 from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
-from assembly.protocols.facilitated.config import OpinionDynamics
+from assembly.protocols.facilitated.config import OpinionDynamics, Trust
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def _trust_weights(heard: HeardMatrix, role: str, trust: Trust) -> np.ndarray | None:
+    """Each heard speaker's trust weight for a listener of `role`; None when uniform.
+
+    Shared by every listener of that role in the audience (memoised on the matrix)."""
+    if trust.uniform:
+        return None
+    key = ("trust", role, trust.in_role, trust.out_role)
+    w = heard.memo.get(key)
+    if w is None:
+        same = np.array([r == role for r in heard.roles], dtype=bool)
+        w = heard.memo[key] = np.where(same, trust.in_role, trust.out_role)
+    return w
+
+
+def _weighted_mean(heard: HeardMatrix, role: str, trust: Trust, weights: np.ndarray) -> np.ndarray:
+    """The trust-weighted mean of heard scores for a listener of `role` (memoised)."""
+    key = ("mean", role, trust.in_role, trust.out_role)
+    m = heard.memo.get(key)
+    if m is None:
+        m = heard.memo[key] = heard.by_option @ weights / weights.sum()
+    return m
 
 
 class SimMember:
@@ -41,12 +64,13 @@ class SimMember:
         self.params = params
         self.seed = seed
         self.faults = faults
-        self._anchors: dict[tuple[str, frozenset[str]], np.ndarray] = {}
+        # Anchors by the facts heard from others (a seat's own facts never change).
+        self._anchors: dict[tuple[str, ...], np.ndarray] = {}
 
     async def act(self, view: View, request: Request) -> TurnResult:
-        policy_rng = stream(self.seed, "policy", self.id, request.round, request.phase)
         if request.action is Speech:
-            action: Action = self.speak(view, policy_rng)
+            # Only a speech draws (noise, disclosures): other turns skip seeding a stream.
+            action: Action = self.speak(view, stream(self.seed, "policy", self.id, request.round, request.phase))
         elif request.action is Synthesis:
             action = self.synthesize(view, int(str(request.params.get("candidates", 3))))
         elif request.action is Ballot:
@@ -60,8 +84,8 @@ class SimMember:
     def anchor(self, view: View) -> np.ndarray:
         """Own judgement: logistic of centred valuations given every known fact.
 
-        Cached per set of known facts: it only changes when a fact is learned."""
-        key = (view.member.id, view.known_fact_ids)
+        Cached per set of facts heard: it only changes when a fact is learned."""
+        key = tuple(f.id for f in view.heard_facts)
         cached = self._anchors.get(key)
         if cached is None:
             cached = self._anchors[key] = self._compute_anchor(view)
@@ -76,30 +100,40 @@ class SimMember:
                 val[option_index[opt]] += effect
         return _sigmoid(self.params.valuation_scale * (val - val.mean()))
 
+    def susceptibility(self, role: str) -> float:
+        """Friedkin–Johnsen λ of a member of this role."""
+        return self.params.susceptibility_by_role.get(role, self.params.susceptibility)
+
     def current(self, view: View) -> np.ndarray:
         """Own most recently stated scores (the opinion x_i(t-1)), else the anchor."""
         for h in view.own_history:
             if h.kind == "speech":
-                return np.array([float(h.public["scores"].get(o.id, 0.0)) for o in view.options])
+                scores = h.public["scores"]
+                return np.array([float(scores.get(o.id, 0.0)) for o in view.options])
         return self.anchor(view)
 
     def opinion(self, view: View, r: random.Random | None = None) -> np.ndarray:
-        """Friedkin–Johnsen step with a Hegselmann–Krause confidence bound."""
+        """Friedkin–Johnsen step with trust weights and a Hegselmann–Krause confidence bound."""
         p = self.params
         a = self.anchor(view)
         heard = view.heard_matrix
         if heard is None or heard.scores.shape[0] == 0:
             x = a
         else:
+            role = view.member.role
+            trust = _trust_weights(heard, role, p.trust)
             if p.confidence_bound is None:
-                others = heard.mean
+                others = heard.mean if trust is None else _weighted_mean(heard, role, p.trust, trust)
             else:
                 own = self.current(view)
                 cols = heard.by_option
                 near = (np.abs(cols - own[:, None]).sum(axis=0) <= p.confidence_bound * len(own)).astype(float)
+                if trust is not None:
+                    near *= trust
                 count = near.sum()
                 others = cols @ near / count if count else own
-            x = p.susceptibility * others + (1.0 - p.susceptibility) * a
+            lam = self.susceptibility(role)
+            x = lam * others + (1.0 - lam) * a
         if r is not None and p.speech_noise > 0:
             x = x + np.array([r.gauss(0.0, p.speech_noise) for _ in range(len(x))])
         return np.clip(x, 0.0, 1.0)
@@ -107,34 +141,37 @@ class SimMember:
     def speak(self, view: View, r: random.Random) -> Speech:
         x = self.opinion(view, r)
         ids = [o.id for o in view.options]
+        scores = x.tolist()
         best = int(np.argmax(x))
         disclose = self._disclose(view, r)
-        ranked = sorted(range(len(ids)), key=lambda i: -x[i])
         parts = [f"I favour {ids[best]}: {view.options[best].text}"]
-        if len(ranked) > 1:
-            parts.append(f"My second choice is {ids[ranked[1]]} ({x[ranked[1]]:.2f} vs {x[best]:.2f}).")
+        if len(ids) > 1:
+            second = max((i for i in range(len(ids)) if i != best), key=lambda i: (scores[i], -i))
+            parts.append(f"My second choice is {ids[second]} ({scores[second]:.2f} vs {scores[best]:.2f}).")
         for fact in view.own_facts:
             if fact.id in disclose:
                 parts.append(f"Something you may not know ({fact.id}): {fact.text}")
         # Built without re-validation (a turn per member per round): every field is
         # valid by construction, and the one bounded field is cut to its bound.
+        # Scores are kept at full precision: listeners hear exactly what was stated,
+        # so the dynamics are the model's, not a rounding of it (display rounds).
         return Speech.model_construct(
             message=" ".join(parts)[:MAX_TEXT],
             position=ids[best],
-            scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
+            scores=dict(zip(ids, scores, strict=True)),
             disclose=disclose,
         )
 
     def _disclose(self, view: View, r: random.Random) -> list[str]:
-        """Stasser–Titus sampling: each unmentioned own fact is mentioned with some
-        probability, boosted by `shared_bias` when others already brought it up."""
+        """Stasser–Titus sampling: each own fact the member has not mentioned yet (in
+        the whole run) is mentioned with some probability, boosted by `shared_bias`
+        when someone within earshot already brought it up."""
         p = self.params
-        said = {f for h in view.own_history if h.kind == "speech" for f in h.public.get("disclose", ())}
-        in_record = {f.id for f in view.heard_facts} | set(view.mentioned)
+        in_record = view.mentioned
         out = []
         for fact in view.own_facts:
             draw = r.random()  # drawn for every fact so streams do not shift with history
-            if fact.id in said:
+            if fact.id in view.said:
                 continue
             prob = p.disclosure_rate * (p.shared_bias if fact.id in in_record else 1.0)
             if draw < min(1.0, prob):
