@@ -96,8 +96,9 @@ class HeardMatrix:
     policy's Friedkin–Johnsen step is a vectorised operation, not a per-listener copy.
     `roles` are the speakers' roles (the strata of the sortition are public, as in a
     real assembly), for trust that depends on role. `memo` holds what a policy
-    derives from the matrix once for every listener (e.g. trust weights per listener
-    role), so that work is shared too; it never holds anything member-specific.
+    derives from the matrix for all its listeners at once (trust weights per
+    listener role, every listener's confidence-bound mask), so that work is done
+    once per audience and round rather than once per listener.
     """
 
     def __init__(self, heard: list[Heard], option_ids: tuple[str, ...], roles: tuple[str, ...] = ()) -> None:
@@ -108,6 +109,7 @@ class HeardMatrix:
         # Options-major copy: per-listener reductions over speakers run on contiguous rows.
         self.by_option = np.ascontiguousarray(self.scores.T)
         self.mean = self.scores.mean(axis=0) if len(heard) else np.zeros(len(option_ids))
+        self.round = heard[0].round if heard else 0
         self.speakers = tuple(h.member for h in heard)
         self.roles = roles
         self.memo: dict[Any, Any] = {}
@@ -140,6 +142,8 @@ class ViewBuilder:
         # Facts each member disclosed, for the whole run: unlike its own actions,
         # which are kept for `window` rounds, a member never forgets what it told.
         self._said: dict[str, frozenset[str]] = {}
+        self._own_facts: dict[str, tuple[FactSpec, ...]] = {}
+        self._heard_cache: dict[str, tuple[int, tuple[FactSpec, ...]]] = {}
         self.summary = ""
         self.candidates: tuple[dict[str, Any], ...] = ()
         self.framing = ""
@@ -171,6 +175,7 @@ class ViewBuilder:
             for i in group:
                 self._listeners_of[i].append(a)
         self._own = {m.id: deque() for m in seated}
+        self._said, self._own_facts, self._heard_cache = {}, {}, {}
 
     def _turn(self, event: Turn) -> None:
         if event.status != "ok" or event.action is None:
@@ -233,7 +238,9 @@ class ViewBuilder:
 
     def view(self, member_id: str, round: int, phase: str) -> View:
         m = self.members[member_id]
-        own_facts = tuple(self.facts[f] for f in m.facts if f in self.facts)
+        own_facts = self._own_facts.get(member_id)
+        if own_facts is None:
+            own_facts = self._own_facts[member_id] = tuple(self.facts[f] for f in m.facts if f in self.facts)
         recent: tuple[tuple[Heard, ...], ...] = ()
         heard_facts: tuple[FactSpec, ...] = ()
         matrix = None
@@ -242,8 +249,7 @@ class ViewBuilder:
             aud = self._audiences[self._audience_of[self.index[member_id]]]
             rec = aud.record
             recent, matrix, mentioned = self._shared(aud, round)
-            mine = m.facts
-            heard_facts = tuple(self.facts[f] for f in rec.disclosed if f not in mine and f in self.facts)
+            heard_facts = self._heard_facts(m, rec)
         else:  # the facilitator hears the plenary: every audience
             recent = self._plenary_recent(round)
             mentioned = frozenset(f for aud in self._audiences for f in aud.record.disclosed)
@@ -266,6 +272,18 @@ class ViewBuilder:
             roster=self.roster,
             heard_matrix=matrix,
         )
+
+    def _heard_facts(self, m: SeatedMember, rec: Record) -> tuple[FactSpec, ...]:
+        """Facts others disclosed within the member's earshot, in disclosure order.
+
+        Rebuilt only when its audience's record has learned a fact (the record only
+        ever grows), not on every view."""
+        count, facts = self._heard_cache.get(m.id, (-1, ()))
+        if count != len(rec.disclosed):
+            mine = m.facts
+            facts = tuple(self.facts[f] for f in rec.disclosed if f not in mine and f in self.facts)
+            self._heard_cache[m.id] = (len(rec.disclosed), facts)
+        return facts
 
     def _shared(
         self, aud: _Audience, round: int
