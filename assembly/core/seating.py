@@ -79,8 +79,8 @@ def apportion(
     they print as (0.15 is 15/100, not the nearest binary float) and everything is
     computed in exact fractions, so equal written shares tie exactly."""
     k = len(shares)
-    lo = list(lower) if lower is not None else [0] * k
-    hi = list(upper) if upper is not None else [None] * k
+    lo: list[int] = list(lower) if lower is not None else [0] * k
+    hi: list[int | None] = list(upper) if upper is not None else [None] * k
     if sum(lo) > n or any(h is not None and h < m for h, m in zip(hi, lo, strict=True)):
         raise ValueError(f"role quotas cannot seat {n} members (minimums add up to {sum(lo)})")
     if all(h is not None for h in hi) and sum(h for h in hi if h is not None) < n:
@@ -108,7 +108,7 @@ def _bounded_shares(shares: list[Fraction], n: int, lo: list[int], hi: list[int 
         free = [i for i in range(len(shares)) if i not in held]
         if not free:
             return [held[i] for i in range(len(shares))]
-        level = (n - sum(held.values())) / sum(shares[i] for i in free)
+        level = (n - sum(held.values(), Fraction(0))) / sum((shares[i] for i in free), Fraction(0))
         exact = {i: level * shares[i] for i in free}
         below = {i: lo[i] - exact[i] for i in free if exact[i] < lo[i]}
         above = {i: exact[i] - hi_i for i in free if (hi_i := hi[i]) is not None and exact[i] > hi_i}

@@ -126,6 +126,7 @@ class SimMember:
         # valuation of them before any fact: fixed for the run, computed once.
         self._options: tuple[OptionSpec, ...] = ()
         self._ids: list[str] = []
+        self._index: dict[str, int] = {}
         self._base: np.ndarray | None = None
 
     async def act(self, view: View, request: Request) -> TurnResult:
@@ -146,6 +147,7 @@ class SimMember:
         if view.options is not self._options:
             self._options = view.options
             self._ids = [o.id for o in view.options]
+            self._index = {o: i for i, o in enumerate(self._ids)}
             self._base = None
         return self._ids
 
@@ -165,11 +167,12 @@ class SimMember:
             values = view.member.values
             self._base = np.array([sum(w * o.attributes.get(d, 0.0) for d, w in values.items()) for o in view.options])
         val = self._base.copy()
-        option_index = {o.id: i for i, o in enumerate(view.options)}
+        option_index = self._index
         for fact in (*view.own_facts, *view.heard_facts):
             for opt, effect in fact.effects.items():
                 val[option_index[opt]] += effect
-        return _sigmoid(self.params.valuation_scale * (val - val.mean()))
+        # np.add.reduce(val) / len(val) is exactly val.mean(), without its Python wrapper.
+        return _sigmoid(self.params.valuation_scale * (val - np.add.reduce(val) / len(val)))
 
     def susceptibility(self, role: str) -> float:
         """Friedkin–Johnsen λ of a member of this role."""
