@@ -29,6 +29,9 @@ from assembly.core.view import HeardMatrix, View
 from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
 from assembly.protocols.facilitated.config import OpinionDynamics, Trust
 
+# Actions are frozen, so every abstaining sim member can hand in the same ballot.
+_ABSTAIN = Ballot(abstain=True)
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -289,7 +292,7 @@ class SimMember:
         x = dict(zip(self.option_ids(view), self.current(view), strict=True))
         scored = sorted(((x.get(c, 0.0), -i, c) for i, c in enumerate(cands)), reverse=True)
         if not scored or scored[0][0] < self.params.abstain_below:
-            return Ballot(abstain=True)
+            return _ABSTAIN
         ranking = [c for _, _, c in scored]
         approve = [c for s, _, c in scored if s >= self.params.approval_threshold] or ranking[:1]
         return Ballot(choice=ranking[0], approve=approve, ranking=ranking, abstain=False)
