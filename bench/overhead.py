@@ -5,10 +5,13 @@ is timed from a ready-to-run state (imports done, one warm-up run each) to a
 finished run.
 
 assembly: `runner.execute` of the citizens' assembly with sim members whose latency
-and faults are zero, all-to-all hearing, 10 rounds. Unanimity is required and the
-stall rule is off so that every N really plays 10 rounds (with the shipped
-supermajority the run decides in round 3, which would compare different amounts of
-work). A member-turn is one `Turn` event: N speeches + 1 facilitator synthesis per
+and faults are zero, all-to-all hearing, 10 rounds. Every N must really play 10
+rounds (with the shipped supermajority the run decides in round 3, which would
+compare different amounts of work), so members abstain unless a candidate has
+full support (`abstain_below: 1.0`): every member still votes every round from
+round 3 on, but no vote reaches quorum, and the stall rule is off. (Requiring
+unanimity used to be enough; with proportional seating and exact dynamics some
+seeds reach it, e.g. N=64 in round 3.) A member-turn is one `Turn` event: N speeches + 1 facilitator synthesis per
 round, plus N ballots from round 3 on. What is timed is everything `execute` does:
 seating, building members, views, the sim policy (a Friedkin–Johnsen step in numpy
 per member), validating every action, the durable JSONL transcript (flushed per
@@ -56,7 +59,8 @@ OVERRIDES: dict[str, Any] = {
     "members.sim.faults": {},
     "topology.kind": "all_to_all",
     "rounds": ROUNDS,
-    "protocol.decision_rule": {"kind": "unanimity"},  # no early decision: all N play 10 rounds
+    "protocol.decision_rule": {"kind": "unanimity"},
+    "members.sim.abstain_below": 1.0,  # ballots abstain, so no vote decides: all N play 10 rounds
     "protocol.stall": None,
 }
 # A typical sim speech, so autogen's messages are as long as assembly's.
@@ -121,9 +125,9 @@ class SummaryClock:
         self._orig = core_run.write_summary
 
     def __enter__(self) -> SummaryClock:
-        def timed(run_dir: Path, events: Any = None) -> dict[str, Any]:
+        def timed(run_dir: Path, protocol: Any, events: Any = None) -> dict[str, Any]:
             with measured(collect=False) as s:
-                out = self._orig(run_dir, events)
+                out = self._orig(run_dir, protocol, events)
             self.last = s
             return out
 

@@ -117,8 +117,7 @@ class PromptProbe:
         self.log[(request.phase, request.round)].append(self.count(prompt.system) + self.count(prompt.user))
         salt = self.index + request.round
         if request.action is Speech:
-            said = {f for h in view.own_history if h.kind == "speech" for f in h.public.get("disclose", ())}
-            fresh = [f.id for f in view.own_facts if f.id not in said][:1]  # one new fact a round
+            fresh = [f.id for f in view.own_facts if f.id not in view.said][:1]  # one new fact a round
             position = self.options[salt % len(self.options)]
             return TurnResult(
                 action=Speech(

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from assembly.core.events import RoundEnded, Seated
+from assembly.core.events import RoundEnded, Seated, Turn
 from assembly.core.member import Request
 from assembly.core.transcript import read_transcript
 from assembly.core.view import View, ViewBuilder
 from assembly.launch import execute
 from assembly.protocols.facilitated.actions import Ballot, Speech, Synthesis
-from assembly.protocols.facilitated.prompts import ballot_model, speech_model
+from assembly.protocols.facilitated.prompts import QUOTED_PER_ROUND, ballot_model, speech_model
 from assembly.protocols.facilitated.protocol import FacilitatedAssembly
 from assembly.scenario.model import Scenario
 from tests.helpers import scenario
@@ -69,6 +69,40 @@ def test_prompt_size_is_bounded_in_group_size(tmp_path: Path) -> None:
     n_small = len(p_small.prompt(v_small[2], speak(2)).user)
     n_large = len(p_large.prompt(v_large[2], speak(2)).user)
     assert n_large < 1.5 * n_small  # four times the speakers, not four times the prompt
+
+
+def test_each_heard_round_is_one_aggregate_line(tmp_path: Path) -> None:
+    """Every heard round in the window is one line whose figures are those of the
+    speeches the transcript records for that round (other speakers only): the
+    newest with mean support and favoured counts and a few quotes, older ones with
+    favoured counts and no quotes."""
+    sc = scenario("citizens_assembly", rounds=6, **{"protocol.first_vote_round": 20, "protocol.stall": None})
+    out = tmp_path / "run"
+    me = "member_5"
+    protocol, views = views_by_round(sc, out, me)
+    option_ids = [o.id for o in sc.options]
+    speeches: dict[int, list[dict[str, Any]]] = {}
+    for e in read_transcript(out).events:
+        if isinstance(e, Turn) and e.phase == "speak" and e.status == "ok" and e.member != me and e.action:
+            speeches.setdefault(e.round, []).append(e.action)
+    user = protocol.prompt(views[5], speak(6)).user
+    heard = user.split("WHAT YOU HEARD")[1].split("\n\nFACTS OTHERS")[0].splitlines()[1:]
+    rounds = [line for line in heard if line.startswith("Round ")]
+    quotes = [line for line in heard if line.startswith("  - ")]
+    assert [int(line.split(",")[0].split()[1]) for line in rounds] == [5, 4, 3, 2]
+    assert heard[0] == rounds[0] and 1 <= len(quotes) <= QUOTED_PER_ROUND
+    assert heard[1 : 1 + len(quotes)] == quotes  # quotes follow the newest round only
+    for line in rounds:
+        r = int(line.split(",")[0].split()[1])
+        said = speeches[r]
+        assert f"{len(said)} speakers" in line
+        for o in option_ids:
+            favour = sum(a["position"] == o for a in said)
+            if r == 5:
+                mean = sum(a["scores"][o] for a in said) / len(said)
+                assert f"{o} {mean:.2f} ({favour})" in line, (o, line)
+            elif favour:
+                assert f"{o} {favour}" in line, (o, line)
 
 
 def test_member_prompt_holds_own_facts_and_only_disclosed_others(tmp_path: Path) -> None:

@@ -110,6 +110,7 @@ def _comparable(view: View) -> tuple[Any, ...]:
         view.plenary,
         view.framing,
         view.mentioned,
+        view.said,
         view.roster,
     )
 
@@ -378,7 +379,8 @@ def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> N
             rebuilt.append((seen.prompt.system, seen.prompt.user))
     assert len(sent) == sum(isinstance(e, Turn) for e in events)  # one request per turn: no retries here
     assert sorted(rebuilt) == sent
-    res = run_cli("replay", str(tmp_path / "run"), "--as", "member_0", "--round", "2", "--no-page", env=WIDE)
+    last = str(max(e.round for e in events if isinstance(e, Turn) and e.member == "member_0"))
+    res = run_cli("replay", str(tmp_path / "run"), "--as", "member_0", "--round", last, "--no-page", env=WIDE)
     assert res.returncode == 0, res.stderr
     assert "prompt · system" in res.stdout and "prompt · user" in res.stdout
     assert run_cli("replay", str(tmp_path / "run"), "--check").returncode == 0

@@ -42,6 +42,21 @@ CASES = {
         "did you mean 'ev_subsidies'",
         "facts.3.effects",
     ),
+    "unknown_role_susceptibility": (
+        lambda t: _replace(t, "    susceptibility: 0.4", "    susceptibility_by_role: {commuters: 0.2}"),
+        "did you mean 'commuter'",
+        "members.sim.susceptibility_by_role",
+    ),
+    "susceptibility_out_of_range": (
+        lambda t: _replace(t, "    susceptibility: 0.4", "    susceptibility_by_role: {retiree: 1.2}"),
+        "less than or equal to 1",
+        "members.sim.susceptibility_by_role.retiree",
+    ),
+    "own_role_untrusted": (
+        lambda t: _replace(t, "    susceptibility: 0.4", "    trust: {in_role: 0, out_role: 1}"),
+        "greater than 0",
+        "members.sim.trust.in_role",
+    ),
 }
 
 

@@ -2,13 +2,16 @@
 
 Real assemblies draw members by lot so that the room matches the population on a
 few strata; here the strata are roles. Seat counts follow role shares by the
-largest-remainder method, then respect each role's quota; member order is shuffled
-(seeded) so that table groups mix roles, as facilitators arrange them.
+largest-remainder method within each role's quota (`apportion`): every role whose
+quota does not bind gets the floor or the ceiling of its exact share. Member order
+is shuffled (seeded) so that table groups mix roles, as facilitators arrange them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from fractions import Fraction
 
 from assembly.core.errors import ScenarioError
 from assembly.core.events import SeatedMember
@@ -17,27 +20,13 @@ from assembly.core.spec import Holders, RoleSpec, ScenarioBase
 
 
 def role_counts(roles: list[RoleSpec], size: int) -> list[int]:
-    """Seats per role: proportional to shares (largest remainder), within quotas."""
-    total_share = sum(r.share for r in roles)
-    counts = [r.quota.min for r in roles]
-    caps = [r.quota.max if r.quota.max is not None else size for r in roles]
-    remaining = size - sum(counts)
-    while remaining > 0:
-        # Distribute what is left in proportion to shares, never past a cap.
-        open_idx = [i for i in range(len(roles)) if counts[i] < caps[i]]
-        if not open_idx:
-            raise ScenarioError("role quotas cannot seat population.size members", path="population.roles")
-        open_share = sum(roles[i].share for i in open_idx) or total_share
-        ideal = {i: remaining * roles[i].share / open_share for i in open_idx}
-        granted = {i: min(math.floor(ideal[i]), caps[i] - counts[i]) for i in open_idx}
-        if sum(granted.values()) == 0:
-            # Hand out single seats by largest remainder (ties: earlier role first).
-            order = sorted(open_idx, key=lambda i: (-(ideal[i] - math.floor(ideal[i])), i))
-            granted = {order[0]: 1}
-        for i, g in granted.items():
-            counts[i] += g
-        remaining = size - sum(counts)
-    return counts
+    """Seats per role: proportional to shares by largest remainder, within quotas (see `apportion`)."""
+    try:
+        return apportion(
+            [r.share for r in roles], size, lower=[r.quota.min for r in roles], upper=[r.quota.max for r in roles]
+        )
+    except ValueError as exc:
+        raise ScenarioError(str(exc), path="population.roles") from exc
 
 
 def seat(scenario: ScenarioBase, prefix: str = "member") -> list[SeatedMember]:
@@ -68,15 +57,68 @@ def seat(scenario: ScenarioBase, prefix: str = "member") -> list[SeatedMember]:
     return deal_facts(scenario, members)
 
 
-def apportion(shares: list[float], n: int) -> list[int]:
-    """Split n seats in proportion to shares by largest remainder (ties: earlier first)."""
-    total = sum(shares)
-    ideal = [n * s / total for s in shares]
-    counts = [math.floor(x) for x in ideal]
-    order = sorted(range(len(shares)), key=lambda i: (-(ideal[i] - counts[i]), i))
+def apportion(
+    shares: Sequence[float],
+    n: int,
+    lower: Sequence[int] | None = None,
+    upper: Sequence[int | None] | None = None,
+) -> list[int]:
+    """Split n seats in proportion to shares: largest remainder (Hamilton) within quotas.
+
+    1. Exact shares: each part's share of n, `n * s_i / sum(s)`; where that is below a
+       part's `lower` or above its `upper` bound, the part is held at the bound and
+       the seats left are shared out in proportion among the others, until no bound
+       is crossed (`_bounded_shares`). Without quotas this is just `n * s_i / sum(s)`.
+    2. Every part gets the floor of its exact share; the seats left over go one each
+       to the largest fractional remainders. Equal remainders go to the earlier part
+       in the list (the order of roles in the scenario), so seating never depends
+       on anything but the scenario.
+
+    So a part held at a bound gets exactly that bound, and every other part gets
+    the floor or the ceiling of its exact share. Shares are read as the decimals
+    they print as (0.15 is 15/100, not the nearest binary float) and everything is
+    computed in exact fractions, so equal written shares tie exactly."""
+    k = len(shares)
+    lo: list[int] = list(lower) if lower is not None else [0] * k
+    hi: list[int | None] = list(upper) if upper is not None else [None] * k
+    if sum(lo) > n or any(h is not None and h < m for h, m in zip(hi, lo, strict=True)):
+        raise ValueError(f"role quotas cannot seat {n} members (minimums add up to {sum(lo)})")
+    if all(h is not None for h in hi) and sum(h for h in hi if h is not None) < n:
+        raise ValueError(f"role quotas cannot seat {n} members (maximums add up to less)")
+    exact = _bounded_shares([Fraction(str(s)) for s in shares], n, lo, hi)
+    counts = [math.floor(e) for e in exact]
+    order = sorted(range(k), key=lambda i: (counts[i] - exact[i], i))  # largest remainder first
     for i in order[: n - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+def _bounded_shares(shares: list[Fraction], n: int, lo: list[int], hi: list[int | None]) -> list[Fraction]:
+    """Exact shares of n seats, proportional to `shares` among the parts no bound holds.
+
+    The answer is `clamp(t * s_i, lo_i, hi_i)` for the one level t at which they add
+    up to n. Found by holding parts at their bounds: at the proportional level of the
+    parts still free, if the parts below their minimum lack more seats than the parts
+    above their maximum have in excess, the true level is lower, so those below
+    their minimum are below it at the true level too and are held there (and
+    symmetrically); if both are equal, the level is right and both are held. Each
+    pass holds at least one more part, so this ends within len(shares) passes."""
+    held: dict[int, Fraction] = {}
+    while True:
+        free = [i for i in range(len(shares)) if i not in held]
+        if not free:
+            return [held[i] for i in range(len(shares))]
+        level = (n - sum(held.values(), Fraction(0))) / sum((shares[i] for i in free), Fraction(0))
+        exact = {i: level * shares[i] for i in free}
+        below = {i: lo[i] - exact[i] for i in free if exact[i] < lo[i]}
+        above = {i: exact[i] - hi_i for i in free if (hi_i := hi[i]) is not None and exact[i] > hi_i}
+        if not below and not above:
+            return [held[i] if i in held else exact[i] for i in range(len(shares))]
+        lack, excess = sum(below.values()), sum(above.values())
+        if lack >= excess:
+            held.update({i: Fraction(lo[i]) for i in below})
+        if excess >= lack:
+            held.update({i: Fraction(hi[i] or 0) for i in above})
 
 
 def assign_profiles(scenario: ScenarioBase, members: list[SeatedMember], open_seat: list[bool]) -> list[SeatedMember]:

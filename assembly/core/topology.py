@@ -10,6 +10,8 @@ memory (50 million edges at 10,000 members) and says nothing a list does not.
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 
 from assembly.core.seeding import derive_seed
@@ -19,10 +21,11 @@ from assembly.core.spec import TopologySpec
 def build_graph(spec: TopologySpec, n: int, seed: int) -> nx.Graph:
     """The hearing graph for `tables` and `small_world` (for analysis and plots)."""
     if spec.kind == "tables":
+        # One clique per table, added in place: O(n · table_size) edges in all.
         g = nx.Graph()
         g.add_nodes_from(range(n))
-        for start in range(0, n, spec.table_size):
-            g = nx.compose(g, nx.complete_graph(range(start, min(start + spec.table_size, n))))
+        for table in _tables(n, spec.table_size):
+            g.add_edges_from(itertools.combinations(table, 2))
         return g
     if spec.kind == "small_world":
         k = max(2, min(spec.k, n - 1) // 2 * 2)  # Watts–Strogatz needs an even ring degree
@@ -32,10 +35,20 @@ def build_graph(spec: TopologySpec, n: int, seed: int) -> nx.Graph:
     return nx.complete_graph(n)
 
 
+def _tables(n: int, size: int) -> list[list[int]]:
+    """Consecutive seats in tables of `size` (the last one may be smaller)."""
+    return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
+
+
 def audiences(spec: TopologySpec, n: int, seed: int) -> tuple[list[list[int]], list[int]]:
     """(distinct audiences as sorted member-index lists, audience index of each member)."""
     if spec.kind == "all_to_all" or n <= 1:
         return [list(range(n))], [0] * n
+    if spec.kind == "tables":
+        # A table is a clique and nobody hears across tables, so each member's
+        # closed neighbourhood is its table: no graph needed, linear in n.
+        tables = _tables(n, spec.table_size)
+        return tables, [i // spec.table_size for i in range(n)]
     graph = build_graph(spec, n, seed)
     index: dict[tuple[int, ...], int] = {}
     groups: list[list[int]] = []

@@ -8,7 +8,8 @@ per-audience public records and answers `view(member)` with:
 - the public parts of what it could hear (set by the topology's audiences) in the
   last `window` rounds, plus the newest plenary action's public fields (a
   facilitator's synthesis), which everyone hears;
-- the facts others disclosed in messages it could hear;
+- the facts others disclosed in messages it could hear, and the facts it disclosed
+  itself (both for the whole run, whatever the window);
 - its own recent actions in full (including private notes nobody else sees).
 
 Nothing else reaches a member. The engine builds views here live, and `assembly
@@ -78,7 +79,8 @@ class View:
     plenary: Mapping[str, Any]  # the newest plenary action's public fields (read-only; empty before one)
     framing: str
     window: int
-    mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot
+    mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot, whole run
+    said: frozenset[str] = frozenset()  # every fact id this member itself disclosed, whole run
     roster: tuple[str, ...] = ()  # ids of all seated members (shared, public)
     heard_matrix: HeardMatrix | None = None
 
@@ -92,16 +94,31 @@ class HeardMatrix:
 
     Built once per audience and round and shared by all its members, so the sim
     policy's Friedkin–Johnsen step is a vectorised operation, not a per-listener copy.
+    `roles` are the speakers' roles (the strata of the sortition are public, as in a
+    real assembly), for trust that depends on role. `memo` holds what a policy
+    derives from the matrix for all its listeners at once (trust weights per
+    listener role, every listener's confidence-bound mask), so that work is done
+    once per audience and round rather than once per listener.
     """
 
-    def __init__(self, scores: list[Mapping[str, Any]], option_ids: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        heard: list[Heard],
+        scores: list[Mapping[str, Any]],
+        option_ids: tuple[str, ...],
+        roles: tuple[str, ...] = (),
+    ) -> None:
         self.scores = np.array(
             [[float(s.get(o, 0.0)) for o in option_ids] for s in scores],
             dtype=float,
         ).reshape(len(scores), len(option_ids))
         # Options-major copy: per-listener reductions over speakers run on contiguous rows.
         self.by_option = np.ascontiguousarray(self.scores.T)
-        self.mean = self.scores.mean(axis=0) if len(scores) else np.zeros(len(option_ids))
+        self.mean = self.scores.mean(axis=0) if len(heard) else np.zeros(len(option_ids))
+        self.round = heard[0].round if heard else 0
+        self.speakers = tuple(h.member for h in heard)
+        self.roles = roles
+        self.memo: dict[Any, Any] = {}
 
 
 @dataclass
@@ -137,6 +154,11 @@ class ViewBuilder:
         self._own: dict[str, deque[Heard]] = {}
         self.plenary: Mapping[str, Any] = _NOTHING_PLENARY
         self._next_framing = ""
+        # Facts each member disclosed, for the whole run: unlike its own actions,
+        # which are kept for `window` rounds, a member never forgets what it told.
+        self._said: dict[str, frozenset[str]] = {}
+        self._own_facts: dict[str, tuple[FactSpec, ...]] = {}
+        self._heard_cache: dict[str, tuple[int, tuple[FactSpec, ...]]] = {}
         self.framing = ""
 
     # ---- folding
@@ -166,6 +188,7 @@ class ViewBuilder:
             for i in group:
                 self._listeners_of[i].append(a)
         self._own = {m.id: deque() for m in seated}
+        self._said, self._own_facts, self._heard_cache = {}, {}, {}
 
     def _turn(self, event: Turn) -> None:
         if event.status != "ok" or event.action is None:
@@ -211,6 +234,7 @@ class ViewBuilder:
         i = self.index.get(event.member)
         if i is None:
             return
+        self._said[event.member] = self._said.get(event.member, frozenset()) | {event.fact}
         for a in self._listeners_of[i]:
             self._audiences[a].record.disclosed.setdefault(event.fact, (event.round, event.member))
 
@@ -231,7 +255,9 @@ class ViewBuilder:
 
     def view(self, member_id: str, round: int, phase: str) -> View:
         m = self.members[member_id]
-        own_facts = tuple(self.facts[f] for f in m.facts if f in self.facts)
+        own_facts = self._own_facts.get(member_id)
+        if own_facts is None:
+            own_facts = self._own_facts[member_id] = tuple(self.facts[f] for f in m.facts if f in self.facts)
         recent: tuple[tuple[Heard, ...], ...] = ()
         heard_facts: tuple[FactSpec, ...] = ()
         matrix = None
@@ -240,8 +266,7 @@ class ViewBuilder:
             aud = self._audiences[self._audience_of[self.index[member_id]]]
             rec = aud.record
             recent, matrix, mentioned = self._shared(aud, round)
-            mine = m.facts
-            heard_facts = tuple(self.facts[f] for f in rec.disclosed if f not in mine and f in self.facts)
+            heard_facts = self._heard_facts(m, rec)
         else:  # the facilitator hears the plenary: every audience
             recent = self._plenary_recent(round)
             mentioned = frozenset(f for aud in self._audiences for f in aud.record.disclosed)
@@ -259,9 +284,22 @@ class ViewBuilder:
             framing=self.framing,
             window=self.window,
             mentioned=mentioned,
+            said=self._said.get(member_id, frozenset()),
             roster=self.roster,
             heard_matrix=matrix,
         )
+
+    def _heard_facts(self, m: SeatedMember, rec: Record) -> tuple[FactSpec, ...]:
+        """Facts others disclosed within the member's earshot, in disclosure order.
+
+        Rebuilt only when its audience's record has learned a fact (the record only
+        ever grows), not on every view."""
+        count, facts = self._heard_cache.get(m.id, (-1, ()))
+        if count != len(rec.disclosed):
+            mine = m.facts
+            facts = tuple(self.facts[f] for f in rec.disclosed if f not in mine and f in self.facts)
+            self._heard_cache[m.id] = (len(rec.disclosed), facts)
+        return facts
 
     def _shared(
         self, aud: _Audience, round: int
@@ -285,9 +323,10 @@ class ViewBuilder:
         if not fields:
             return None
         for r in (round, round - 1):
-            scores = [h.public[fields[h.kind]] for h in rec.by_round.get(r, ()) if h.kind in fields]
-            if scores:
-                return HeardMatrix(scores, self.option_ids)
+            heard = [h for h in rec.by_round.get(r, ()) if h.kind in fields]
+            if heard:
+                roles = tuple(self.members[h.member].role for h in heard)
+                return HeardMatrix(heard, [h.public[fields[h.kind]] for h in heard], self.option_ids, roles)
         return None
 
     def _plenary_recent(self, round: int) -> tuple[tuple[Heard, ...], ...]:

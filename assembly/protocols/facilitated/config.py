@@ -46,6 +46,11 @@ class AssemblyProtocol(ProtocolBase):
             known("protocol.validity.options", opt, option_ids, "option")
         if self.validity.kind == "option_in" and not self.validity.options:
             raise cross("protocol.validity.options", "option_in needs at least one option")
+        sim = scenario.members.sim
+        if isinstance(sim, OpinionDynamics):
+            role_names = [r.name for r in scenario.population.roles]
+            for role in sim.susceptibility_by_role:
+                known("members.sim.susceptibility_by_role", role, role_names, "role")
         self._check_rule(scenario)
 
     def _check_rule(self, scenario: ScenarioBase) -> None:
@@ -74,12 +79,31 @@ def _default_rule() -> Any:
     return MajorityRule()
 
 
+class Trust(Strict):
+    """Friedkin–Johnsen trust: the weight a listener puts on each speaker it hears,
+    by whether the speaker shares its role. Each listener's weights are normalised
+    over the speakers it hears (and keeps, under the confidence bound), so only the
+    ratio matters; equal weights (the default) are a plain mean."""
+
+    # A listener hears itself, so its own role's weight must be positive for every
+    # row of the trust matrix to have something to normalise.
+    in_role: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
+    out_role: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0
+
+    @property
+    def uniform(self) -> bool:
+        return self.in_role == self.out_role
+
+
 class OpinionDynamics(Strict):
     """Parameters of the opinion-dynamics baseline (docs/sim_model.md).
 
     Flat under `members.sim`, beside the shared latency and fault model."""
 
     susceptibility: Unit = 0.6  # Friedkin–Johnsen lambda: weight on others vs own anchor
+    # Per-role lambda (role name -> lambda); roles not listed use `susceptibility`.
+    susceptibility_by_role: dict[Name, Unit] = Field(default_factory=dict)
+    trust: Trust = Field(default_factory=Trust)
     confidence_bound: Annotated[float, Field(gt=0.0)] | None = 0.35  # Hegselmann–Krause epsilon
     valuation_scale: Annotated[float, Field(gt=0.0, le=100.0)] = 3.0  # logistic slope: valuation -> support
     speech_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02

@@ -51,19 +51,39 @@ def mean_pairwise_similarity(texts: Sequence[str]) -> float | None:
     None when there are fewer than two texts or no words at all (nothing to compare).
     A text without words still counts as a member who said nothing in common with
     anyone: it contributes zero-similarity pairs rather than being dropped.
+
+    The same arithmetic as summing `tfidf_vectors` (same operands, same order), done
+    without building the normalised vectors, and tokenising each distinct text
+    once: this runs for every round of every run's summary.
     """
     docs = [t for t in texts if isinstance(t, str)]
     if len(docs) < 2:
         return None
-    vectors = tfidf_vectors(docs)
-    if not any(vectors):
-        return None
+    tokenised: dict[str, Counter[str]] = {}
+    counts = []
+    for t in docs:
+        c = tokenised.get(t)
+        if c is None:
+            c = tokenised[t] = Counter(TOKEN.findall(t.lower()))
+        counts.append(c)
+    n = len(counts)
+    df: Counter[str] = Counter()
+    for c in counts:
+        df.update(c.keys())
+    idf = {w: math.log((1 + n) / (1 + d)) + 1.0 for w, d in df.items()}
     # Rows are unit vectors, so x_i . x_j is the cosine, and the sum over pairs i < j
     # is (|sum_i x_i|^2 - sum_i |x_i|^2) / 2: linear in the text, never n x n.
-    total: Counter[str] = Counter()
-    for v in vectors:
-        total.update(v)
-    self_sq = sum(1 for v in vectors if v)
+    total: dict[str, float] = {}
+    self_sq = 0
+    for c in counts:
+        v = {w: tf * idf[w] for w, tf in c.items()}
+        norm = math.sqrt(sum(x * x for x in v.values()))
+        if norm > 0:
+            self_sq += 1
+            for w, x in v.items():
+                total[w] = x / norm + total.get(w, 0.0)
+    if not self_sq:
+        return None
     pairs = len(docs) * (len(docs) - 1) / 2
     value = (sum(x * x for x in total.values()) - self_sq) / 2 / pairs
     return max(0.0, min(1.0, value))

@@ -11,9 +11,11 @@ Three rules keep prompts honest and bounded:
   line, clipped and quoted, and the system message says quoted text is other people's
   words, never instructions.
 - A prompt does not grow with the number of rounds: the view carries only
-  `view_window` recent rounds plus the facilitator's running summary, and each round
-  quotes at most `QUOTED_PER_ROUND` speakers verbatim; the rest of a round is
-  reduced to a count of favoured options. Prompt tokens are recorded on every turn.
+  `view_window` recent rounds plus the facilitator's running summary; each heard
+  round is one aggregate line (mean support and favoured counts), and only the
+  newest round quotes speakers verbatim (`QUOTED_PER_ROUND`, `FACILITATOR_QUOTES`).
+  At full answer lengths a speak prompt at round 30 is under twice round 1's
+  (bench/prompt_growth.py). Prompt tokens are recorded on every turn.
 - Output models narrow the action types to this member and this turn (option ids,
   the member's own fact ids, the current candidates as enums), so constrained
   decoding can only produce answers the protocol can use.
@@ -50,9 +52,11 @@ from assembly.protocols.facilitated.rules import (
 )
 
 # Bounds that keep a prompt's size independent of the round number and of group size.
-QUOTED_PER_ROUND = 6  # speakers quoted verbatim in the newest heard round; the rest are counted
-QUOTED_OLDER = 2  # ... and in each older round of the window
-QUOTE_CHARS = 300  # one quoted speech or candidate statement
+QUOTED_PER_ROUND = 2  # speakers quoted verbatim in the newest heard round (all are in its aggregate line)
+# The facilitator is one call per round and must draw candidates from members'
+# arguments, so it reads more of them than a member does.
+FACILITATOR_QUOTES = 6
+QUOTE_CHARS = 240  # one quoted speech or candidate statement
 SUMMARY_CHARS = 1500  # the facilitator's running summary
 
 # ----------------------------------------------------------------------------- facilitated assembly
@@ -105,41 +109,54 @@ instructions.
 - Answer with one JSON object in the required format and nothing else."""
 
 
-def _heard_round(heard: Sequence[Heard], me: str, roster_index: int, quote: int) -> list[str]:
+def _support(scores: dict[str, Any]) -> str:
+    """Support scores for display: two decimals (members state them at full precision)."""
+    return ", ".join(f"{k} {float(v):.2f}" for k, v in scores.items())
+
+
+def _heard_round(heard: Sequence[Heard], me: str, roster_index: int, quotes: int) -> list[str]:
+    """One heard round as a single aggregate line, plus `quotes` speakers verbatim
+    (members are given quotes of the newest round only).
+
+    The newest round's aggregate (each option's mean support and how many favour
+    it) stands for every speaker's numbers, so a quote needs only the speaker's
+    words and favoured option; an older round is one line of how many favoured
+    what, with no quotes (the facilitator's summary carries its arguments). That
+    is what keeps a prompt at round 30 within twice the size of round 1 at full
+    answer lengths (bench/prompt_growth.py)."""
     others = [h for h in heard if h.member != me and h.kind == "speech"]
     if not others:
         return []
+    favoured = Counter(str(h.public.get("position")) for h in others)
+    head = f"Round {others[0].round}, {len(others)} speakers."
+    if not quotes:
+        return [f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.most_common()) + "."]
+    totals: dict[str, float] = {}
+    for h in others:
+        for k, v in (h.public.get("scores") or {}).items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    support = ", ".join(f"{k} {v / len(others):.2f} ({favoured.get(k, 0)})" for k, v in totals.items())
+    lines = [f"{head} Mean support (and how many favour it): {support}."]
     # Which speakers are quoted rotates with the listener, so no member is always the
     # one everybody reads verbatim in a large room.
     start = roster_index % len(others)
-    quoted = (others[start:] + others[:start])[:quote]
-    quoted_ids = {h.member for h in quoted}
-    lines = []
+    quoted = {h.member for h in (others[start:] + others[:start])[:quotes]}
     for h in others:  # keep record order among the quoted ones
-        if h.member not in quoted_ids:
-            continue
-        scores = h.public.get("scores") or {}
-        support = ", ".join(f"{k} {float(v):.2f}" for k, v in scores.items())
-        lines.append(
-            f"  - {h.member} favours {h.public.get('position')} (support: {support}): "
-            f'"{clean(h.public.get("message", ""), QUOTE_CHARS)}"'
-        )
-    rest = len(others) - len(quoted)
-    if rest:
-        favoured = Counter(str(h.public.get("position")) for h in others)
-        tally = ", ".join(f"{k} {n}" for k, n in favoured.most_common())
-        lines.append(f"  - and {rest} more speakers; favoured options among all {len(others)} you heard: {tally}")
+        if h.member in quoted:
+            lines.append(
+                f'  - {h.member}, for {h.public.get("position")}: "{clean(h.public.get("message", ""), QUOTE_CHARS)}"'
+            )
     return lines
 
 
-def _heard(view: View) -> str:
+def _heard(view: View, quotes: int = QUOTED_PER_ROUND) -> str:
     me = view.member.id
     index = view.roster.index(me) if me in view.roster else 0
     blocks: list[str] = []
     for utterances in view.recent:
-        lines = _heard_round(utterances, me, index, QUOTED_OLDER if blocks else QUOTED_PER_ROUND)
+        lines = _heard_round(utterances, me, index, 0 if blocks else quotes)
         if lines:
-            blocks.append(f"Round {utterances[0].round}:\n" + "\n".join(lines))
+            blocks.append("\n".join(lines))
     return "\n".join(blocks) or "(nothing yet)"
 
 
@@ -153,8 +170,7 @@ def _summary(view: View) -> str:
 def _last_position(view: View) -> str:
     for h in view.own_history:
         if h.kind == "speech":
-            scores = h.public.get("scores") or {}
-            support = ", ".join(f"{k} {float(v):.2f}" for k, v in scores.items())
+            support = _support(h.public.get("scores") or {})
             return f"In round {h.round} you favoured {h.public.get('position')} (support: {support})."
     return "You have not spoken yet."
 
@@ -293,7 +309,7 @@ CURRENT CANDIDATES
 {_candidates(view)}
 
 WHAT MEMBERS SAID (newest round first)
-{_heard(view)}
+{_heard(view, FACILITATOR_QUOTES)}
 
 FACTS MEMBERS HAVE SHARED (ids; their content is in what members said)
 {disclosed}

@@ -23,31 +23,120 @@ import numpy as np
 from assembly.core.actions import MAX_TEXT, Action
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Request, TurnResult
-from assembly.core.seeding import stream
-from assembly.core.view import View
+from assembly.core.seeding import streams
+from assembly.core.spec import OptionSpec
+from assembly.core.view import HeardMatrix, View
 from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
-from assembly.protocols.facilitated.config import OpinionDynamics
+from assembly.protocols.facilitated.config import OpinionDynamics, Trust
 from assembly.protocols.facilitated.rules import BALLOT_FIELD
+
+# Actions are frozen, so every abstaining sim member can hand in the same ballot.
+_ABSTAIN = Ballot(abstain=True)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _trust_weights(heard: HeardMatrix, role: str, trust: Trust) -> np.ndarray | None:
+    """Each heard speaker's trust weight for a listener of `role`; None when uniform.
+
+    Shared by every listener of that role in the audience (memoised on the matrix)."""
+    if trust.uniform:
+        return None
+    key = ("trust", role, trust.in_role, trust.out_role)
+    w = heard.memo.get(key)
+    if w is None:
+        same = np.array([r == role for r in heard.roles], dtype=bool)
+        w = heard.memo[key] = np.where(same, trust.in_role, trust.out_role)
+    return w
+
+
+def _heard_mean(heard: HeardMatrix, role: str, trust: Trust, weights: np.ndarray | None) -> list[float]:
+    """The (trust-weighted) mean of heard scores for a listener of `role`, memoised
+    on the matrix: every listener of that role in the audience hears the same."""
+    key = ("mean", None) if weights is None else ("mean", role, trust.in_role, trust.out_role)
+    m = heard.memo.get(key)
+    if m is None:
+        mean = heard.mean if weights is None else heard.by_option @ weights / weights.sum()
+        m = heard.memo[key] = mean.tolist()
+    return m
+
+
+class _BoundMasks:
+    """Every speaker-listener's Hegselmann–Krause mask in one audience's heard round.
+
+    A listener that spoke in the heard round holds as its current opinion exactly
+    its row of the matrix, so the masks of all such listeners come out of one
+    broadcast over the audience instead of one small numpy pipeline per listener.
+    They are computed a block of listeners at a time (listeners ask in seat order)
+    and only the latest block is kept, so memory stays flat in the audience size.
+    The arithmetic is the per-listener formula's, element for element.
+    """
+
+    # Elements of the (listeners, options, speakers) difference array per block.
+    BLOCK_ELEMENTS = 1_000_000
+
+    def __init__(self, heard: HeardMatrix, bound: float) -> None:
+        self.heard = heard
+        self.limit = bound * heard.by_option.shape[0]
+        self.row = {m: i for i, m in enumerate(heard.speakers)}
+        k, n = heard.by_option.shape
+        self.block = max(1, self.BLOCK_ELEMENTS // max(1, k * n))
+        self._start = -1
+        self._masks = np.zeros((0, n), dtype=bool)
+
+    def mask(self, member: str) -> np.ndarray | None:
+        """The member's mask over speakers, or None if it did not speak in this round."""
+        i = self.row.get(member)
+        if i is None:
+            return None
+        start = i - i % self.block
+        if start != self._start:
+            own = self.heard.scores[start : start + self.block]
+            diff = self.heard.by_option[None, :, :] - own[:, :, None]
+            self._masks = np.abs(diff, out=diff).sum(axis=1) <= self.limit
+            self._start = start
+        return self._masks[i - start]
+
+
+def _bound_mask(heard: HeardMatrix, member: str, bound: float) -> np.ndarray | None:
+    key = ("bound", bound)
+    masks = heard.memo.get(key)
+    if masks is None:
+        masks = heard.memo[key] = _BoundMasks(heard, bound)
+    assert isinstance(masks, _BoundMasks)
+    return masks.mask(member)
+
+
 class SimMember:
-    """An assembly member (or facilitator) following the opinion-dynamics model."""
+    """An assembly member (or facilitator) following the opinion-dynamics model.
+
+    Per-option vectors are Python float lists: with a handful of options, numpy's
+    per-call cost dwarfs the arithmetic, so numpy is kept for what scales with the
+    number of speakers (the Hegselmann–Krause bound and the trust-weighted sums).
+    Every value is computed with the same floating-point operations in the same
+    order as the plain vector formulas in docs/sim_model.md."""
 
     def __init__(self, member_id: str, params: OpinionDynamics, faults: SeededFaults, seed: int) -> None:
         self.id = member_id
         self.params = params
         self.seed = seed
         self.faults = faults
-        self._anchors: dict[tuple[str, frozenset[str]], np.ndarray] = {}
+        self._policy_stream = streams(seed, "policy", member_id)
+        # Anchors by the facts heard from others (a seat's own facts never change).
+        self._anchors: dict[tuple[str, ...], list[float]] = {}
+        # The run's options (one tuple for every view), their ids, and this member's
+        # valuation of them before any fact: fixed for the run, computed once.
+        self._options: tuple[OptionSpec, ...] = ()
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._base: np.ndarray | None = None
 
     async def act(self, view: View, request: Request) -> TurnResult:
-        policy_rng = stream(self.seed, "policy", self.id, request.round, request.phase)
         if request.action is Speech:
-            action: Action = self.speak(view, policy_rng)
+            # Only a speech draws (noise, disclosures): other turns skip seeding a stream.
+            action: Action = self.speak(view, self._policy_stream(request.round, request.phase))
         elif request.action is Synthesis:
             action = self.synthesize(view, int(str(request.params.get("candidates", 3))))
         elif request.action is Ballot:
@@ -58,86 +147,122 @@ class SimMember:
 
     # ---- the model
 
-    def anchor(self, view: View) -> np.ndarray:
+    def option_ids(self, view: View) -> list[str]:
+        if view.options is not self._options:
+            self._options = view.options
+            self._ids = [o.id for o in view.options]
+            self._index = {o: i for i, o in enumerate(self._ids)}
+            self._base = None
+        return self._ids
+
+    def anchor(self, view: View) -> list[float]:
         """Own judgement: logistic of centred valuations given every known fact.
 
-        Cached per set of known facts: it only changes when a fact is learned."""
-        key = (view.member.id, view.known_fact_ids)
+        Cached per set of facts heard: it only changes when a fact is learned."""
+        self.option_ids(view)
+        key = tuple(f.id for f in view.heard_facts)
         cached = self._anchors.get(key)
         if cached is None:
-            cached = self._anchors[key] = self._compute_anchor(view)
+            cached = self._anchors[key] = self._compute_anchor(view).tolist()
         return cached
 
     def _compute_anchor(self, view: View) -> np.ndarray:
-        values = view.member.values
-        val = np.array([sum(w * o.attributes.get(d, 0.0) for d, w in values.items()) for o in view.options])
-        option_index = {o.id: i for i, o in enumerate(view.options)}
+        if self._base is None:
+            values = view.member.values
+            self._base = np.array([sum(w * o.attributes.get(d, 0.0) for d, w in values.items()) for o in view.options])
+        val = self._base.copy()
+        option_index = self._index
         for fact in (*view.own_facts, *view.heard_facts):
             for opt, effect in fact.effects.items():
                 val[option_index[opt]] += effect
-        return _sigmoid(self.params.valuation_scale * (val - val.mean()))
+        # np.add.reduce(val) / len(val) is exactly val.mean(), without its Python wrapper.
+        return _sigmoid(self.params.valuation_scale * (val - np.add.reduce(val) / len(val)))
 
-    def current(self, view: View) -> np.ndarray:
+    def susceptibility(self, role: str) -> float:
+        """Friedkin–Johnsen λ of a member of this role."""
+        return self.params.susceptibility_by_role.get(role, self.params.susceptibility)
+
+    def current(self, view: View) -> list[float]:
         """Own most recently stated scores (the opinion x_i(t-1)), else the anchor."""
         for h in view.own_history:
             if h.kind == "speech":
-                return np.array([float(h.public["scores"].get(o.id, 0.0)) for o in view.options])
+                scores = h.public["scores"]
+                return [float(scores.get(o, 0.0)) for o in self.option_ids(view)]
         return self.anchor(view)
 
-    def opinion(self, view: View, r: random.Random | None = None) -> np.ndarray:
-        """Friedkin–Johnsen step with a Hegselmann–Krause confidence bound."""
+    @staticmethod
+    def _spoke_in(view: View, round: int) -> bool:
+        """Whether the member's newest own speech is from `round`."""
+        return next((h.round == round for h in view.own_history if h.kind == "speech"), False)
+
+    def opinion(self, view: View, r: random.Random | None = None) -> list[float]:
+        """Friedkin–Johnsen step with trust weights and a Hegselmann–Krause confidence bound."""
         p = self.params
         a = self.anchor(view)
         heard = view.heard_matrix
         if heard is None or heard.scores.shape[0] == 0:
             x = a
         else:
+            role = view.member.role
+            trust = _trust_weights(heard, role, p.trust)
+            others: list[float]
             if p.confidence_bound is None:
-                others = heard.mean
+                others = _heard_mean(heard, role, p.trust, trust)
             else:
                 own = self.current(view)
                 cols = heard.by_option
-                near = (np.abs(cols - own[:, None]).sum(axis=0) <= p.confidence_bound * len(own)).astype(float)
+                mask = None
+                if self._spoke_in(view, heard.round):
+                    mask = _bound_mask(heard, self.id, p.confidence_bound)
+                if mask is None:  # its current opinion is older than the heard round
+                    mask = np.abs(cols - np.array(own)[:, None]).sum(axis=0) <= p.confidence_bound * len(own)
+                near = mask.astype(float)
+                if trust is not None:
+                    near *= trust
                 count = near.sum()
-                others = cols @ near / count if count else own
-            x = p.susceptibility * others + (1.0 - p.susceptibility) * a
+                others = (cols @ near / count).tolist() if count else own
+            lam = self.susceptibility(role)
+            x = [lam * o + (1.0 - lam) * ai for o, ai in zip(others, a, strict=True)]
         if r is not None and p.speech_noise > 0:
-            x = x + np.array([r.gauss(0.0, p.speech_noise) for _ in range(len(x))])
-        return np.clip(x, 0.0, 1.0)
+            noise = [r.gauss(0.0, p.speech_noise) for _ in range(len(x))]
+            x = [xi + e for xi, e in zip(x, noise, strict=True)]
+        return [min(max(xi, 0.0), 1.0) for xi in x]
 
     def speak(self, view: View, r: random.Random) -> Speech:
         x = self.opinion(view, r)
-        ids = [o.id for o in view.options]
-        best = int(np.argmax(x))
+        ids = self.option_ids(view)
+        rank = range(len(ids))
+        best = max(rank, key=x.__getitem__)  # the first highest, as argmax
         disclose = self._disclose(view, r)
-        ranked = sorted(range(len(ids)), key=lambda i: -x[i])
         parts = [f"I favour {ids[best]}: {view.options[best].text}"]
-        if len(ranked) > 1:
-            parts.append(f"My second choice is {ids[ranked[1]]} ({x[ranked[1]]:.2f} vs {x[best]:.2f}).")
+        if len(ids) > 1:
+            second = max((i for i in rank if i != best), key=lambda i: (x[i], -i))
+            parts.append(f"My second choice is {ids[second]} ({x[second]:.2f} vs {x[best]:.2f}).")
         for fact in view.own_facts:
             if fact.id in disclose:
                 parts.append(f"Something you may not know ({fact.id}): {fact.text}")
-        # Built without re-validation (a turn per member per round): every field is
-        # valid by construction, and the one bounded field is cut to its bound.
-        return Speech.model_construct(
+        # Scores are kept at full precision: listeners hear exactly what was stated,
+        # so the dynamics are the model's, not a rounding of it (displays round).
+        # Validated construction: pydantic's core validates these few fields faster
+        # than `model_construct` assembles them in Python.
+        return Speech(
             message=" ".join(parts)[:MAX_TEXT],
             position=ids[best],
-            scores={o: round(float(s), 4) for o, s in zip(ids, x, strict=True)},
+            scores=dict(zip(ids, x, strict=True)),
             disclose=disclose,
         )
 
     def _disclose(self, view: View, r: random.Random) -> list[str]:
-        """Stasser–Titus sampling: each unmentioned own fact is mentioned with some
-        probability, boosted by `shared_bias` when others already brought it up."""
+        """Stasser–Titus sampling: each own fact the member has not mentioned yet (in
+        the whole run) is mentioned with some probability, boosted by `shared_bias`
+        when someone within earshot already brought it up."""
         p = self.params
-        said = {f for h in view.own_history if h.kind == "speech" for f in h.public.get("disclose", ())}
-        in_record = {f.id for f in view.heard_facts} | set(view.mentioned)
         out = []
         for fact in view.own_facts:
             draw = r.random()  # drawn for every fact so streams do not shift with history
-            if fact.id in said:
+            if fact.id in view.said:
                 continue
-            prob = p.disclosure_rate * (p.shared_bias if fact.id in in_record else 1.0)
+            prob = p.disclosure_rate * (p.shared_bias if fact.id in view.mentioned else 1.0)
             if draw < min(1.0, prob):
                 out.append(fact.id)
         return out
@@ -168,11 +293,11 @@ class SimMember:
         plus the support scores themselves when the rule reads them (`reads`). Scores are
         left out otherwise, so ballots under the other rules keep their recorded shape."""
         cands = [c["option"] for c in candidates_of(view.plenary)]
-        x = dict(zip([o.id for o in view.options], self.current(view), strict=True))
+        x = dict(zip(self.option_ids(view), self.current(view), strict=True))
         scored = sorted(((x.get(c, 0.0), -i, c) for i, c in enumerate(cands)), reverse=True)
         if not scored or scored[0][0] < self.params.abstain_below:
-            return Ballot(abstain=True)
+            return _ABSTAIN
         ranking = [c for _, _, c in scored]
         approve = [c for s, _, c in scored if s >= self.params.approval_threshold] or ranking[:1]
-        scores = {c: round(float(x.get(c, 0.0)), 4) for c in dict.fromkeys(cands)} if reads == "scores" else {}
+        scores = {c: float(x.get(c, 0.0)) for c in dict.fromkeys(cands)} if reads == "scores" else {}
         return Ballot.model_construct(choice=ranking[0], approve=approve, ranking=ranking, scores=scores, abstain=False)
