@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION = 1
 READABLE_VERSIONS = frozenset({1})
 
-TurnStatus = Literal["ok", "timeout", "malformed", "provider_error", "skipped"]
+# `timeout`: the member's own deadline passed (its model or server was too slow: liveness
+# loss). `throttled`: the round's time ran out while the member waited for the tool's
+# capacity (a profile's max_concurrent/rpm): a limit of the tool, not of the member.
+TurnStatus = Literal["ok", "timeout", "throttled", "malformed", "provider_error", "skipped"]
 Outcome = Literal["valid_decision", "invalid_decision", "no_decision"]
 Cause = Literal["round_limit", "quorum_not_met", "stalled", "budget"]
 

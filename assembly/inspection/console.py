@@ -109,6 +109,8 @@ def fmt(v: Any, digits: int = 2, escape: Callable[[str], str] = safe) -> str:
 _ROUND = Figure("round", "rd", "round")
 _LIVENESS = (
     Figure("turn_timeouts", "t/o", "timeouts"),
+    # Shown only when non-zero (see rounds_table): the tool's capacity, not the members.
+    Figure("throttled", "thr", "throttled (queued for the tool's capacity, not a timeout)"),
     Figure("malformed", "malf", "malformed"),
     Figure("provider_errors", "err", "provider errors"),
     Figure("abstentions", "abst", "abstentions"),
@@ -117,7 +119,7 @@ _LIVENESS = (
 
 def rounds_table(rows: list[dict[str, Any]], presentation: Presentation) -> Table:
     figures = (_ROUND, *presentation.terminal_figures, *_LIVENESS)
-    cols = [f for f in figures if any(f.key in r for r in rows)]
+    cols = [f for f in figures if any(f.key in r for r in rows) and (f.key != "throttled" or _throttled(rows))]
     legend = ", ".join(f"{f.header} {f.meaning}" for f in cols if f.meaning is not None)
     table = Table(box=None, pad_edge=False, caption=legend, caption_justify="left")
     for f in cols:
@@ -125,6 +127,18 @@ def rounds_table(rows: list[dict[str, Any]], presentation: Presentation) -> Tabl
     for r in rows:
         table.add_row(*(fmt(r.get(f.key)) for f in cols))
     return table
+
+
+def _throttled(rows: list[dict[str, Any]]) -> int:
+    return sum(int(r.get("throttled") or 0) for r in rows)
+
+
+def capacity_line(totals: dict[str, Any]) -> str | None:
+    """The tool's capacity, apart from liveness: turns still queued when a round's time ran out."""
+    n = int(totals.get("throttled") or 0)
+    if not n:
+        return None
+    return f"{n} throttled turns (still queued for max_concurrent/rpm when the round's time ran out; not timeouts)"
 
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> None:
@@ -148,6 +162,9 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
         f"{t['provider_errors']} provider errors, {t['abstentions']} abstentions, "
         f"{t['retries']} retries",
     )
+    capacity = capacity_line(t)
+    if capacity is not None:
+        head.add_row("tool capacity", capacity)
     if t.get("calls"):
         head.add_row(
             "model calls",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assembly.core.engine import Engine, Listener
+from assembly.core.engine import Engine, Listener, Seat
 from assembly.core.errors import UserError
 from assembly.core.events import (
     Attempt,
@@ -95,9 +95,14 @@ def _scenario_of(started: RunStarted) -> Scenario:
 
 
 class _RecordedTimeout(TurnResult):
-    """Marks a turn that timed out in the source run (see `_RerunEngine`)."""
+    """Marks a turn that the engine cut in the source run (see `_RerunEngine`): its
+    recorded event (a `timeout`, or `throttled`) is written again as it was."""
 
-    __slots__ = ()
+    __slots__ = ("event",)
+
+    def __init__(self, event: Turn) -> None:
+        super().__init__(action=None)
+        self.event = event
 
 
 TurnKey = tuple[int, str]  # (round, phase)
@@ -112,7 +117,8 @@ class Recorded:
     connection), because neither produced an answer. Those are facts about the
     world during the source run, so a rerun takes them from the transcript:
 
-    - `timed_out`: the engine cancelled the turn; it times out again at once, without
+    - `timed_out`: the engine cancelled the turn (a `timeout`, or `throttled` while
+      queued for the tool's capacity); it ends the same way again at once, without
       calling anyone (sim members in virtual time reproduce their own timeouts and
       are not listed);
     - `failed`: an LLM turn that ended in a provider error; its recorded outcome is
@@ -122,7 +128,7 @@ class Recorded:
       they happened in its attempt list.
     """
 
-    timed_out: set[TurnKey] = field(default_factory=set)
+    timed_out: dict[TurnKey, Turn] = field(default_factory=dict)
     failed: dict[TurnKey, Turn] = field(default_factory=dict)
     errors: dict[TurnKey, list[Attempt]] = field(default_factory=dict)
 
@@ -133,8 +139,8 @@ class Recorded:
             if not isinstance(e, Turn):
                 continue
             key = (e.round, e.phase)
-            if e.status == "timeout" and e.latency_s is None:
-                out.setdefault(e.member, cls()).timed_out.add(key)
+            if e.status in ("timeout", "throttled") and e.latency_s is None:
+                out.setdefault(e.member, cls()).timed_out[key] = e
             elif e.member in llm_seats and e.status == "provider_error":
                 out.setdefault(e.member, cls()).failed[key] = e
             elif e.member in llm_seats and any(a.outcome == "provider_error" for a in e.attempts):
@@ -152,8 +158,9 @@ class _ReplayWorld:
 
     async def act(self, view: View, request: Request) -> TurnResult:
         key = (request.round, request.phase)
-        if key in self.recorded.timed_out:
-            return _RecordedTimeout(action=None)
+        cut = self.recorded.timed_out.get(key)
+        if cut is not None:
+            return _RecordedTimeout(cut)
         failed = self.recorded.failed.get(key)
         if failed is not None:
             return TurnResult(
@@ -190,16 +197,17 @@ def _with_recorded_errors(source: Sequence[Attempt], rerun: Sequence[Attempt]) -
 
 
 class _RerunEngine(Engine):
-    def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
-        if (
-            task.done()
-            and not task.cancelled()
-            and task.exception() is None
-            and isinstance(task.result()[0], _RecordedTimeout)
-        ):
-            # Exactly the event the engine writes when it cancels a late member.
-            return self.timeout_turn(phase, member, deadline)
-        return super()._turn(phase, member, task, deadline)
+    def _turn(self, phase: str, seat: Seat, deadline: float) -> Turn:
+        task = seat.task
+        if seat.cut is None and task.done() and not task.cancelled() and task.exception() is None:
+            result = task.result()[0]
+            if isinstance(result, _RecordedTimeout):
+                # Exactly the event the engine wrote when it cut the member in the source run.
+                source = result.event
+                if source.status == "throttled":
+                    return source.model_copy(update={"round": self.round, "phase": phase})
+                return self.timeout_turn(phase, seat.member, deadline)
+        return super()._turn(phase, seat, deadline)
 
 
 # ----------------------------------------------------------------------------- the one mechanism

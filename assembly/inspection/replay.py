@@ -53,6 +53,7 @@ from assembly.protocols import protocol_class
 
 FAILURE_MARK = {
     "timeout": "⏱ TIMEOUT",
+    "throttled": "⧗ THROTTLED (tool capacity)",
     "malformed": "✗ MALFORMED",
     "provider_error": "✗ PROVIDER ERROR",
     "skipped": "– SKIPPED",

@@ -37,6 +37,7 @@ RUN_COLUMNS = (
     "decision",
     "rounds",
     "turn_timeouts",
+    "throttled",
     "malformed",
     "provider_errors",
     "abstentions",
@@ -93,6 +94,7 @@ def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
         row[key] = summary.get(key)
     for key in (
         "turn_timeouts",
+        "throttled",
         "malformed",
         "provider_errors",
         "abstentions",
