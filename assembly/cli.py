@@ -134,6 +134,15 @@ ApiKeyEnvOpt = Annotated[
 ModelsFileOpt = Annotated[
     Path | None, typer.Option("--models", help="Model profiles file (default: configs/models.yaml when present).")
 ]
+MaxConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        min=1,
+        help="At most this many model requests in flight per profile (caps the profile's max_concurrent; "
+        "an ad-hoc --model --api-base run otherwise allows one per seated member).",
+    ),
+]
 CacheOpt = Annotated[
     Path | None,
     typer.Option(
@@ -151,6 +160,7 @@ def model_setup(
     api_key_env: str | None,
     models_file: Path | None,
     cache: Path | None,
+    max_concurrent: int | None = None,
 ) -> Any:
     """The `LLMSetup` for the model flags (raises UserError)."""
     from assembly.llm.setup import ModelSetupError, from_flags
@@ -164,6 +174,7 @@ def model_setup(
         api_key_env=api_key_env,
         models_file=models_file,
         cache=cache,
+        max_concurrent=max_concurrent,
     )
 
 
@@ -195,6 +206,7 @@ def run(
     api_key_env: ApiKeyEnvOpt = None,
     models_file: ModelsFileOpt = None,
     cache: CacheOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
     max_cost: Annotated[
         float | None,
         typer.Option(
@@ -209,7 +221,7 @@ def run(
     from assembly.scenario.loading import load_scenario
 
     try:
-        setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
+        setup = model_setup(model, api_base, client, api_key_env, models_file, cache, max_concurrent)
         overrides = {
             **setup.scenario_overrides_for(scenario),
             **({"protocol.max_cost": max_cost} if max_cost is not None else {}),
@@ -283,6 +295,7 @@ def sweep(
     cache: Annotated[
         Path | None, typer.Option(help="One response cache for all runs (default: each run's own folder).")
     ] = None,
+    max_concurrent: MaxConcurrentOpt = None,
 ) -> None:
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
@@ -291,7 +304,9 @@ def sweep(
     from assembly.sweeps.sweep import SweepProgress, load_with_models, print_report, run_sweep
 
     try:
-        plan, llm = load_with_models(sweep_file, model=model, api_base=api_base, models_file=models, cache=cache)
+        plan, llm = load_with_models(
+            sweep_file, model=model, api_base=api_base, models_file=models, cache=cache, max_concurrent=max_concurrent
+        )
         folder = out or plan.default_out()
         kind = executor or ("ray" if address else "process" if plan.sim_only else "local")
         runner = make_executor(kind, concurrency or plan.spec.concurrency, address)
@@ -424,6 +439,7 @@ def rerun(
     api_key_env: ApiKeyEnvOpt = None,
     models_file: ModelsFileOpt = None,
     cache: CacheOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
 ) -> None:
     """Re-execute a run exactly and compare transcripts, or fork it with --from-round and --set.
 
@@ -443,7 +459,7 @@ def rerun(
                 "model), fork it with --from-round R (R = 1 keeps nothing but the seating)"
             )
         if from_round is not None:
-            setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
+            setup = model_setup(model, api_base, client, api_key_env, models_file, cache, max_concurrent)
             try:
                 recorded = read_transcript(run_dir).started.scenario
             except TranscriptError:
@@ -452,7 +468,7 @@ def rerun(
         with _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
-                result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
+                result = asyncio.run(rerun_run(run_dir, out, listeners=listeners, max_concurrent=max_concurrent))
             else:
                 new_dir, summary = asyncio.run(
                     fork(run_dir, from_round, overrides, out, listeners=listeners, setup=setup)
@@ -571,7 +587,8 @@ def models(
             if p.api_key_env is None
             else f"{p.api_key_env} ({'set' if os.environ.get(p.api_key_env) else 'NOT SET'})"
         )
-        limits = f"{p.max_concurrent} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
+        in_flight = "1 per seat" if p.name in setup.per_seat else str(p.max_concurrent)
+        limits = f"{in_flight} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
         name = p.name + (" (--model)" if p.name == setup.model else "")
         row = [_plain(v) for v in (name, p.model, p.client, p.api_base or "-", key, limits)]
         if check:

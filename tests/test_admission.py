@@ -10,15 +10,20 @@ counted apart.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from assembly.core.actions import by_kind
 from assembly.core.metrics import liveness
+from assembly.core.transcript import read_transcript
 from assembly.inspection.reexecute import rerun
+from assembly.llm.setup import from_flags
 from assembly.protocols.consensus_game.protocol import ConsensusGame
+from tests.conftest import SCENARIOS, run_cli
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_llm_runs import llm_scenario, make_profile, run, turns
 
@@ -93,3 +98,60 @@ def test_members_still_queued_at_the_round_end_are_throttled(server: FakeOpenAIS
     result = asyncio.run(rerun(tmp_path / "run", tmp_path / "rerun"))
     assert result.comparison.identical, result.comparison.first_difference
     assert server.request_count == 0
+
+
+# ----------------------------------------------------------------------------- ad-hoc concurrency
+
+
+def _cli_run(server: FakeOpenAIServer, out: Path, members: int, *extra: str) -> list[Any]:
+    result = run_cli(
+        "run",
+        str(SCENARIOS / "consensus_game.yaml"),
+        "--model",
+        "openai/fake-model",
+        "--api-base",
+        server.base_url,
+        "--rounds",
+        "1",
+        "--members",
+        str(members),
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    return read_transcript(out).events
+
+
+def test_adhoc_runs_allow_one_request_per_seat(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    # Far more members than the old fixed default of 16 requests in flight.
+    members = 40
+    server.configure(latency_s=1.0)
+    events = _cli_run(server, tmp_path / "run", members)
+    (record,) = events[0].models.values()
+    assert record["max_concurrent"] == members
+    assert {t.status for t in turns(events)} == {"ok"}
+    assert server.max_in_flight > 16  # nobody waited behind a fixed cap
+
+    server.reset_stats()
+    events = _cli_run(server, tmp_path / "capped", members, "--max-concurrent", "5")
+    (record,) = events[0].models.values()
+    assert record["max_concurrent"] == 5
+    assert server.max_in_flight <= 5
+
+
+def test_max_concurrent_caps_a_named_profile(tmp_path: Path) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text(json.dumps({"profiles": {"small": {"model": "openai/m", "max_concurrent": 8}}}))
+    assert from_flags(models_file=models).seat_profile("small", 100).max_concurrent == 8
+    assert from_flags(models_file=models, max_concurrent=3).seat_profile("small", 100).max_concurrent == 3
+    assert from_flags(models_file=models, max_concurrent=50).seat_profile("small", 100).max_concurrent == 8
+    adhoc = from_flags(model="openai/x", api_base="http://127.0.0.1:1/v1", models_file=models)
+    assert adhoc.seat_profile(adhoc.model, 7).max_concurrent == 7
+
+
+def test_max_concurrent_must_be_positive(tmp_path: Path) -> None:
+    result = run_cli("run", str(SCENARIOS / "consensus_game.yaml"), "--max-concurrent", "0", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "--max-concurrent" in result.stderr and "Traceback" not in result.stderr

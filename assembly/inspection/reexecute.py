@@ -24,6 +24,7 @@ engine, view builder and protocol that fold a transcript prefix with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -328,9 +329,16 @@ class RerunResult:
 
 
 async def rerun(
-    source: Path, out: Path | None = None, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None
+    source: Path,
+    out: Path | None = None,
+    *,
+    listeners: Sequence[Listener] = (),
+    factory: MemberFactory | None = None,
+    max_concurrent: int | None = None,
 ) -> RerunResult:
-    """Re-execute a run exactly (same resolved scenario and seed) and compare transcripts."""
+    """Re-execute a run exactly (same resolved scenario and seed) and compare transcripts.
+
+    `max_concurrent` (--max-concurrent) caps the recorded profiles' requests in flight."""
     src = read_run(source)
     started = src.started
     scenario = _scenario_of(started)
@@ -346,7 +354,7 @@ async def rerun(
     )
     llm = any(s.policy != "sim" for s in _seats(_seated(src)))
     if llm and factory is None:
-        factory = cached_factory(src.path.parent)
+        factory = cached_factory(src.path.parent, max_concurrent)
     out = out or default_out(src.path.parent, scenario, "rerun")
     _fresh_dir(out)
     protocol = protocol_class(scenario.protocol.kind)(scenario)
@@ -385,12 +393,12 @@ def _seats(seated: Seated) -> list[SeatedMember]:
     return [*seated.members, *([seated.facilitator] if seated.facilitator else [])]
 
 
-def cached_factory(source_dir: Path) -> MemberFactory:
+def cached_factory(source_dir: Path, max_concurrent: int | None = None) -> MemberFactory:
     """LLM members rebuilt from the source run's recorded profiles, answering from its
     response cache (`assembly.llm.member.replay_factory`), so a rerun calls no model."""
     from assembly.llm.member import replay_factory
 
-    return replay_factory(source_dir)
+    return replay_factory(source_dir, max_concurrent)
 
 
 def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> MemberFactory:
@@ -408,11 +416,8 @@ def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> Membe
     if mine is None:
         return factory_for(base)
     return factory_for(
-        llm_setup.LLMSetup(
-            profiles={**base.profiles, **mine.profiles},
-            cache_dir=base.cache_dir,
-            model=base.model,
-            source=f"{base.source} and {mine.source}",
+        dataclasses.replace(
+            base, profiles={**base.profiles, **mine.profiles}, source=f"{base.source} and {mine.source}"
         )
     )
 

@@ -183,6 +183,7 @@ def load_with_models(
     api_base: str | None = None,
     models_file: Path | None = None,
     cache: Path | None = None,
+    max_concurrent: int | None = None,
 ) -> tuple[Sweep, LLMSetup | None]:
     """A sweep and the model setup its LLM seats use (None for a sim-only sweep).
 
@@ -192,8 +193,12 @@ def load_with_models(
     """
     from assembly.llm.setup import from_flags
 
-    flagged = any(v is not None for v in (model, api_base, models_file, cache))
-    setup = from_flags(model=model, api_base=api_base, models_file=models_file, cache=cache) if flagged else None
+    flagged = any(v is not None for v in (model, api_base, models_file, cache, max_concurrent))
+    setup = (
+        from_flags(model=model, api_base=api_base, models_file=models_file, cache=cache, max_concurrent=max_concurrent)
+        if flagged
+        else None
+    )
     sweep = load_sweep(path, overrides_for=setup.scenario_overrides if setup else None)
     if sweep.sim_only:
         return sweep, setup
