@@ -160,8 +160,8 @@ MaxConcurrentOpt = Annotated[
     typer.Option(
         "--max-concurrent",
         min=1,
-        help="At most this many model requests in flight per profile (caps each profile's "
-        "max_concurrent, and --model's default of 16).",
+        help="At most this many model requests in flight per profile (caps the profile's max_concurrent; "
+        "an ad-hoc --model --api-base run otherwise allows one per seated member).",
     ),
 ]
 CacheOpt = Annotated[
@@ -196,6 +196,7 @@ def model_setup(
         api_key_env=api_key_env,
         models_file=models_file,
         cache=cache,
+        max_concurrent=max_concurrent,
     )
     return capped(setup, max_concurrent)
 
@@ -241,13 +242,13 @@ def run(
     api_key_env: ApiKeyEnvOpt = None,
     models_file: ModelsFileOpt = None,
     cache: CacheOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
     max_cost: Annotated[
         float | None,
         typer.Option(
             "--max-cost", min=0.0, help="Stop the run cleanly (cause budget) once model calls cost this many USD."
         ),
     ] = None,
-    max_concurrent: MaxConcurrentOpt = None,
 ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
     from assembly.core.run import new_run_dir, refuse_if_taken
@@ -573,7 +574,8 @@ def models(
             if p.api_key_env is None
             else f"{p.api_key_env} ({'set' if os.environ.get(p.api_key_env) else 'NOT SET'})"
         )
-        limits = f"{p.max_concurrent} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
+        in_flight = "1 per seat" if p.name in setup.per_seat else str(p.max_concurrent)
+        limits = f"{in_flight} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
         name = p.name + (" (--model)" if p.name == setup.model else "")
         row = [_plain(v) for v in (name, p.model, p.client, p.api_base or "-", key, limits)]
         if check:

@@ -67,6 +67,15 @@ _ENTRIES = (
     Figure("members", RUN, "members", "Seated members (group size), the facilitator not included."),
     # --- liveness, per round and per run
     Figure(
+        "throttled",
+        ROUND,
+        "thr",
+        "Turns still queued behind the tool's own limits (a profile's `max_concurrent`/`rpm`) when the round's "
+        "time ran out: the tool's capacity, never a member's liveness loss, so neither a timeout nor an "
+        "abstention. A member's deadline starts only when its request is admitted.",
+        label="throttled turns",
+    ),
+    Figure(
         "turn_timeouts",
         f"{ROUND}, {RUN}",
         "t/o",

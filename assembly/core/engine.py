@@ -2,9 +2,14 @@
 
 AutoGen's team classes do not fit deliberation rounds (one speaker at a time, and a
 timeout that is only checked when a message arrives), so the engine drives rounds
-itself: every asked member runs as its own task, the phase waits at most until the
-deadline, and whoever is still running then is cancelled and recorded as a
-`turn_timeout`. A round never waits longer than `round_timeout_s`.
+itself: every asked member runs as its own task under its own `TurnClock`
+(`core.admission`), which runs only while the member is admitted, never while its
+client waits for the tool's capacity (a profile's concurrency or rpm limit). A
+member whose clock passes its deadline is cancelled and recorded as a `timeout`
+(`turn_timeout`). A round never waits longer than `round_timeout_s`: whoever is
+still running when the round's time is spent is cancelled too, and recorded as
+`throttled` if it had to wait for capacity in that turn (the tool's capacity, not
+the member, ran out of time), else as a `timeout`.
 
 Events of a phase are emitted in member order once the phase is over, never in
 completion order, so a transcript does not depend on how tasks interleave.
@@ -16,11 +21,13 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from assembly.core.actions import Action
-from assembly.core.events import AnyEvent, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn
+from assembly.core.admission import TurnClock
+from assembly.core.events import AnyEvent, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn, TurnStatus
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import BUDGET_SPENT, Protocol
 from assembly.core.spec import ScenarioBase
@@ -37,6 +44,23 @@ _RESULT_STATUSES = frozenset({"ok", "malformed", "provider_error"})
 
 class BudgetSpent(Exception):
     """Raised inside a round when the run's cost or clock budget is used up."""
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass(eq=False)
+class Seat:
+    """One member's turn in a phase: its task, its clock and, if the engine ended it, why."""
+
+    member: str
+    settled: asyncio.Future[None]  # done when the task is, or when it is abandoned after a cut
+    started: float  # loop time the phase started
+    task: asyncio.Future[Any] = field(init=False)
+    clock: TurnClock = field(init=False)
+    cut: TurnStatus | None = None  # "timeout" or "throttled" once the engine cancelled the turn
 
 
 class Engine:
@@ -62,6 +86,7 @@ class Engine:
         self.max_cost = spec.max_cost
         self.round = 0
         self.round_clock = 0.0  # accounted seconds spent in this round
+        self.round_throttled = False  # whether a member of this round was throttled
         self.run_clock = 0.0  # accounted seconds in the run (simulated for virtual sim)
         self.cost = 0.0
 
@@ -91,7 +116,7 @@ class Engine:
         end: RunEnded | None = None
         try:
             for r in range(start_round, max_rounds + 1):
-                self.round, self.round_clock = r, 0.0
+                self.round, self.round_clock, self.round_throttled = r, 0.0, False
                 wall0 = time.perf_counter()
                 self.emit(RoundStarted(round=r, framing=self.views.next_framing()))
                 try:
@@ -154,12 +179,15 @@ class Engine:
             raise BudgetSpent()
         deadline = self.phase_deadline()
         if deadline <= 0:
+            # If members waited for the tool's capacity this round, that is what spent
+            # its time: the members never asked are the tool's loss, not theirs.
+            status: TurnStatus = "throttled" if self.round_throttled else "timeout"
             turns = [
                 Turn(
                     round=self.round,
                     phase=phase,
                     member=m,
-                    status="timeout",
+                    status=status,
                     detail="round time budget spent before this phase",
                 )
                 for m in member_ids
@@ -167,22 +195,44 @@ class Engine:
             self.emit(*turns)
             return turns
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
-        tasks = [
-            asyncio.ensure_future(self._timed(self.members[m], self.views.view(m, self.round, phase), request))
-            for m in member_ids
-        ]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=deadline)
-            for t in pending:
-                t.cancel()
+        loop = asyncio.get_running_loop()
+        seats = [self._start(loop, m, request, deadline) for m in member_ids]
+        if seats:
+            # Members end themselves at their own deadlines (their clocks' timers); the
+            # round's remaining time bounds the phase whatever the queue.
+            round_left = self.round_timeout - self.round_clock
+            _, pending = await asyncio.wait([s.settled for s in seats], timeout=round_left)
             if pending:
-                # Let cancellation reach the backends (HTTP requests, autogen tokens);
-                # a member that ignores it is abandoned, never waited for.
-                await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
-        turns = [self._turn(phase, m, t, deadline) for m, t in zip(member_ids, tasks, strict=True)]
+                for s in seats:
+                    if not s.settled.done():
+                        self._cut(s, "throttled" if s.clock.has_queued else "timeout")
+                await asyncio.wait(pending)  # each settles within CANCEL_GRACE_S of its cut
+        turns = [self._turn(phase, s, deadline) for s in seats]
+        self.round_throttled = self.round_throttled or any(t.status == "throttled" for t in turns)
         self.account(turns)
         self.emit(*turns)
         return turns
+
+    def _start(self, loop: asyncio.AbstractEventLoop, member_id: str, request: Request, deadline: float) -> Seat:
+        """Start one member's turn as its own task, under its own clock."""
+        seat = Seat(member_id, loop.create_future(), loop.time())
+        seat.clock = TurnClock(loop, deadline, partial(self._cut, seat, "timeout"))
+        view = self.views.view(member_id, self.round, request.phase)
+        seat.task = asyncio.ensure_future(self._timed(self.members[member_id], view, request, seat.clock))
+        seat.task.add_done_callback(lambda _: _settle(seat.settled))
+        return seat
+
+    @staticmethod
+    def _cut(seat: Seat, status: TurnStatus) -> None:
+        """End a member's turn: cancel it (letting cancellation reach its backend: HTTP
+        requests, autogen tokens) and stop waiting for it after CANCEL_GRACE_S, so a
+        member that ignores cancellation is abandoned, never waited for."""
+        if seat.cut is not None or seat.task.done():
+            return
+        seat.cut = status
+        seat.clock.stop()
+        seat.task.cancel()
+        seat.clock.loop.call_later(CANCEL_GRACE_S, _settle, seat.settled)
 
     def phase_deadline(self) -> float:
         """Each member's deadline in the next phase: the turn timeout, capped by what
@@ -208,15 +258,35 @@ class Engine:
             timing={"wall_s": round(deadline, 6)},
         )
 
+    def throttled_turn(self, phase: str, member: str, queued_s: float, wall_s: float) -> Turn:
+        """The event for a member still held by the tool's capacity when the round's time ran out."""
+        return Turn(
+            round=self.round,
+            phase=phase,
+            member=member,
+            status="throttled",
+            detail=f"round time spent while waiting {queued_s:.3g}s for the tool's capacity (max_concurrent/rpm)",
+            timing={"wall_s": round(wall_s, 6), "queued_s": round(queued_s, 6)},
+        )
+
     @staticmethod
-    async def _timed(member: Member, view: Any, request: Request) -> tuple[TurnResult, float]:
+    async def _timed(member: Member, view: Any, request: Request, clock: TurnClock) -> tuple[TurnResult, float]:
+        clock.enter()  # this task's context: the member's client finds its clock here
+        clock.admitted()  # a member is admitted when it starts, until its client queues it
         t0 = time.perf_counter()
-        result = await member.act(view, request)
+        try:
+            result = await member.act(view, request)
+        finally:
+            clock.stop()
         return result, time.perf_counter() - t0
 
-    def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
+    def _turn(self, phase: str, seat: Seat, deadline: float) -> Turn:
+        member, task = seat.member, seat.task
         turn = partial(Turn, round=self.round, phase=phase, member=member)
-        if not task.done() or task.cancelled():
+        if seat.cut == "throttled":
+            return self.throttled_turn(phase, member, seat.clock.queued_s, seat.clock.loop.time() - seat.started)
+        if seat.cut is not None or not task.done() or task.cancelled():
+            # A late answer is discarded, even from a member that swallowed its cancellation.
             return self.timeout_turn(phase, member, deadline)
         exc = task.exception()
         if exc is not None:
@@ -228,6 +298,8 @@ class Engine:
             )
         result, wall = task.result()
         timing = {"wall_s": round(wall, 6)}
+        if seat.clock.queued_s > 0.0:
+            timing["queued_s"] = round(seat.clock.queued_s, 6)
         sim = result.sim_latency_s
         if sim is not None and (math.isinf(sim) or sim > deadline):
             return turn(

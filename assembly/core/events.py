@@ -24,7 +24,10 @@ READABLE_VERSIONS = frozenset({1, 2})
 # The first version whose lines carry `seq` and `chain`.
 CHAINED_SINCE = 2
 
-TurnStatus = Literal["ok", "timeout", "malformed", "provider_error", "skipped"]
+# `timeout`: the member's own deadline passed (its model or server was too slow: liveness
+# loss). `throttled`: the round's time ran out while the member waited for the tool's
+# capacity (a profile's max_concurrent/rpm): a limit of the tool, not of the member.
+TurnStatus = Literal["ok", "timeout", "throttled", "malformed", "provider_error", "skipped"]
 Outcome = Literal["valid_decision", "invalid_decision", "no_decision"]
 Cause = Literal["round_limit", "quorum_not_met", "stalled", "budget"]
 

@@ -20,11 +20,19 @@ FAILED = ("timeout", "malformed", "provider_error", "skipped")
 
 def liveness(turns: list[Turn], actions: Mapping[str, type[Action]]) -> dict[str, int]:
     """Liveness events of some turns. Every failed turn counts as an abstention, as
-    does an explicit one: an action its class (`actions`, by kind) says abstains."""
-    counts = {"turn_timeouts": 0, "malformed": 0, "provider_errors": 0, "abstentions": 0, "retries": 0}
+    does an explicit one: an action its class (`actions`, by kind) says abstains.
+
+    `throttled` turns (the round's time ran out while the member waited for the
+    tool's capacity) are counted apart and are neither a timeout nor an abstention:
+    they measure the tool, not the members, and counting them as abstentions would
+    make abstention rates grow with group size for the tool's sake. The protocols
+    still see no action from a throttled member (its ballot is not counted)."""
+    counts = {"turn_timeouts": 0, "throttled": 0, "malformed": 0, "provider_errors": 0, "abstentions": 0, "retries": 0}
     for t in turns:
         if t.status == "timeout":
             counts["turn_timeouts"] += 1
+        elif t.status == "throttled":
+            counts["throttled"] += 1
         elif t.status == "malformed":
             counts["malformed"] += 1
         elif t.status == "provider_error":

@@ -110,6 +110,8 @@ def fmt(v: Any, digits: int = 2, escape: Callable[[str], str] = safe) -> str:
 _ROUND = Figure("round", "rd", "round")
 _LIVENESS = (
     Figure("turn_timeouts", "t/o", "timeouts"),
+    # Shown only when non-zero (see rounds_table): the tool's capacity, not the members.
+    Figure("throttled", "thr", "throttled (queued for the tool's capacity, not a timeout)"),
     Figure("malformed", "malf", "malformed"),
     Figure("provider_errors", "err", "provider errors"),
     Figure("abstentions", "abst", "abstentions"),
@@ -124,7 +126,7 @@ def _words(figure: Figure) -> str:
 
 def rounds_table(rows: list[dict[str, Any]], presentation: Presentation) -> Table:
     figures = (_ROUND, *presentation.terminal_figures, *_LIVENESS)
-    cols = [f for f in figures if any(f.key in r for r in rows)]
+    cols = [f for f in figures if any(f.key in r for r in rows) and (f.key != "throttled" or _throttled(rows))]
     # Short headers so the table fits an 80-column terminal; the legend spells them
     # out, and the glossary (docs/figures.md) defines each one.
     legend = ", ".join(f"{f.header} {_words(f)}" for f in cols if f.meaning is not None)
@@ -155,6 +157,18 @@ def liveness_line(totals: dict[str, Any]) -> str:
     return text
 
 
+def _throttled(rows: list[dict[str, Any]]) -> int:
+    return sum(int(r.get("throttled") or 0) for r in rows)
+
+
+def capacity_line(totals: dict[str, Any]) -> str | None:
+    """The tool's capacity, apart from liveness: turns still queued when a round's time ran out."""
+    n = int(totals.get("throttled") or 0)
+    if not n:
+        return None
+    return f"{n} throttled turns (still queued for max_concurrent/rpm when the round's time ran out; not timeouts)"
+
+
 def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> None:
     style = {"valid_decision": "green", "invalid_decision": "yellow", "no_decision": "red"}.get(
         summary.get("outcome") or "", "red"
@@ -171,6 +185,9 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
     head.add_row("rounds / members / seed", f"{summary['rounds']} / {summary['members']} / {summary['seed']}")
     t = summary["totals"]
     head.add_row("liveness", safe(liveness_line(t)))
+    capacity = capacity_line(t)
+    if capacity is not None:
+        head.add_row("tool capacity", capacity)
     if t.get("calls"):
         head.add_row(
             "model calls",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assembly.core.engine import Engine, Listener
+from assembly.core.engine import Engine, Listener, Seat
 from assembly.core.errors import UserError
 from assembly.core.events import (
     SCHEMA_VERSION,
@@ -110,9 +110,14 @@ def _scenario_of(started: RunStarted) -> Scenario:
 
 
 class _RecordedTimeout(TurnResult):
-    """Marks a turn that timed out in the source run (see `_RerunEngine`)."""
+    """Marks a turn that the engine cut in the source run (see `_RerunEngine`): its
+    recorded event (a `timeout`, or `throttled`) is written again as it was."""
 
-    __slots__ = ()
+    __slots__ = ("event",)
+
+    def __init__(self, event: Turn) -> None:
+        super().__init__(action=None)
+        self.event = event
 
 
 TurnKey = tuple[int, str]  # (round, phase)
@@ -127,7 +132,8 @@ class Recorded:
     connection), because neither produced an answer. Those are facts about the
     world during the source run, so a rerun takes them from the transcript:
 
-    - `timed_out`: the engine cancelled the turn; it times out again at once, without
+    - `timed_out`: the engine cancelled the turn (a `timeout`, or `throttled` while
+      queued for the tool's capacity); it ends the same way again at once, without
       calling anyone (sim members in virtual time reproduce their own timeouts and
       are not listed);
     - `failed`: an LLM turn that ended in a provider error; its recorded outcome is
@@ -137,7 +143,7 @@ class Recorded:
       they happened in its attempt list.
     """
 
-    timed_out: set[TurnKey] = field(default_factory=set)
+    timed_out: dict[TurnKey, Turn] = field(default_factory=dict)
     failed: dict[TurnKey, Turn] = field(default_factory=dict)
     errors: dict[TurnKey, list[Attempt]] = field(default_factory=dict)
 
@@ -148,8 +154,8 @@ class Recorded:
             if not isinstance(e, Turn):
                 continue
             key = (e.round, e.phase)
-            if e.status == "timeout" and e.latency_s is None:
-                out.setdefault(e.member, cls()).timed_out.add(key)
+            if e.status in ("timeout", "throttled") and e.latency_s is None:
+                out.setdefault(e.member, cls()).timed_out[key] = e
             elif e.member in llm_seats and e.status == "provider_error":
                 out.setdefault(e.member, cls()).failed[key] = e
             elif e.member in llm_seats and any(a.outcome == "provider_error" for a in e.attempts):
@@ -167,8 +173,9 @@ class _ReplayWorld:
 
     async def act(self, view: View, request: Request) -> TurnResult:
         key = (request.round, request.phase)
-        if key in self.recorded.timed_out:
-            return _RecordedTimeout(action=None)
+        cut = self.recorded.timed_out.get(key)
+        if cut is not None:
+            return _RecordedTimeout(cut)
         failed = self.recorded.failed.get(key)
         if failed is not None:
             return TurnResult(
@@ -205,16 +212,17 @@ def _with_recorded_errors(source: Sequence[Attempt], rerun: Sequence[Attempt]) -
 
 
 class _RerunEngine(Engine):
-    def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
-        if (
-            task.done()
-            and not task.cancelled()
-            and task.exception() is None
-            and isinstance(task.result()[0], _RecordedTimeout)
-        ):
-            # Exactly the event the engine writes when it cancels a late member.
-            return self.timeout_turn(phase, member, deadline)
-        return super()._turn(phase, member, task, deadline)
+    def _turn(self, phase: str, seat: Seat, deadline: float) -> Turn:
+        task = seat.task
+        if seat.cut is None and task.done() and not task.cancelled() and task.exception() is None:
+            result = task.result()[0]
+            if isinstance(result, _RecordedTimeout):
+                # Exactly the event the engine wrote when it cut the member in the source run.
+                source = result.event
+                if source.status == "throttled":
+                    return source.model_copy(update={"round": self.round, "phase": phase})
+                return self.timeout_turn(phase, seat.member, deadline)
+        return super()._turn(phase, seat, deadline)
 
 
 # ----------------------------------------------------------------------------- the one mechanism
@@ -358,9 +366,16 @@ class RerunResult:
 
 
 async def rerun(
-    source: Path, out: Path | None = None, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None
+    source: Path,
+    out: Path | None = None,
+    *,
+    listeners: Sequence[Listener] = (),
+    factory: MemberFactory | None = None,
+    max_concurrent: int | None = None,
 ) -> RerunResult:
-    """Re-execute a run exactly (same resolved scenario and seed) and compare transcripts."""
+    """Re-execute a run exactly (same resolved scenario and seed) and compare transcripts.
+
+    `max_concurrent` (--max-concurrent) caps the recorded profiles' requests in flight."""
     src = read_run(source)
     started = src.started
     scenario = _scenario_of(started)
@@ -376,7 +391,7 @@ async def rerun(
     )
     llm = any(s.policy != "sim" for s in src.seats)
     if llm and factory is None:
-        factory = cached_factory(src.path.parent)
+        factory = cached_factory(src.path.parent, max_concurrent)
     out = out or default_out(src.path.parent, scenario, "rerun")
     _fresh_dir(out)
     protocol = protocol_class(scenario.protocol.kind)(scenario)
@@ -416,12 +431,12 @@ async def rerun(
     return RerunResult(out, summary, compare(src.events, new.events, ignore), tuple(sorted(ignore)), notes)
 
 
-def cached_factory(source_dir: Path) -> MemberFactory:
+def cached_factory(source_dir: Path, max_concurrent: int | None = None) -> MemberFactory:
     """LLM members rebuilt from the source run's recorded profiles, answering from its
     response cache (`assembly.llm.member.replay_factory`), so a rerun calls no model."""
     from assembly.llm.member import replay_factory
 
-    return replay_factory(source_dir)
+    return replay_factory(source_dir, max_concurrent)
 
 
 def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> MemberFactory:

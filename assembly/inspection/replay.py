@@ -59,6 +59,7 @@ from assembly.protocols import protocol_class
 
 FAILURE_MARK = {
     "timeout": "⏱ TIMEOUT",
+    "throttled": "⧗ THROTTLED (tool capacity)",
     "malformed": "✗ MALFORMED",
     "provider_error": "✗ PROVIDER ERROR",
     "skipped": "– SKIPPED",

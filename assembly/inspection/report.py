@@ -50,7 +50,7 @@ from assembly.core.transcript import (
     TranscriptError,
     read_transcript,
 )
-from assembly.inspection.console import fmt, liveness_line
+from assembly.inspection.console import capacity_line, fmt, liveness_line
 from assembly.inspection.report_welfare import who_won
 from assembly.protocols import protocol_class
 
@@ -63,7 +63,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # Qualitative palette (matplotlib tab10), readable with white text.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 # Plain words, not symbols: a missing glyph must not hide a liveness event.
-FAIL_MARK = {"timeout": "t/o", "malformed": "bad", "provider_error": "err", "skipped": "skip"}
+FAIL_MARK = {"timeout": "t/o", "throttled": "thr", "malformed": "bad", "provider_error": "err", "skipped": "skip"}
 
 
 class ReportError(UserError):
@@ -196,6 +196,7 @@ def convergence_chart(per_round: Sequence[dict[str, Any]], lines: Sequence[Serie
 def liveness_chart(per_round: Sequence[dict[str, Any]]) -> str | None:
     kinds = [
         ("turn_timeouts", "timeouts", "#cf222e"),
+        ("throttled", "throttled (tool capacity)", "#0969da"),
         ("malformed", "malformed", "#9a6700"),
         ("provider_errors", "provider errors", "#8250df"),
         ("abstentions", "abstentions", "#8c959f"),
@@ -368,6 +369,9 @@ def _outcome(
         rows.append(("reason", e(end.reason)))
     t = summary["totals"]
     rows.append(("liveness", e(liveness_line(t))))
+    capacity = capacity_line(t)
+    if capacity is not None:
+        rows.append(("tool capacity", e(capacity)))
     if t.get("calls"):
         rows.append(
             (
@@ -398,6 +402,7 @@ _GENERAL_FIGURES = frozenset(
     {
         "round",
         "turn_timeouts",
+        "throttled",
         "malformed",
         "provider_errors",
         "abstentions",

@@ -42,8 +42,8 @@ def make_client(
 
 
 def prepare(profile: ModelProfile) -> None:
-    """Spend, before a run starts, the seconds a profile's first call would block the
-    event loop for: the first price lookup may import litellm, and the first request
-    imports the OpenAI SDK's resources. Never inside a timed turn."""
+    """Spend, before a run starts, the time a profile's first call would block the
+    event loop for: the first price lookup reads litellm's price file, and the first
+    request imports the OpenAI SDK's resources. Never inside a timed turn."""
     cost_usd(profile, 0, 0)
     warm_up()

@@ -10,6 +10,7 @@ different setups can share a process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -335,7 +336,7 @@ class _Factory:
         if type(protocol).prompt is Protocol.prompt:
             raise ModelSetupError(f"protocol {protocol.name!r} cannot seat LLM members: it has no prompt renderer")
         setup = self._setup_for(run_dir)
-        profile = setup.profile(seat.profile)
+        profile = setup.seat_profile(seat.profile, scenario.population.size)
         if self.prefer_recorded and has_redacted_credentials(profile.api_base):
             raise ModelSetupError(
                 f"profile {profile.name!r} had credentials in its api_base, which a run never stores; "
@@ -356,7 +357,7 @@ class _Factory:
             if mine is not None:
                 profiles = {**setup.profiles, **mine.profiles}
                 cache = setup.cache_dir or mine.cache_dir
-                setup = LLMSetup(profiles=profiles, cache_dir=cache, model=setup.model, source=mine.source)
+                setup = dataclasses.replace(setup, profiles=profiles, cache_dir=cache, source=mine.source)
             self._resolved[key] = setup
         return setup
 
@@ -386,10 +387,11 @@ def factory_for(setup: LLMSetup) -> MemberFactory:
     return _Factory(setup)
 
 
-def replay_factory(source_dir: Path) -> MemberFactory:
+def replay_factory(source_dir: Path, max_concurrent: int | None = None) -> MemberFactory:
     """LLM members for `assembly rerun`: the source run's recorded profiles and its
-    response cache, so every answer it got is replayed without calling anyone."""
+    response cache, so every answer it got is replayed without calling anyone.
+    `max_concurrent` (--max-concurrent) caps the recorded profiles' concurrency."""
     mine = recorded(source_dir)
     if mine is None:
         raise ModelSetupError(f"{source_dir}: the run recorded no model profiles, so its LLM members cannot be rebuilt")
-    return _Factory(mine, prefer_recorded=False)
+    return _Factory(dataclasses.replace(mine, max_concurrent=max_concurrent), prefer_recorded=False)

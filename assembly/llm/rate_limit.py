@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from assembly.llm.profiles import ModelProfile
@@ -58,8 +58,11 @@ class RateLimiter:
         with self._lock:
             return self._in_flight
 
-    async def acquire(self) -> None:
-        """Wait for a slot and for room in the rpm window; the request is admitted on return."""
+    async def acquire(self, on_queued: Callable[[], None] | None = None) -> None:
+        """Wait for a slot and for room in the rpm window; the request is admitted on return.
+
+        ``on_queued`` is called (once, before waiting) if the request has to wait for
+        either, so a member's turn clock can stop while the tool holds it back."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._in_flight < self.max_concurrent and not self._waiters:
@@ -69,9 +72,12 @@ class RateLimiter:
                 waiter = _Waiter(loop, loop.create_future())
                 self._waiters.append(waiter)
         if waiter is not None:
+            if on_queued is not None:
+                on_queued()
+                on_queued = None
             await self._wait_for_slot(waiter)
         try:
-            await self._wait_for_rate()
+            await self._wait_for_rate(on_queued)
         except BaseException:
             self.release()
             raise
@@ -88,7 +94,7 @@ class RateLimiter:
                 self.release()
             raise
 
-    async def _wait_for_rate(self) -> None:
+    async def _wait_for_rate(self, on_queued: Callable[[], None] | None) -> None:
         if not self.rpm:
             return
         limit = max(1, int(self.rpm * self.window_s / 60.0))
@@ -101,6 +107,8 @@ class RateLimiter:
             start = now if len(self._starts) < limit else self._starts[-limit] + self.window_s
             self._starts.append(start)
         if start > now:
+            if on_queued is not None:
+                on_queued()
             await asyncio.sleep(start - now)
 
     def release(self) -> None:
@@ -116,8 +124,8 @@ class RateLimiter:
             self._in_flight -= 1
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, on_queued: Callable[[], None] | None = None) -> AsyncIterator[None]:
+        await self.acquire(on_queued)
         try:
             yield
         finally:

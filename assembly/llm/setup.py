@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from assembly.core.errors import UserError
 from assembly.core.redaction import has_redacted_credentials, redact_url, register_url_credentials
+from assembly.core.spec import MAX_MEMBERS
 from assembly.llm.keys import register_env_secrets
 from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
 
@@ -35,11 +36,13 @@ CACHE_DIR = "cache"  # a run's own response cache, inside its run folder
 CACHE_POINTER = "cache.json"  # written into a run folder whose cache lives elsewhere (--cache)
 
 # Settings of the ad-hoc profile that --model makes (a models file sets them per profile).
+# Its concurrency is not among them: it is the number of seated members of each run
+# (`LLMSetup.seat_profile`), so that no member of an ad-hoc run waits for the tool,
+# capped by --max-concurrent when the server can take fewer.
 ADHOC_DEFAULTS: dict[str, Any] = {
     "max_tokens": {"default": 1024},
     "timeout_s": 120.0,
     "retries": 3,
-    "max_concurrent": 16,
 }
 
 
@@ -55,6 +58,18 @@ class LLMSetup:
     cache_dir: Path | None = None  # None: each run's own <run_dir>/cache
     model: str | None = None  # the profile every seat uses (--model), else the scenario's names
     source: str = "no models file"  # where the profiles came from, for error messages
+    max_concurrent: int | None = None  # --max-concurrent: caps every profile's requests in flight
+    per_seat: frozenset[str] = frozenset()  # profiles allowed one request in flight per seated member
+
+    def seat_profile(self, name: str | None, seats: int) -> ModelProfile:
+        """The profile a seat of a run with `seats` members uses, with its concurrency resolved:
+        one request in flight per seated member for an ad-hoc (`--model ... --api-base`)
+        profile, else the profile's own `max_concurrent`; either capped by --max-concurrent."""
+        profile = self.profile(name)
+        limit = max(1, seats) if profile.name in self.per_seat else profile.max_concurrent
+        if self.max_concurrent is not None:
+            limit = min(limit, self.max_concurrent)
+        return profile if limit == profile.max_concurrent else profile.model_copy(update={"max_concurrent": limit})
 
     def profile(self, name: str | None) -> ModelProfile:
         if name is None:
@@ -159,18 +174,23 @@ def from_flags(
     api_key_env: str | None = None,
     models_file: Path | None = None,
     cache: Path | None = None,
+    max_concurrent: int | None = None,
 ) -> LLMSetup:
     """The setup that the model flags of `run`, `sweep` and `models` ask for.
 
     `client` defaults to `openai` (autogen's OpenAI client) when `api_base` is given for
     an `openai/...` model, the usual OpenAI-compatible local server, and to `litellm`
-    otherwise (any provider litellm knows, keys from the provider's usual variable)."""
+    otherwise (any provider litellm knows, keys from the provider's usual variable).
+    `max_concurrent` (--max-concurrent) caps every profile's requests in flight."""
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ModelSetupError(f"--max-concurrent must be at least 1, not {max_concurrent}")
     path = models_file if models_file is not None else DEFAULT_MODELS_PATH
     if models_file is not None or path.exists():
         profiles, source = load_profiles(path), str(path)
     else:
         profiles, source = {}, "no models file"
     chosen: str | None = None
+    per_seat: frozenset[str] = frozenset()
     if model is not None:
         if "/" in model:
             provider = model.partition("/")[0]
@@ -182,12 +202,15 @@ def from_flags(
                     client=kind,
                     api_base=api_base,
                     api_key_env=api_key_env,
+                    # Stored as the most a run can need; each run narrows it to its seats.
+                    max_concurrent=max_concurrent or MAX_MEMBERS,
                     **ADHOC_DEFAULTS,
                 )
             except ValidationError as exc:
                 raise ModelSetupError(f"--model {model}: {exc.errors(include_url=False)[0]['msg']}") from None
             profiles = {**profiles, adhoc.name: adhoc}
             chosen = adhoc.name
+            per_seat = frozenset({adhoc.name})
         else:
             base = LLMSetup(profiles, source=source).profile(model)
             changes = {
@@ -206,7 +229,12 @@ def from_flags(
     for profile in profiles.values():
         register_url_credentials(profile.api_base)
     return LLMSetup(
-        profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
+        profiles=profiles,
+        cache_dir=cache.resolve() if cache is not None else None,
+        model=chosen,
+        source=source,
+        max_concurrent=max_concurrent,
+        per_seat=per_seat,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient, ModelInfo
 
 from assembly.llm.keys import register_profile_secret
-from assembly.llm.litellm_client import DEFAULT_MODEL_INFO, LiteLLMChatCompletionClient
+from assembly.llm.litellm_client import DEFAULT_MODEL_INFO, LiteLLMChatCompletionClient, import_litellm
 from assembly.llm.profiles import ModelProfile
 
 # Connections one HTTP client keeps open. httpcore scans its whole connection pool
@@ -48,6 +48,9 @@ def provider_client(profile: ModelProfile, *, pool_size: int | None = None) -> C
         api_key = "no-key"
     if profile.client == "openai":
         return _openai_client(profile, api_key, pool_size)
+    # Imported here, when a litellm client is built (before any timed turn), never
+    # inside a call's deadline: importing it takes seconds of CPU.
+    import_litellm()
     return LiteLLMChatCompletionClient(
         profile.model, api_base=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s
     )

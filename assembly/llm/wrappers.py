@@ -23,6 +23,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, 
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
+from assembly.core.admission import current_clock
 from assembly.llm.answers import redacted_answer, redacted_chunk
 from assembly.llm.cancellation import await_linked
 from assembly.llm.rate_limit import RateLimiter
@@ -156,7 +157,9 @@ class GatedClient(DelegatingClient):
 
     The per-attempt deadline (the profile's ``timeout_s``) starts once the limiter
     admits the request, so waiting in the queue is never mistaken for a provider
-    timeout.
+    timeout. For the same reason, a request that has to wait for the limiter pauses
+    the member's turn clock (`core.admission`) until it is admitted: the engine's
+    deadline then covers the member, never the tool's queue.
     """
 
     def __init__(self, inner: ChatCompletionClient, limiter: RateLimiter, timeout_s: float | None) -> None:
@@ -167,14 +170,22 @@ class GatedClient(DelegatingClient):
     async def on_create(self, call: CreateCall) -> CreateResult:
         public = call.with_args(public_args(call.extra_create_args))
 
+        clock = current_clock()
+
         async def admitted() -> CreateResult:
-            async with self.limiter.slot(), asyncio.timeout(self.timeout_s):
-                return await public.create(self.inner)
+            async with self.limiter.slot(clock.queued if clock else None):
+                if clock is not None:
+                    clock.admitted()
+                async with asyncio.timeout(self.timeout_s):
+                    return await public.create(self.inner)
 
         return redacted_answer(await await_linked(admitted(), call.cancellation_token))
 
     async def on_stream(self, call: CreateCall) -> AsyncGenerator[Chunk, None]:
-        await await_linked(self.limiter.acquire(), call.cancellation_token)
+        clock = current_clock()
+        await await_linked(self.limiter.acquire(clock.queued if clock else None), call.cancellation_token)
+        if clock is not None:
+            clock.admitted()
         try:
             async for item in call.with_args(public_args(call.extra_create_args)).stream(self.inner):
                 yield redacted_chunk(item)

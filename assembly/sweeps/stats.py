@@ -119,7 +119,9 @@ def cell_row(runs: pd.DataFrame) -> dict[str, Any]:
     row.update(_rate_columns("decided", wilson(len(decided), n), len(decided)))
     row.update(_estimate_columns("rounds_mean", mean_ci(rounds)))
     row.update(_estimate_columns("rounds_median", median_ci(rounds)))
-    for col in ("tokens", "cost_usd", "turn_timeouts", "abstentions", "wall_s"):
+    # `throttled` (members still queued for the tool's capacity when a round's time ran
+    # out) is the tool's limit, kept apart from the members' own `turn_timeouts`.
+    for col in ("tokens", "cost_usd", "turn_timeouts", "throttled", "abstentions", "wall_s"):
         if col in done:
             row.update(_estimate_columns(f"{col}_mean", mean_ci(done[col].to_numpy(dtype=float))))
     if "cost_usd" in done:

@@ -43,6 +43,7 @@ RUN_COLUMNS = (
     "decision",
     "rounds",
     "turn_timeouts",
+    "throttled",
     "malformed",
     "provider_errors",
     "abstentions",
@@ -98,6 +99,7 @@ def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
         row[key] = summary.get(key)
     for key in (
         "turn_timeouts",
+        "throttled",
         "malformed",
         "provider_errors",
         "abstentions",
