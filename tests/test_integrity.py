@@ -147,18 +147,24 @@ def _assert_refused(res: Any, line: int, args: list[str]) -> None:
     assert res.stderr.count("error:") == 1 and "Traceback" not in res.stderr, res.stderr
 
 
+def _contents(run_dir: Path) -> dict[str, bytes]:
+    """The run folder's files, but the writer lock's record of its last holder (`core.lock`):
+    a command that takes the lock to read safely, then refuses, has written nothing of the run."""
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != ".lock"}
+
+
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 def test_every_command_refuses_a_damaged_transcript_naming_its_first_bad_line(
     finished: Path, tmp_path: Path, corruption: str
 ) -> None:
     run_dir = tmp_path / "run"
     bad = _damaged(finished, run_dir, CORRUPTIONS[corruption])
-    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    before = _contents(run_dir)
     for name in COMMANDS:
         args = _command(name, run_dir, tmp_path)
         _assert_refused(run_cli(*args), bad, args)
     # Nothing was rewritten or added: not the summary, not the transcript, no dropped file.
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert _contents(run_dir) == before
     assert not (tmp_path / "rerun").exists() and not (tmp_path / "report.html").exists()
 
 
@@ -172,7 +178,7 @@ def test_resume_refuses_a_damaged_unfinished_run_and_writes_nothing(finished: Pa
     args = _command("resume", run_dir, tmp_path)
     _assert_refused(run_cli(*args), bad, args)
     assert (run_dir / "transcript.jsonl").read_bytes() == before
-    assert sorted(p.name for p in run_dir.iterdir()) == ["transcript.jsonl"]
+    assert sorted(_contents(run_dir)) == ["transcript.jsonl"]
 
 
 def test_replay_shows_a_damaged_transcript_flagged_but_will_not_rebuild_views(finished: Path, tmp_path: Path) -> None:
