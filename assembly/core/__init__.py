@@ -4,7 +4,7 @@ It knows no protocol and no model SDK. A run is a sequence of typed events
 (`events`) appended durably to a transcript (`transcript`, the writer and the one
 reader), whose lines are numbered and hash-chained so that damage is detected
 (`integrity`); the engine (`engine`) drives a `Protocol`'s rounds, asking `Member`s
-concurrently under real deadlines; views (`view`) are built in one place, where
+concurrently under real deadlines, until a stop rule (`stop`) ends the run; views (`view`) are built in one place, where
 information isolation is enforced; every figure (`metrics`) is a pure function of
 the events. What a protocol's actions mean to views and metrics is declared by the
 action classes (`actions`), and how they read in replay, report and the terminal by

@@ -13,6 +13,10 @@ the member, ran out of time), else as a `timeout`.
 
 Events of a phase are emitted in member order once the phase is over, never in
 completion order, so a transcript does not depend on how tasks interleave.
+
+When a run ends is decided by one stop rule (`core.stop`), checked after every
+round: the protocol's own rule, then the budget, then the round limit. The budget is
+also checked before every phase, so a run stops mid-round when it is spent.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from assembly.core.actions import Action
 from assembly.core.admission import TurnClock
 from assembly.core.events import AnyEvent, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn, TurnStatus
 from assembly.core.member import Member, Request, TurnResult
-from assembly.core.protocol import BUDGET_SPENT, Protocol
+from assembly.core.protocol import Protocol
 from assembly.core.spec import ScenarioBase
+from assembly.core.stop import Budget, RunState, StopRule, budget, round_limit
 from assembly.core.transcript import TranscriptWriter
 from assembly.core.view import ViewBuilder
 
@@ -82,8 +87,10 @@ class Engine:
         spec = scenario.protocol
         self.turn_timeout = spec.turn_timeout_s
         self.round_timeout = spec.round_timeout_s
-        self.budget_s = spec.budget_s
-        self.max_cost = spec.max_cost
+        self.budget: Budget = budget(spec.max_cost, spec.budget_s, protocol.conclude)
+        # First that fires, in this order: a decision in the last round beats a spent
+        # budget, which beats the round limit (the order the engine always had).
+        self.stop: StopRule = protocol.stop_rule() | self.budget | round_limit(spec.max_rounds, protocol.conclude)
         self.round = 0
         self.round_clock = 0.0  # accounted seconds spent in this round
         self.round_throttled = False  # whether a member of this round was throttled
@@ -119,24 +126,20 @@ class Engine:
                 self.round, self.round_clock, self.round_throttled = r, 0.0, False
                 wall0 = time.perf_counter()
                 self.emit(RoundStarted(round=r, framing=self.views.next_framing()))
-                try:
-                    end = await self.protocol.play_round(self)
-                except BudgetSpent:
-                    end = self._conclude_budget()
+                end, stopped = await self._play_round()
                 self.emit(
                     RoundEnded(
                         round=r,
-                        stop=end is not None,
+                        stop=stopped,
                         timing={"clock_s": round(self.round_clock, 6), "wall_s": round(time.perf_counter() - wall0, 6)},
                     )
                 )
                 if self.writer is not None:
                     self.writer.sync()  # a round is the unit of durability and of resume
-                if end is None and self._over_budget():
-                    end = self._conclude_budget()
                 if end is not None:
                     break
             if end is None:
+                # Only a resumed run whose every round was already played gets here.
                 end = self.protocol.conclude("round_limit")
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.emit(RunInterrupted(round=self.round, reason="interrupted by the user"))
@@ -146,29 +149,27 @@ class Engine:
         self.emit(end)
         return end
 
+    async def _play_round(self) -> tuple[RunEnded | None, bool]:
+        """Play the round, then check the stop rule on the state it left: the run's end
+        if it ends here, and whether the round itself stopped it (the round's `stop`
+        flag: the protocol's rule, or a budget spent mid-round), rather than a limit
+        (`StopRule.limit`) reached between rounds."""
+        try:
+            await self.protocol.play_round(self)
+        except BudgetSpent:
+            # Spent before a phase: the round is cut short and ends the run here.
+            return self.budget.check(self.run_state()), True
+        hit = self.stop.fired(self.run_state(round_over=True))
+        return (hit.end, not hit.rule.limit) if hit is not None else (None, False)
+
+    def run_state(self, round_over: bool = False) -> RunState:
+        """The state stop rules read. Once the round is over its clock counts, exactly
+        as `observe` will add it from the round's `round_ended` event."""
+        clock = self.run_clock + round(self.round_clock, 6) if round_over else self.run_clock
+        return RunState(round=self.round, cost=self.cost, clock_s=clock)
+
     def _over_budget(self) -> bool:
-        return self._cost_spent() or self._time_spent()
-
-    def _cost_spent(self) -> bool:
-        return self.max_cost is not None and self.cost >= self.max_cost
-
-    def _time_spent(self) -> bool:
-        return self.budget_s is not None and self.run_clock >= self.budget_s
-
-    def _conclude_budget(self) -> RunEnded:
-        """The protocol's end for cause `budget`, saying which budget ran out and by how much."""
-        end = self.protocol.conclude("budget")
-        spent: list[str] = []
-        if self._cost_spent():
-            spent.append(f"the cost budget was spent (${self.cost:.4f} of max_cost ${self.max_cost:g})")
-        if self._time_spent():
-            spent.append(f"the time budget was spent ({self.run_clock:.1f} s of budget_s {self.budget_s:g} s)")
-        if not spent:
-            return end
-        what = " and ".join(spent)
-        reason = end.reason.replace(BUDGET_SPENT, what) if BUDGET_SPENT in end.reason else f"{what}; {end.reason}"
-        budget = [kind for kind, hit in (("cost", self._cost_spent()), ("time", self._time_spent())) if hit]
-        return end.model_copy(update={"reason": reason, "detail": {**end.detail, "budget": budget}})
+        return self.budget.spent(self.run_state())
 
     # ---- RoundContext
 

@@ -25,11 +25,8 @@ from assembly.core.presentation import Presentation
 from assembly.core.prompt import Prompt
 from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ProtocolBase, ScenarioBase
+from assembly.core.stop import Never, StopRule
 from assembly.core.view import View, ViewBuilder
-
-# What `conclude("budget")` says in its reason; the engine, which alone knows whether
-# the clock (`budget_s`) or the spend (`max_cost`) ran out, replaces it with that.
-BUDGET_SPENT = "the run's time or cost budget was spent"
 
 
 class RoundContext(TypingProtocol):
@@ -75,8 +72,16 @@ class Protocol(ABC):
         """Fold one event into protocol state (live and on replay/resume alike)."""
 
     @abstractmethod
-    async def play_round(self, ctx: RoundContext) -> RunEnded | None:
-        """Run one round; return the run's end if the protocol stops here."""
+    async def play_round(self, ctx: RoundContext) -> None:
+        """Play one round: ask members, emit what the round produced. Whether the run
+        ends here is the stop rule's call, checked by the engine after the round."""
+
+    def stop_rule(self) -> StopRule:
+        """When this protocol ends a run of its own accord (`core.stop`), e.g.
+        `decided(self.outcome) | stalled(...)`, reading state folded in `apply`. The
+        engine adds its limits after it: `stop_rule() | budget | round_limit`. The
+        default, `Never()`, leaves the run to those limits."""
+        return Never()
 
     @abstractmethod
     def conclude(self, cause: str) -> RunEnded:

@@ -18,6 +18,7 @@ from assembly.core.events import RunEnded, RunStarted, Seated, SeatedMember, Tal
 from assembly.core.member import Member
 from assembly.core.protocol import Protocol, RoundContext
 from assembly.core.spec import ScenarioBase
+from assembly.core.stop import StopRule, decided
 from tests.toy_protocol.actions import Hand
 from tests.toy_protocol.config import ShowOfHandsConfig
 from tests.toy_protocol.presentation import HandsPresentation
@@ -36,6 +37,7 @@ class ShowOfHands(Protocol):
         assert isinstance(scenario.protocol, ShowOfHandsConfig)
         self.spec: ShowOfHandsConfig = scenario.protocol
         self.member_ids: list[str] = []
+        self.last_tally: Tally | None = None
 
     def seat(self) -> Seated:
         members = seating.seat(self.scenario)
@@ -48,12 +50,20 @@ class ShowOfHands(Protocol):
     def apply(self, event: Any) -> None:
         if isinstance(event, Seated):
             self.member_ids = [m.id for m in event.members]
+        elif isinstance(event, Tally):
+            self.last_tally = event
 
-    async def play_round(self, ctx: RoundContext) -> RunEnded | None:
+    async def play_round(self, ctx: RoundContext) -> None:
         hands = await ctx.ask(RAISE, self.member_ids, Hand)
-        tally = self._tally(ctx.round, hands)
-        ctx.emit(tally)
-        if not tally.decided:
+        ctx.emit(self._tally(ctx.round, hands))
+
+    def stop_rule(self) -> StopRule:
+        return decided(self._agreed)
+
+    def _agreed(self) -> RunEnded | None:
+        """The run's end once the last show of hands reached `agree_share`."""
+        tally = self.last_tally
+        if tally is None or not tally.decided:
             return None
         return RunEnded(outcome="valid_decision", decision=tally.winner, reason=tally.detail)
 

@@ -33,9 +33,10 @@ from assembly.core.actions import Action
 from assembly.core.events import AnyEvent, RoundEnded, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
-from assembly.core.protocol import BUDGET_SPENT, Protocol, RoundContext
+from assembly.core.protocol import Protocol, RoundContext
 from assembly.core.seeding import rng
 from assembly.core.spec import ScenarioBase
+from assembly.core.stop import BUDGET_SPENT, StopRule, decided
 from assembly.core.view import View
 from assembly.protocols.consensus_game.actions import Proposal, StopVote
 from assembly.protocols.consensus_game.config import ConsensusGameProtocol, ConsensusSimParams
@@ -87,6 +88,7 @@ class ConsensusGame(Protocol):
         assert isinstance(scenario.protocol, ConsensusGameProtocol)
         self.spec: ConsensusGameProtocol = scenario.protocol
         self.board = Board(self.spec.value_min, self.spec.value_max)
+        self.last_tally: Tally | None = None
 
     # ---- seating
 
@@ -123,15 +125,19 @@ class ConsensusGame(Protocol):
             self.board.seat(event)
         elif isinstance(event, Turn):
             self.board.apply(event)
+        elif isinstance(event, Tally):
+            self.last_tally = event
 
     # ---- one round
 
-    async def play_round(self, ctx: RoundContext) -> RunEnded | None:
+    async def play_round(self, ctx: RoundContext) -> None:
         await ctx.ask(PROPOSE, self.board.ids, Proposal, self._params(PROPOSE))
         votes = await ctx.ask(STOP_VOTE, self.board.ids, StopVote, self._params(STOP_VOTE))
-        tally = self._tally(ctx.round, votes)
-        ctx.emit(tally)
-        return self._stopped(tally) if tally.decided else None
+        ctx.emit(self._tally(ctx.round, votes))
+
+    def stop_rule(self) -> StopRule:
+        """Stop votes reaching `stop_threshold` of all agents end the game."""
+        return decided(self._stopped)
 
     def _params(self, phase: str) -> dict[str, object]:
         """Request knobs: the game's range and the paper's generation settings for this phase."""
@@ -168,7 +174,11 @@ class ConsensusGame(Protocol):
             detail=detail,
         )
 
-    def _stopped(self, tally: Tally) -> RunEnded:
+    def _stopped(self) -> RunEnded | None:
+        """The game's end if the last stop vote passed (a passed vote is always the last)."""
+        tally = self.last_tally
+        if tally is None or not tally.decided:
+            return None
         value, on_initial = self.board.agreement()
         h = len(self.board.honest)
         base = {

@@ -1,6 +1,6 @@
 """The facilitated citizens' assembly: speak, synthesize, vote (the default protocol).
 
-- `protocol`: the round (`play_round`), seating, outcome and figures;
+- `protocol`: the round (`play_round`), its stop rule, seating, outcome and figures;
 - `actions`: speeches, the facilitator's synthesis, ballots;
 - `config`: its scenario settings and the sim model's parameters;
 - `sim`: the offline opinion-dynamics member (docs/sim_model.md);

@@ -9,8 +9,9 @@
    scenario's decision rule; quorum is checked separately. A decision that meets
    quorum ends the run, and the validity rule classifies it.
 
-The run also ends as `stalled` when the stall rule sees no movement, and otherwise
-at the round limit (`quorum_not_met` if no vote ever reached quorum).
+Its stop rule is `decided() | stalled(k, tolerance)`: the run also ends as `stalled`
+when the stall rule sees no movement, and otherwise at the round limit
+(`quorum_not_met` if no vote ever reached quorum).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from assembly.core.actions import Action
 from assembly.core.events import AnyEvent, Disclosure, RunEnded, RunStarted, Seated, SeatedMember, Tally, Turn
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
-from assembly.core.protocol import BUDGET_SPENT, Protocol, RoundContext
+from assembly.core.protocol import Protocol, RoundContext
 from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ScenarioBase
+from assembly.core.stop import BUDGET_SPENT, StopRule, decided, stalled
 from assembly.core.view import View
 from assembly.protocols.facilitated import idea_similarity as textsim
 from assembly.protocols.facilitated import prompts, rules
@@ -87,6 +89,7 @@ class FacilitatedAssembly(Protocol):
         self.history: list[tuple[float | None, float]] = []  # (dispersion, leading support)
         self.votes_held = 0
         self.quorum_ever_met = False
+        self.last_tally: Tally | None = None
 
     # ---- seating
 
@@ -132,6 +135,7 @@ class FacilitatedAssembly(Protocol):
             elif event.phase == "synthesize":
                 self.candidates = _valid_candidates(event.action, self.option_ids)
         elif isinstance(event, Tally):
+            self.last_tally = event
             self.votes_held += 1
             self.quorum_ever_met |= event.quorum_met
             disp = speech_figures(self.speeches.get(event.round, ()), self.option_ids)["dispersion"]
@@ -139,19 +143,24 @@ class FacilitatedAssembly(Protocol):
 
     # ---- one round
 
-    async def play_round(self, ctx: RoundContext) -> RunEnded | None:
+    async def play_round(self, ctx: RoundContext) -> None:
         r = ctx.round
         spoken = await ctx.ask("speak", self.member_ids, Speech)
         ctx.emit(*self._disclosures(spoken, ctx))
         await ctx.ask("synthesize", [FACILITATOR_ID], Synthesis, {"candidates": self.spec.candidates})
         if r < self.spec.first_vote_round or not self.candidates:
-            return None
+            return
         ballots = await ctx.ask("vote", self.member_ids, Ballot, {"rule": self.spec.decision_rule.kind})
-        tally = self._tally(r, ballots)
-        ctx.emit(tally)
-        if tally.decided:
-            return self._decided(tally)
-        return self._stalled()
+        ctx.emit(self._tally(r, ballots))
+
+    def stop_rule(self) -> StopRule:
+        """`decided() | stalled(k, tolerance)`: a decided vote ends the run, else a stall
+        over the voting rounds' (dispersion, leading support), when `stall` is set."""
+        rule = decided(self._decided)
+        stall = self.spec.stall
+        if stall is None:
+            return rule
+        return rule | stalled(stall.rounds, stall.tolerance, lambda: self.history, self._stalled)
 
     def _disclosures(self, turns: list[Turn], ctx: RoundContext) -> list[Disclosure]:
         out = []
@@ -196,7 +205,11 @@ class FacilitatedAssembly(Protocol):
             ),
         )
 
-    def _decided(self, tally: Tally) -> RunEnded:
+    def _decided(self) -> RunEnded | None:
+        """The run's end if the last vote decided (a decided vote is always the last)."""
+        tally = self.last_tally
+        if tally is None or not tally.decided:
+            return None
         v = self.spec.validity
         valid = v.kind == "any" or tally.winner in v.options
         return RunEnded(
@@ -207,18 +220,9 @@ class FacilitatedAssembly(Protocol):
             else f"{tally.detail}; {tally.winner} is not among the valid options {v.options}",
         )
 
-    def _stalled(self) -> RunEnded | None:
+    def _stalled(self) -> RunEnded:
         stall = self.spec.stall
-        if stall is None or len(self.history) <= stall.rounds:
-            return None
-        recent = self.history[-(stall.rounds + 1) :]
-        disp = [d for d, _ in recent if d is not None]
-        support = [s for _, s in recent]
-        moved = (max(disp) - min(disp) > stall.tolerance if disp else False) or (
-            max(support) - min(support) > stall.tolerance
-        )
-        if moved:
-            return None
+        assert stall is not None  # the stalled rule exists only with a stall setting
         return RunEnded(
             outcome="no_decision",
             cause="stalled",
