@@ -119,10 +119,17 @@ def test_replay_and_view_as_show_acting_characters_instead_of_printing_them(host
 
 
 def test_other_members_prompts_quote_the_text_inert(hostile_run: Path) -> None:
-    rebuilt = rebuild(read_transcript(hostile_run), "member_2", with_prompt=True)
-    prompts = [seen.prompt.user for seen in rebuilt.seen if seen.prompt is not None]
+    # A member quotes two speakers of the newest round, rotating with the listener, so
+    # look at every other member's prompts for the ones that quote member_1.
+    transcript = read_transcript(hostile_run)
+    prompts = [
+        seen.prompt.user
+        for listener in ("member_0", "member_2", "member_3")
+        for seen in rebuild(transcript, listener, with_prompt=True).seen
+        if seen.prompt is not None
+    ]
     quoting = [p for p in prompts if "I agree" in p]
-    assert quoting, "member_2 heard member_1"
+    assert quoting, "someone quoted member_1"
     for prompt in quoting:
         assert _acting(prompt.replace("\n", "")) == []
         assert not any(token in prompt for token in TOKENS)

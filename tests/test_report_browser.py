@@ -229,7 +229,7 @@ def test_sweep_report_shows_the_frontier_figure(browser: Any, tmp_path: Path) ->
     assert _errors(browser) == []
     img = browser.find_element(By.CSS_SELECTOR, "#figure-liveness-fairness img")
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 1000
-    assert "liveness fairness" in browser.find_element(By.CSS_SELECTOR, "#figure-liveness-fairness").text
+    assert "liveness–fairness frontier" in browser.find_element(By.CSS_SELECTOR, "#figure-liveness-fairness").text
     head = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#summary-table thead th")]
     assert "welfare_assembly_worst_role_mean" in head and "welfare_gap_borda_worst_role_mean" in head
 
@@ -252,10 +252,24 @@ def test_a_real_sweep_report_orders_figures_by_the_research_question(browser: An
     _open(browser, page, tmp_path / "sweep-real.png")
     assert _errors(browser) == []
     ids = [f.get_attribute("id") for f in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures figure")]
-    assert ids == ["figure-outcome-rates", "figure-liveness", "figure-convergence", "figure-rounds-to-decision"]
+    # The citizens' assembly chooses among options, so its sweeps also draw the
+    # liveness–fairness frontier, after convergence and before any cost.
+    assert ids == [
+        "figure-outcome-rates",
+        "figure-liveness",
+        "figure-convergence",
+        "figure-rounds-to-decision",
+        "figure-liveness-fairness",
+    ]
     # sim members call no model: no tokens-and-cost figure at all (not an empty one)
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures figcaption")]
-    assert captions == ["outcome rates", "liveness loss", "convergence by round", "rounds to decision"]
+    assert captions == [
+        "outcome rates",
+        "liveness loss",
+        "convergence by round",
+        "rounds to decision",
+        "liveness–fairness frontier",
+    ]
     alts = [i.get_attribute("alt") for i in browser.find_elements(By.CSS_SELECTOR, "#sweep-figures img")]
     assert "95% Wilson intervals" in alts[1] and "by cause" in alts[1]  # the caption, as alternative text
     assert "docs/figures.md" in browser.find_element(By.ID, "sweep-figures").text

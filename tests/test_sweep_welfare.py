@@ -121,7 +121,8 @@ def test_shipped_studies_plan_every_rule_and_size() -> None:
 
 
 def test_split_study_separates_the_rules_that_protect_the_minority(tmp_path: Path) -> None:
-    path = _study(tmp_path, "rules_vs_welfare.yaml", [10], 3, ["majority", "veto_by_consumption"])
+    # 50 seats: 26 housing, 24 park (largest remainder); at 10 the split is 5-5 and majority ties.
+    path = _study(tmp_path, "rules_vs_welfare.yaml", [50], 3, ["majority", "veto_by_consumption"])
     report = run_sweep(load_sweep(path), tmp_path / "out", LocalExecutor(2))
     cells = report.cells.set_index("protocol.decision_rule.kind")
     # Majority leaves the park camp at 0, as the Borda baseline does; veto by consumption
