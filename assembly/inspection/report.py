@@ -313,7 +313,7 @@ def _run_header(transcript: Transcript, seated: Seated, summary: dict[str, Any])
         f"run {e(s.run_id)}",
         f"protocol {e(s.protocol)}",
         f"seed {s.seed}",
-        f"{len(seated.members)} members",
+        e(protocol_class(s.protocol).presentation.seating(seated)),
         f"{summary['rounds']} rounds",
         f"run key {e(s.run_key)}",
         f"assembly {e(s.versions.get('assembly', '?'))}",
@@ -454,18 +454,7 @@ def _timeline(run: Transcript, seated: Seated, per_round: Sequence[dict[str, Any
         disclosures = rnd.disclosures
         badges = []
         if tally is not None:
-            quorum = (
-                '<span class="badge ok">quorum met</span>'
-                if tally.quorum_met
-                else '<span class="badge bad">quorum not met</span>'
-            )
-            lead = (
-                f'<span class="badge">leading {e(tally.leading)} {tally.leading_support:.0%}</span>'
-                if tally.leading
-                else ""
-            )
-            won = f'<span class="badge ok">decided: {e(tally.winner)}</span>' if tally.decided else ""
-            badges += [f'<span class="badge">vote {tally.counted}/{tally.seated}</span>', quorum, lead, won]
+            badges += [_badge(b.text, b.tone) for b in shown.tally_badges(tally)]
         else:
             badges.append('<span class="badge">no vote</span>')
         if failed:
@@ -494,6 +483,10 @@ def _timeline(run: Transcript, seated: Seated, per_round: Sequence[dict[str, Any
     if not items:
         return '<section id="timeline"><h2>Timeline</h2><p class="note">No rounds yet.</p></section>'
     return f'<section id="timeline"><h2>Timeline of rounds</h2><ol class="timeline">{"".join(items)}</ol></section>'
+
+
+def _badge(text: str, tone: str = "") -> str:
+    return f'<span class="badge{" " + e(tone) if tone else ""}">{e(text)}</span>'
 
 
 def _badge_value(v: Any) -> str:
@@ -577,7 +570,9 @@ def _matrix(events: Sequence[AnyEvent], seated: Seated, colors: dict[str, str], 
                 tds.append(
                     f'<td class="cell" style="background:{color}" title="{e(v)}: {e(tips.get(key, ""))}">{label}</td>'
                 )
-        body.append(f"<tr><td>{e(m.id)}</td><td>{e(m.role)}</td>{''.join(tds)}</tr>")
+        mark = shown.member_mark(m)
+        who = e(m.id) + (f' <span class="badge warn member-mark">{e(mark)}</span>' if mark else "")
+        body.append(f"<tr><td>{who}</td><td>{e(m.role)}</td>{''.join(tds)}</tr>")
     return (
         f'<section id="positions"><h2>Positions: member × round</h2>{note}{legend}'
         f'<div class="scroll"><table class="matrix" id="position-matrix"><thead><tr>{head}</tr></thead>'
