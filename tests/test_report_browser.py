@@ -152,7 +152,7 @@ def test_run_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
 def test_sweep_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    from assembly.inspection.report import _pyplot
+    from assembly.inspection.report_html import pyplot as _pyplot
 
     sweep = tmp_path / "sweep"
     (sweep / "figures").mkdir(parents=True)
