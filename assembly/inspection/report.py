@@ -388,21 +388,7 @@ def _matrix(events: Sequence[AnyEvent], seated: Seated, colors: dict[str, str], 
     head = "<th>member</th><th>role</th>" + "".join(f'<th class="num">{r}</th>' for r in rounds)
     body = []
     for m in seated.members:
-        tds = []
-        for r in rounds:
-            key = (m.id, r)
-            if key in failed:
-                mark = FAIL_MARK.get(failed[key], "err")
-                tds.append(f'<td class="cell missing" title="{e(failed[key])}">{mark}</td>')
-            elif key not in cells:
-                tds.append('<td class="cell absent"></td>')
-            else:
-                v = cells[key]
-                color = _numeric_color(float(v), lo, hi) if numeric else colors.get(str(v), "#57606a")
-                label = e(v) if numeric else e(("".join(ch for ch in str(v) if ch.isalnum()) or str(v))[:3])
-                tds.append(
-                    f'<td class="cell" style="background:{color}" title="{e(v)}: {e(tips.get(key, ""))}">{label}</td>'
-                )
+        tds = [_matrix_cell((m.id, r), cells, failed, tips, colors, (lo, hi) if numeric else None) for r in rounds]
         mark = shown.member_mark(m)
         who = e(m.id) + (f' <span class="badge warn member-mark">{e(mark)}</span>' if mark else "")
         body.append(f"<tr><td>{who}</td><td>{e(m.role)}</td>{''.join(tds)}</tr>")
@@ -411,6 +397,28 @@ def _matrix(events: Sequence[AnyEvent], seated: Seated, colors: dict[str, str], 
         f'<div class="scroll"><table class="matrix" id="position-matrix"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div></section>"
     )
+
+
+def _matrix_cell(
+    key: tuple[str, int],
+    cells: dict[tuple[str, int], Any],
+    failed: dict[tuple[str, int], str],
+    tips: dict[tuple[str, int], str],
+    colors: dict[str, str],
+    scale: tuple[float, float] | None,
+) -> str:
+    """One member's position in one round: a failure mark, blank (not asked), or the
+    position coloured by option (or on `scale`, the (lo, hi) of numeric positions)."""
+    if key in failed:
+        return f'<td class="cell missing" title="{e(failed[key])}">{FAIL_MARK.get(failed[key], "err")}</td>'
+    if key not in cells:
+        return '<td class="cell absent"></td>'
+    v = cells[key]
+    if scale is not None:
+        color, label = _numeric_color(float(v), *scale), e(v)
+    else:
+        color, label = colors.get(str(v), "#57606a"), e(("".join(ch for ch in str(v) if ch.isalnum()) or str(v))[:3])
+    return f'<td class="cell" style="background:{color}" title="{e(v)}: {e(tips.get(key, ""))}">{label}</td>'
 
 
 def _numeric_color(v: float, lo: float, hi: float) -> str:

@@ -159,14 +159,18 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "figure"
 
 
-def sweep_report(folder: Path) -> str:
-    manifest: dict[str, Any] = {}
-    if (folder / "sweep.json").exists():
-        try:
-            manifest = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            manifest = {}
-    name = manifest.get("name") or folder.name
+def _manifest(folder: Path) -> dict[str, Any]:
+    """The sweep's `sweep.json`, or {} when it is absent or unreadable (an older sweep)."""
+    if not (folder / "sweep.json").exists():
+        return {}
+    try:
+        manifest = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _sweep_header(folder: Path, manifest: dict[str, Any], name: str) -> str:
     meta = [f"folder {e(folder)}"]
     for key in ("sweep_file", "scenario_file"):
         if isinstance(manifest.get(key), str):
@@ -183,12 +187,18 @@ def sweep_report(folder: Path) -> str:
                 + "; ".join(f'<span class="pos">{e(k)}</span> = {e(json.dumps(v))}' for k, v in manifest[key].items())
                 + "</dd>"
             )
-    parts = [
+    return (
         f'<header class="page" id="sweep-header"><h1>Sweep: {e(name)}</h1>'
         f'<p class="meta">{"".join(f"<span>{m}</span>" for m in meta)}</p>'
         + (f'<dl class="facts">{"".join(plan)}</dl>' if plan else "")
         + "</header>"
-    ]
+    )
+
+
+def sweep_report(folder: Path) -> str:
+    manifest = _manifest(folder)
+    name = manifest.get("name") or folder.name
+    parts = [_sweep_header(folder, manifest, name)]
     if (folder / "summary.csv").exists():
         head, rows = _read_csv(folder / "summary.csv")
         short_head, short_rows = condensed(head, rows)
