@@ -290,6 +290,7 @@ def sweep(
 app.command()(replay)
 
 
+# Complexity 14: one command for rerun and fork, whose model flags apply only with --from-round.
 @app.command()
 def rerun(
     run_dir: RunArg,

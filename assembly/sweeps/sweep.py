@@ -388,12 +388,7 @@ def _run_locked(
     fresh = not (out / analysis.MANIFEST).exists()
     done = prepare(sweep, out, resume)
     tally = Tally(total=len(sweep.runs))
-    results: dict[str, JobResult] = {}
-    for r in sweep.runs:
-        if r.key in done:
-            results[r.key] = JobResult(r.key, str(out / r.dir), done[r.key])
-            tally.add(done[r.key])
-            tally.skipped += 1
+    results = _kept(sweep, out, done, tally)
     live = LiveTurns()
     lock = threading.Lock()  # the ticker thread and the executor's callbacks share the tally
 
@@ -443,6 +438,17 @@ def _run_locked(
         )
         raise
     return _finish(sweep, out, results, tally, t0, max_cost, draw=draw, interrupted=False, stage=stage)
+
+
+def _kept(sweep: Sweep, out: Path, done: dict[str, dict[str, Any]], tally: Tally) -> dict[str, JobResult]:
+    """The results of runs a resume keeps (finished before), counted in `tally` as skipped."""
+    results: dict[str, JobResult] = {}
+    for r in sweep.runs:
+        if r.key in done:
+            results[r.key] = JobResult(r.key, str(out / r.dir), done[r.key])
+            tally.add(done[r.key])
+            tally.skipped += 1
+    return results
 
 
 def _exact_counts(result: JobResult) -> TurnCounts | None:
