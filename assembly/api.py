@@ -14,7 +14,7 @@ and `await assembly.asweep(...)` keep the caller's loop free while they work.
 
 A scenario or sweep is a path or an object already loaded (`Scenario`, `Sweep`).
 The model options build the LLM setup with the very function the CLI uses
-(`cli.model_setup`), so `model=` and `api_base=` mean what `--model` and
+(`cli_models.model_setup`), so `model=` and `api_base=` mean what `--model` and
 `--api-base` mean. A run or sweep that fails before it starts leaves no folder
 behind, so the same call can simply be retried.
 """
@@ -112,7 +112,8 @@ def _prepare_run(
     out: str | Path | None,
 ) -> _PreparedRun:
     """Load and check everything before anything is written (errors raise here)."""
-    from assembly.cli import collect_overrides, model_setup
+    from assembly.cli import collect_overrides
+    from assembly.cli_models import model_setup
     from assembly.core.run import new_run_dir
     from assembly.core.spec import resolved
     from assembly.scenario.loading import build_scenario, load_scenario

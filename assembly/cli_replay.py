@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from assembly.core.errors import UserError
 from assembly.core.presentation import safe
 
 
+# Complexity 11: one command dispatching four views (--check, --follow, --as, walk-through) and paging.
 def replay(
     run_dir: RunArg,
     round_: Annotated[int | None, typer.Option("--round", min=1, help="Show only this round.")] = None,
@@ -40,26 +42,8 @@ def replay(
         raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
     try:
         if check:
-            result = rp.check(run_dir)
-            if result.torn:
-                err_console.print("[yellow]note:[/] the transcript ends in a torn line, which was ignored")
-            if not result.verified:
-                err_console.print(f"[yellow]note:[/] transcript {_plain(result.integrity)}")
-            if result.ok:
-                console.print(
-                    f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
-                    "is recomputed identically from the transcript"
-                    + (f" ({_plain(result.integrity)})" if result.verified else "")
-                )
-                return
-            console.print(
-                f"[bold red]mismatch:[/] {len(result.differences)} figures in summary.json differ "
-                "from what the transcript gives:"
-            )
-            for line in result.differences:
-                # Keys and values come from summary.json, which anyone may have edited.
-                console.print(f"  {safe(clipped(line))}", highlight=False)
-            raise typer.Exit(1)
+            _check(run_dir)
+            return
         if follow:
             try:
                 for part in rp.follow(run_dir):
@@ -85,3 +69,29 @@ def replay(
     else:
         for part in parts:
             console.print(part)
+
+
+def _check(run_dir: Path) -> None:
+    """`replay --check`: recompute every figure; exit 1 listing those summary.json has otherwise."""
+    from assembly.inspection import replay as rp
+
+    result = rp.check(run_dir)
+    if result.torn:
+        err_console.print("[yellow]note:[/] the transcript ends in a torn line, which was ignored")
+    if not result.verified:
+        err_console.print(f"[yellow]note:[/] transcript {_plain(result.integrity)}")
+    if result.ok:
+        console.print(
+            f"[green]ok[/] every figure in {_plain(str(result.run_dir / 'summary.json'))} "
+            "is recomputed identically from the transcript"
+            + (f" ({_plain(result.integrity)})" if result.verified else "")
+        )
+        return
+    console.print(
+        f"[bold red]mismatch:[/] {len(result.differences)} figures in summary.json differ "
+        "from what the transcript gives:"
+    )
+    for line in result.differences:
+        # Keys and values come from summary.json, which anyone may have edited.
+        console.print(f"  {safe(clipped(line))}", highlight=False)
+    raise typer.Exit(1)

@@ -152,7 +152,7 @@ def test_run_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
 def test_sweep_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    from assembly.inspection.report import _pyplot
+    from assembly.inspection.report_html import pyplot as _pyplot
 
     sweep = tmp_path / "sweep"
     (sweep / "figures").mkdir(parents=True)
@@ -328,3 +328,48 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
     assert len(browser.find_elements(By.CSS_SELECTOR, "#position-matrix tbody tr")) == summary["members"]
     img = browser.find_element(By.CSS_SELECTOR, "#convergence-chart img")
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 300
+
+
+def test_consensus_game_report_shows_stop_votes_and_byzantine_agents(browser: Any, tmp_path: Path) -> None:
+    """The consensus game's rounds show stop votes against the 2/3 threshold (never an
+    assembly's "quorum met" or "leading" badge), its header counts agents and Byzantine
+    agents from the seating, and the member x round matrix marks the Byzantine agents."""
+    from math import ceil
+
+    from selenium.webdriver.common.by import By
+
+    sc = scenario("consensus_game", **{"members": 12, "protocol.byzantine": 4, "rounds": 6})
+    summary, events = run(sc, tmp_path / "run")
+    page = write(tmp_path / "run", tmp_path / "report.html")
+    _open(browser, page, tmp_path / "report.png")
+    assert _errors(browser) == []
+
+    seated = next(e for e in events if isinstance(e, Seated))
+    byzantine = {m.id for m in seated.members if m.private.get("byzantine")}
+    assert len(seated.members) == 12 and len(byzantine) == 4, "precondition: the seating the test asks for"
+    assert "12 agents, 4 Byzantine" in browser.find_element(By.ID, "run-header").text
+
+    needed = ceil(2 * 12 / 3)  # the game's default threshold: 2/3 of ALL agents
+    timeline = browser.find_elements(By.CSS_SELECTOR, "#timeline ol.timeline > li")
+    assert len(timeline) == summary["rounds"]
+    for item in timeline:
+        r = int(item.get_attribute("id").removeprefix("round-"))
+        stops = sum(
+            1
+            for e in events
+            if isinstance(e, Turn)
+            and e.round == r
+            and (e.action or {}).get("kind") == "stop_vote"
+            and e.action.get("vote") == "stop"
+        )
+        badges = [b.text for b in item.find_elements(By.CSS_SELECTOR, ".badge")]
+        assert f"stop votes {stops}/12 ({needed} needed)" in badges
+        assert not any("quorum" in b or "leading" in b for b in badges), badges
+
+    marked = set()
+    for row in browser.find_elements(By.CSS_SELECTOR, "#position-matrix tbody tr"):
+        first = row.find_element(By.CSS_SELECTOR, "td")
+        if first.find_elements(By.CSS_SELECTOR, ".member-mark"):
+            assert first.find_element(By.CSS_SELECTOR, ".member-mark").text == "Byzantine"
+            marked.add(first.text.split()[0])
+    assert marked == byzantine

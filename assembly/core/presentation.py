@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from rich.markup import escape
 
+from assembly.core.events import Seated, SeatedMember, Tally
 from assembly.core.neutralize import neutralize
 from assembly.core.redaction import redact
 
@@ -53,6 +54,14 @@ class Series:
     label: str
     style: str  # matplotlib format string
     share: bool = True  # on the 0-1 share axis; False: on a right axis of its own
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A short plain-text label on a round of the report's timeline."""
+
+    text: str
+    tone: str = ""  # "", "ok", "warn" or "bad": how the report colours it
 
 
 class Presentation:
@@ -100,3 +109,23 @@ class Presentation:
 
         `framing` is shown already; a record that repeats it may be left out."""
         return [f"[bold]plenary[/] {safe(json.dumps(dict(record), sort_keys=True))}"] if record else []
+
+    def tally_badges(self, tally: Tally) -> list[Badge]:
+        """A round's counted vote as timeline badges: by default the assembly's ballot
+        (turnout, quorum, leading option, decision)."""
+        badges = [Badge(f"vote {tally.counted}/{tally.seated}")]
+        badges.append(Badge("quorum met", "ok") if tally.quorum_met else Badge("quorum not met", "bad"))
+        if tally.leading:
+            badges.append(Badge(f"leading {tally.leading} {tally.leading_support:.0%}"))
+        if tally.decided:
+            badges.append(Badge(f"decided: {tally.winner}", "ok"))
+        return badges
+
+    def seating(self, seated: Seated) -> str:
+        """Who sits, in a few plain words for the report's header."""
+        n = len(seated.members)
+        return f"{n} member{'' if n == 1 else 's'}"
+
+    def member_mark(self, member: SeatedMember) -> str:
+        """A short plain-text mark beside a member in the report (e.g. a hidden role), or ""."""
+        return ""

@@ -173,6 +173,37 @@ def _tally(t: Tally) -> str:
     return "\n".join(lines)
 
 
+def _member_table(
+    run: Transcript,
+    member_turns: list[Turn],
+    phases: list[str],
+    shown: Presentation,
+    rule: str | None,
+    disclosed: dict[str, list[str]],
+) -> Table:
+    """The round's member turns: one row per member, one column per phase."""
+    cells: dict[str, dict[str, list[Turn]]] = {}
+    for t in member_turns:
+        cells.setdefault(t.member, {}).setdefault(t.phase, []).append(t)
+    table = Table(box=None, pad_edge=False, leading=1, expand=True)
+    table.add_column("member", no_wrap=True)
+    for ph in phases:
+        table.add_column(safe(ph), ratio=3 if ph in shown.contribution_phases else 1)
+    for m in run.seated.members:
+        if m.id not in cells:
+            continue
+        failed = any(t.status != "ok" for ts in cells[m.id].values() for t in ts)
+        who = f"{'[bold red]⚠ [/]' if failed else ''}{safe(m.id)}\n[dim]{safe(m.role)}[/]"
+        row = [who]
+        for ph in phases:
+            text = "\n".join(describe_turn(t, shown, rule) for t in cells[m.id].get(ph, ()))
+            if ph == phases[0] and m.id in disclosed:
+                text += "\n[magenta]discloses " + ", ".join(safe(f) for f in disclosed[m.id]) + "[/]"
+            row.append(text)
+        table.add_row(*row)
+    return table
+
+
 def round_view(rec: Round, run: Transcript, figures: dict[str, Any] | None) -> RenderableType:
     parts: list[RenderableType] = []
     title = f"Round {rec.round}" + ("" if rec.complete else " (incomplete: no round_ended event)")
@@ -191,26 +222,7 @@ def round_view(rec: Round, run: Transcript, figures: dict[str, Any] | None) -> R
         if isinstance(e, Disclosure):
             disclosed.setdefault(e.member, []).append(e.fact)
     if member_turns:
-        cells: dict[str, dict[str, list[Turn]]] = {}
-        for t in member_turns:
-            cells.setdefault(t.member, {}).setdefault(t.phase, []).append(t)
-        table = Table(box=None, pad_edge=False, leading=1, expand=True)
-        table.add_column("member", no_wrap=True)
-        for ph in phases:
-            table.add_column(safe(ph), ratio=3 if ph in shown.contribution_phases else 1)
-        for m in run.seated.members:
-            if m.id not in cells:
-                continue
-            failed = any(t.status != "ok" for ts in cells[m.id].values() for t in ts)
-            who = f"{'[bold red]⚠ [/]' if failed else ''}{safe(m.id)}\n[dim]{safe(m.role)}[/]"
-            row = [who]
-            for ph in phases:
-                text = "\n".join(describe_turn(t, shown, rule) for t in cells[m.id].get(ph, ()))
-                if ph == phases[0] and m.id in disclosed:
-                    text += "\n[magenta]discloses " + ", ".join(safe(f) for f in disclosed[m.id]) + "[/]"
-                row.append(text)
-            table.add_row(*row)
-        parts.append(table)
+        parts.append(_member_table(run, member_turns, phases, shown, rule, disclosed))
     for t in other_turns:
         parts.append(
             Panel(

@@ -214,6 +214,20 @@ def seat_panel(seat: SeatedMember, scenario: dict[str, Any]) -> RenderableType:
     return Panel(table, title=f"seen as {safe(seat.id)}", title_align="left")
 
 
+def _heard_facts(seen: Seen, view: View, earlier_facts: set[str]) -> str:
+    """The facts others disclosed to the member, who disclosed each and when; "new"
+    marks those the member had not heard before this turn."""
+    if not view.heard_facts:
+        return "[bold]facts heard from others[/] none"
+    heard = []
+    for f in view.heard_facts:
+        when = seen.disclosed_by.get(f.id)
+        src = f" (from {safe(when[1])}, round {when[0]})" if when else ""
+        new = "[green]new[/] " if f.id not in earlier_facts else ""
+        heard.append(f"  {new}[bold]{safe(f.id)}[/]{src}: {safe(f.text)}")
+    return "[bold]facts heard from others[/]\n" + "\n".join(heard)
+
+
 def seen_view(seen: Seen, earlier_facts: set[str], presentation: Presentation) -> RenderableType:
     req = seen.request
     parts: list[RenderableType] = [
@@ -234,16 +248,7 @@ def seen_view(seen: Seen, earlier_facts: set[str], presentation: Presentation) -
             + (f" · [bold]answer schema[/] {safe(seen.answer_schema)}" if seen.answer_schema else "")
         ]
         lines.append("[bold]own facts[/] " + (", ".join(safe(f.id) for f in view.own_facts) or "none"))
-        if view.heard_facts:
-            heard = []
-            for f in view.heard_facts:
-                when = seen.disclosed_by.get(f.id)
-                src = f" (from {safe(when[1])}, round {when[0]})" if when else ""
-                new = "[green]new[/] " if f.id not in earlier_facts else ""
-                heard.append(f"  {new}[bold]{safe(f.id)}[/]{src}: {safe(f.text)}")
-            lines.append("[bold]facts heard from others[/]\n" + "\n".join(heard))
-        else:
-            lines.append("[bold]facts heard from others[/] none")
+        lines.append(_heard_facts(seen, view, earlier_facts))
         if view.framing:
             lines.append(f"[bold]framing[/] {safe(view.framing)}")
         lines += presentation.plenary(view.plenary, view.framing)

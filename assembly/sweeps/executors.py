@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from assembly.core.errors import UserError, storage_error
 from assembly.core.events import Turn
@@ -284,12 +284,7 @@ class RayExecutor(Executor):
                     break
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
-                    job = running.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except Exception as exc:  # task or worker failure: record, go on
-                        result = JobResult(job.key, job.run_dir, None, f"ray task failed: {exc}")
-                    on_done(result)
+                    on_done(_ray_result(ray, ref, running.pop(ref)))
         except KeyboardInterrupt:
             for ref in running:
                 ray.cancel(ref, force=True)
@@ -297,6 +292,14 @@ class RayExecutor(Executor):
         finally:
             if owned:
                 ray.shutdown()
+
+
+def _ray_result(ray: Any, ref: Any, job: Job) -> JobResult:
+    """A finished Ray task's result; a task or worker failure is recorded, and the sweep goes on."""
+    try:
+        return cast(JobResult, ray.get(ref))
+    except Exception as exc:
+        return JobResult(job.key, job.run_dir, None, f"ray task failed: {exc}")
 
 
 def make_executor(kind: str, concurrency: int, address: str | None = None) -> Executor:

@@ -41,14 +41,13 @@ from assembly.core.lock import LOCK_FILE, writer_lock
 from assembly.core.redaction import redact
 from assembly.core.spec import WholeNumber, resolved, run_key
 from assembly.core.transcript import SUMMARY
-from assembly.protocols import reference_points
-from assembly.scenario.loading import ALIASES, build_scenario, parse_yaml, read_text_bounded
+from assembly.scenario.loading import build_scenario, parse_yaml, read_text_bounded
 from assembly.scenario.model import Scenario
 from assembly.sweeps import stats
 from assembly.sweeps import tables as analysis
 from assembly.sweeps.executors import Executor, Job, JobResult
 from assembly.sweeps.progress import LiveTurns, Ticker, TurnCounts
-from assembly.sweeps.spec_errors import cell_error, explain
+from assembly.sweeps.spec_errors import cell_error, check_extra, check_keys, check_reference, explain
 
 if TYPE_CHECKING:
     from assembly.llm.setup import LLMSetup
@@ -59,7 +58,6 @@ RESULTS = "results.csv"
 RESULTS_PARQUET = "results.parquet"
 CELLS = "summary.csv"
 FIGURES = "figures"
-_SWEEP_ONLY = ("seed",)  # seeds come from `seeds:`, never from the grid or `set:`
 
 
 class SweepSpec(BaseModel):
@@ -139,15 +137,15 @@ def load_sweep(
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise explain(exc, str(file), lines, [f.alias or name for name, f in SweepSpec.model_fields.items()]) from None
-    _check_keys(spec, str(file), lines)
-    _check_reference(spec, str(file), lines)
+    check_keys(spec, str(file), lines)
+    check_reference(spec, str(file), lines)
     scenario_file = Path(os.path.normpath(file.parent / spec.scenario))  # shown in messages: keep it short
     if not scenario_file.exists():
         raise ScenarioError(
             f"no scenario file {scenario_file}", file=str(file), path="scenario", line=lines.get(("scenario",))
         )
     base, base_lines = parse_yaml(read_text_bounded(scenario_file), str(scenario_file))
-    _check_extra(spec, extra or {})
+    check_extra(spec, extra or {})
     extra = {**(extra or {}), **(overrides_for(base) if overrides_for else {})}
     build_scenario(base, extra, file=str(scenario_file), lines=base_lines)  # the file's own errors first
     cells = _cells(spec)
@@ -240,63 +238,6 @@ def _compact(value: Any) -> str:
 def _slug(label: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label.replace("=", "-").replace(",", "_")).strip("_")
     return slug[:80] or "cell"
-
-
-def _check_keys(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -> None:
-    for section, keys in (("grid", list(spec.grid)), ("set", list(spec.set_))):
-        for key in keys:
-            problem = (
-                f"{key!r} is not a dotted field path"
-                if not key or any(not p for p in key.split("."))
-                else "seeds are set with `seeds:` (a count or a list), not as an override"
-                if key in _SWEEP_ONLY
-                else None
-            )
-            if problem:
-                raise ScenarioError(problem, file=file, path=f"{section}.{key}", line=lines.get((section, key)))
-    resolved_set = {ALIASES.get(k, k): k for k in spec.set_}
-    for key in spec.grid:
-        if ALIASES.get(key, key) in resolved_set:
-            fixed = resolved_set[ALIASES.get(key, key)]
-            raise ScenarioError(
-                f"{fixed!r} is fixed here but also a grid factor ({key!r}); keep one",
-                file=file,
-                path=f"set.{fixed}",
-                line=lines.get(("set", fixed)),
-            )
-        values = [json.dumps(v, sort_keys=True) for v in spec.grid[key]]
-        for i, v in enumerate(values):
-            if v in values[:i]:
-                raise ScenarioError(
-                    f"duplicate value {spec.grid[key][i]!r}",
-                    file=file,
-                    path=f"grid.{key}.{i}",
-                    line=lines.get(("grid", key, i)),
-                )
-    if isinstance(spec.seeds, list) and len(set(spec.seeds)) != len(spec.seeds):
-        raise ScenarioError("duplicate seeds", file=file, path="seeds", line=lines.get(("seeds",)))
-
-
-def _check_extra(spec: SweepSpec, extra: dict[str, Any]) -> None:
-    """Command-line overrides (`--set`) may not touch what the sweep file varies."""
-    grid = {ALIASES.get(k, k): k for k in spec.grid}
-    for key in extra:
-        if key in _SWEEP_ONLY:
-            raise UserError(f"--set {key}: a sweep's seeds come from its file's `seeds:` (a count or a list)")
-        if ALIASES.get(key, key) in grid:
-            raise UserError(
-                f"--set {key}: {grid[ALIASES.get(key, key)]!r} is a grid factor of this sweep; "
-                "change the grid in the sweep file instead"
-            )
-
-
-def _check_reference(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], int]) -> None:
-    if not spec.reference:
-        return
-    try:
-        reference_points(spec.reference)
-    except UserError as exc:
-        raise ScenarioError(str(exc), file=file, path="reference", line=lines.get(("reference",))) from None
 
 
 # ----------------------------------------------------------------------------- running
@@ -447,12 +388,7 @@ def _run_locked(
     fresh = not (out / analysis.MANIFEST).exists()
     done = prepare(sweep, out, resume)
     tally = Tally(total=len(sweep.runs))
-    results: dict[str, JobResult] = {}
-    for r in sweep.runs:
-        if r.key in done:
-            results[r.key] = JobResult(r.key, str(out / r.dir), done[r.key])
-            tally.add(done[r.key])
-            tally.skipped += 1
+    results = _kept(sweep, out, done, tally)
     live = LiveTurns()
     lock = threading.Lock()  # the ticker thread and the executor's callbacks share the tally
 
@@ -502,6 +438,17 @@ def _run_locked(
         )
         raise
     return _finish(sweep, out, results, tally, t0, max_cost, draw=draw, interrupted=False, stage=stage)
+
+
+def _kept(sweep: Sweep, out: Path, done: dict[str, dict[str, Any]], tally: Tally) -> dict[str, JobResult]:
+    """The results of runs a resume keeps (finished before), counted in `tally` as skipped."""
+    results: dict[str, JobResult] = {}
+    for r in sweep.runs:
+        if r.key in done:
+            results[r.key] = JobResult(r.key, str(out / r.dir), done[r.key])
+            tally.add(done[r.key])
+            tally.skipped += 1
+    return results
 
 
 def _exact_counts(result: JobResult) -> TurnCounts | None:

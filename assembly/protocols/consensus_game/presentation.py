@@ -7,9 +7,11 @@ the honest agents' spread of values and the stop votes.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from assembly.core.presentation import Figure, Presentation, Recorded, Series, safe
+from assembly.core.events import Seated, SeatedMember, Tally
+from assembly.core.presentation import Badge, Figure, Presentation, Recorded, Series, safe
 from assembly.protocols.consensus_game.state import PROPOSE
 
 
@@ -43,3 +45,32 @@ class ConsensusPresentation(Presentation):
     def message(self, action: Recorded) -> str:
         text = action.get("justification") if action.get("kind") == "proposal" else None
         return str(text) if text else ""
+
+    def tally_badges(self, tally: Tally) -> list[Badge]:
+        # Every agent's vote counts (a failed one as continue), so there is no quorum to
+        # meet and "leading continue" says less than how far stop is from the threshold.
+        support = tally.support
+        stop = round(support.get("stop", 0.0) * tally.seated)
+        badges = [Badge(f"stop votes {stop}/{tally.seated} ({_needed(tally)} needed)")]
+        if tally.decided:
+            badges.append(Badge("stopped", "ok"))
+        return badges
+
+    def seating(self, seated: Seated) -> str:
+        n = len(seated.members)
+        byzantine = sum(1 for m in seated.members if self._byzantine(m))
+        return f"{n} agent{'' if n == 1 else 's'}, {byzantine} Byzantine"
+
+    def member_mark(self, member: SeatedMember) -> str:
+        return "Byzantine" if self._byzantine(member) else ""
+
+    @staticmethod
+    def _byzantine(member: SeatedMember) -> bool:
+        return bool(member.private.get("byzantine"))
+
+
+def _needed(tally: Tally) -> str:
+    """The stop votes the round needed, as `ConsensusGame._tally` states it in the detail
+    ("k needed"): the tally event carries no threshold field of its own."""
+    match = re.search(r"(\d+) needed", tally.detail)
+    return match.group(1) if match else "?"

@@ -228,6 +228,22 @@ def quorum_met(counted: int, seated: int, quorum: float | str | Fraction) -> boo
     return counted >= q * seated
 
 
+def _pairwise_preferences(ballots: Sequence[Ballot], cands: list[OptionId]) -> list[list[int]]:
+    """d[i][j]: the ballots that rank cands[i] above cands[j] (ranked above unranked)."""
+    index = {c: i for i, c in enumerate(cands)}
+    n = len(cands)
+    d = [[0] * n for _ in range(n)]
+    for ballot in ballots:
+        if ballot.abstain:
+            continue
+        ranked = [index[c] for c in _unique(o for o in ballot.ranking if o in index)]
+        unranked = [i for i in range(n) if i not in ranked]
+        for pos, i in enumerate(ranked):
+            for j in ranked[pos + 1 :] + unranked:
+                d[i][j] += 1
+    return d
+
+
 def schulze_ranking(ballots: Sequence[Ballot], candidates: Sequence[OptionId]) -> list[list[OptionId]]:
     """Schulze order as tiers, best first; candidates in one tier are tied.
 
@@ -237,17 +253,8 @@ def schulze_ranking(ballots: Sequence[Ballot], candidates: Sequence[OptionId]) -
     tier by tier yields a well-defined order.
     """
     cands = _unique(candidates)
-    index = {c: i for i, c in enumerate(cands)}
     n = len(cands)
-    d = [[0] * n for _ in range(n)]  # d[i][j]: ballots preferring i to j
-    for ballot in ballots:
-        if ballot.abstain:
-            continue
-        ranked = [index[c] for c in _unique(o for o in ballot.ranking if o in index)]
-        unranked = [i for i in range(n) if i not in ranked]
-        for pos, i in enumerate(ranked):
-            for j in ranked[pos + 1 :] + unranked:
-                d[i][j] += 1
+    d = _pairwise_preferences(ballots, cands)
     # Widest-path (Floyd–Warshall) over the pairwise-defeat graph.
     p = [[d[i][j] if d[i][j] > d[j][i] else 0 for j in range(n)] for i in range(n)]
     for k in range(n):
@@ -266,6 +273,16 @@ def schulze_ranking(ballots: Sequence[Ballot], candidates: Sequence[OptionId]) -
     return tiers
 
 
+def _check_counts(spec: DecisionRuleSpec, ballots: int, seated: int, roles: Sequence[str] | None) -> None:
+    """A caller's mistake (more ballots than seats, roles that do not match) is a bug, not a vote."""
+    if seated < 0 or ballots > seated:
+        raise ValueError(f"{ballots} ballots but only {seated} seated members")
+    if roles is not None and len(roles) != ballots:
+        raise ValueError(f"{len(roles)} roles for {ballots} ballots")
+    if isinstance(spec, MaximinScoreRule) and roles is None:
+        raise ValueError("maximin_score needs the role of every ballot")
+
+
 def decide(
     spec: DecisionRuleSpec,
     ballots: Sequence[Ballot],
@@ -280,12 +297,7 @@ def decide(
     `roles[i]` is the role of whoever cast `ballots[i]`; only maximin_score reads it
     (and needs it).
     """
-    if seated < 0 or len(ballots) > seated:
-        raise ValueError(f"{len(ballots)} ballots but only {seated} seated members")
-    if roles is not None and len(roles) != len(ballots):
-        raise ValueError(f"{len(roles)} roles for {len(ballots)} ballots")
-    if isinstance(spec, MaximinScoreRule) and roles is None:
-        raise ValueError("maximin_score needs the role of every ballot")
+    _check_counts(spec, len(ballots), seated, roles)
     cands = _unique(candidates)
     cast = [b for b in ballots if not b.abstain]
     cast_roles = [r for b, r in zip(ballots, roles, strict=True) if not b.abstain] if roles is not None else []
