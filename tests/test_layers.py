@@ -69,7 +69,9 @@ def test_engine_never_imports_a_protocol() -> None:
 def test_protocols_import_only_core_and_themselves(module: str) -> None:
     own = ".".join(module.split(".")[:3])  # assembly.protocols.<package>
     allowed = ("assembly.core", own)
-    outside = {m for m in _assembly_imports(module) if not _in(m, *allowed) and m not in ("assembly", "assembly.protocols")}
+    outside = {
+        m for m in _assembly_imports(module) if not _in(m, *allowed) and m not in ("assembly", "assembly.protocols")
+    }
     if module == "assembly.protocols":  # the registry imports every protocol package
         outside = {m for m in outside if not _in(m, "assembly.protocols")}
     assert not outside, f"{module} imports {sorted(outside)}"

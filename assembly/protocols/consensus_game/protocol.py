@@ -47,6 +47,7 @@ from assembly.protocols.consensus_game.state import (
     Board,
     is_median,
     proposal_value,
+    stop_votes_needed,
     value_figures,
 )
 
@@ -66,11 +67,6 @@ def count_votes(turns: list[Turn]) -> tuple[int, int, int]:
         else:
             cont += 1
     return stop, cont, abstain
-
-
-def needed(threshold: Fraction, n: int) -> int:
-    """The fewest stop votes k with k / n >= threshold."""
-    return -(-threshold.numerator * n // threshold.denominator)
 
 
 class ConsensusGame(Protocol):
@@ -147,7 +143,7 @@ class ConsensusGame(Protocol):
         threshold = self.spec.threshold
         decided = Fraction(stop, n) >= threshold
         detail = (
-            f"{stop}/{n} stop votes; {needed(threshold, n)} needed ({self.spec.stop_threshold} of all "
+            f"{stop}/{n} stop votes; {stop_votes_needed(threshold, n)} needed ({self.spec.stop_threshold} of all "
             f"{n} agents)" + (f"; {failed} failed votes counted as continue" if failed else "")
         )
         return Tally(
