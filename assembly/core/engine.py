@@ -8,6 +8,10 @@ deadline, and whoever is still running then is cancelled and recorded as a
 
 Events of a phase are emitted in member order once the phase is over, never in
 completion order, so a transcript does not depend on how tasks interleave.
+
+A member's deadline covers only the member: time a turn spends queued behind the
+tool's own limits (its `TurnClock`) moves that turn's deadline back, is left out of
+the turn's `timing.wall_s` and of the round clock, and is recorded as `timing.queued_s`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from assembly.core.actions import Action
 from assembly.core.events import Event, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn
-from assembly.core.member import Member, Request, TurnResult
+from assembly.core.member import TURN_CLOCK, Member, Request, TurnClock, TurnResult
 from assembly.core.protocol import Protocol
 from assembly.core.spec import ScenarioBase
 from assembly.core.transcript import TranscriptWriter
@@ -148,22 +152,47 @@ class Engine:
             self.emit(*turns)
             return turns
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
+        clocks = [TurnClock() for _ in member_ids]
         tasks = [
-            asyncio.ensure_future(self._timed(self.members[m], self.views.view(m, self.round, phase), request))
-            for m in member_ids
+            asyncio.ensure_future(self._timed(self.members[m], self.views.view(m, self.round, phase), request, c))
+            for m, c in zip(member_ids, clocks, strict=True)
         ]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=deadline)
-            for t in pending:
-                t.cancel()
-            if pending:
-                # Let cancellation reach the backends (HTTP requests, autogen tokens);
-                # a member that ignores it is abandoned, never waited for.
-                await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
-        turns = [self._turn(phase, m, t, deadline) for m, t in zip(member_ids, tasks, strict=True)]
+        late = await self._until_deadlines(tasks, clocks, deadline)
+        if late:
+            # Let cancellation reach the backends (HTTP requests, autogen tokens);
+            # a member that ignores it is abandoned, never waited for.
+            await asyncio.wait(late, timeout=CANCEL_GRACE_S)
+        turns = [
+            _with_queue(self._turn(phase, m, t, deadline), c) for m, t, c in zip(member_ids, tasks, clocks, strict=True)
+        ]
         self.account(turns)
         self.emit(*turns)
         return turns
+
+    @staticmethod
+    async def _until_deadlines(
+        tasks: Sequence[asyncio.Future[Any]], clocks: Sequence[TurnClock], deadline: float
+    ) -> list[asyncio.Future[Any]]:
+        """Wait for the tasks, cancelling each at its own deadline: `deadline` seconds of
+        its own time, not counting what its clock spent queued. Returns those cancelled."""
+        start = time.monotonic()
+        clock_of = dict(zip(tasks, clocks, strict=True))
+        pending, late = set(tasks), []
+        while pending:
+            now = time.monotonic()
+            left = {t: start + deadline + clock_of[t].queued_s(now) - now for t in pending}
+            for t in [t for t, s in left.items() if s <= 0]:
+                t.cancel()
+                late.append(t)
+                pending.discard(t)
+            if pending:
+                # A queued task's deadline moves on while it waits: this wakes up, finds
+                # it further away, and waits again.
+                done, _ = await asyncio.wait(
+                    pending, timeout=min(left[t] for t in pending), return_when=asyncio.FIRST_COMPLETED
+                )
+                pending -= done
+        return late
 
     def phase_deadline(self) -> float:
         """Each member's deadline in the next phase: the turn timeout, capped by what
@@ -190,10 +219,12 @@ class Engine:
         )
 
     @staticmethod
-    async def _timed(member: Member, view: Any, request: Request) -> tuple[TurnResult, float]:
+    async def _timed(member: Member, view: Any, request: Request, clock: TurnClock) -> tuple[TurnResult, float]:
+        """The member's answer and its own time (wall time less time queued for the tool)."""
+        TURN_CLOCK.set(clock)  # this task's own context: other members' turns are unaffected
         t0 = time.perf_counter()
         result = await member.act(view, request)
-        return result, time.perf_counter() - t0
+        return result, time.perf_counter() - t0 - clock.queued_s()
 
     def _turn(self, phase: str, member: str, task: asyncio.Future[Any], deadline: float) -> Turn:
         turn = partial(Turn, round=self.round, phase=phase, member=member)
@@ -239,3 +270,11 @@ class Engine:
             latency_s=round(sim, 6) if sim is not None else None,
             timing=timing,
         )
+
+
+def _with_queue(turn: Turn, clock: TurnClock) -> Turn:
+    """The turn with the time it spent queued for the tool recorded apart, if any."""
+    queued = round(clock.queued_s(), 3)  # a slot granted at once is not a wait worth recording
+    if queued <= 0:
+        return turn
+    return turn.model_copy(update={"timing": {**(turn.timing or {}), "queued_s": queued}})

@@ -24,6 +24,7 @@ engine, view builder and protocol that fold a transcript prefix with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -396,14 +397,8 @@ def continuing_factory(source_dir: Path) -> MemberFactory:
     mine = llm_setup.recorded(source_dir)
     if mine is None:
         return factory_for(base)
-    return factory_for(
-        llm_setup.LLMSetup(
-            profiles={**base.profiles, **mine.profiles},
-            cache_dir=base.cache_dir,
-            model=base.model,
-            source=f"{base.source} and {mine.source}",
-        )
-    )
+    # The fork caches new answers in its own folder (or the active --cache), never the source's.
+    return factory_for(dataclasses.replace(base.with_recorded(mine), cache_dir=base.cache_dir))
 
 
 # ----------------------------------------------------------------------------- fork

@@ -59,6 +59,7 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel, ValidationError
 
+from assembly.core.member import TURN_CLOCK
 from assembly.llm.profiles import ModelProfile
 
 __all__ = [
@@ -173,6 +174,17 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     visit(schema)
     return schema
+
+
+def structured_format(model: type[BaseModel], mode: Literal["json_schema", "json_object"]) -> dict[str, Any]:
+    """The ``response_format`` that asks for ``model`` in a profile's ``structured_output`` mode.
+
+    ``json_schema`` is OpenAI's strict form, which vLLM and llama.cpp enforce by grammar;
+    ``json_object`` carries the same schema in the form llama-cpp-python (and llama.cpp)
+    also enforce, for servers that reject the former."""
+    if mode == "json_object":
+        return {"type": "json_object", "schema": strict_json_schema(model)}
+    return response_format_for(model) or {}
 
 
 def response_format_for(json_output: bool | type[BaseModel] | None) -> dict[str, Any] | None:
@@ -534,7 +546,11 @@ class RateLimiter:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+        # Waiting here is the tool's own queueing: the turn's clock keeps it out of the
+        # member's deadline (see core.member.TurnClock).
+        clock = TURN_CLOCK.get()
+        with clock.queued() if clock is not None else contextlib.nullcontext():
+            await self.acquire()
         try:
             yield
         finally:
@@ -707,6 +723,10 @@ def create_args_for(profile: ModelProfile, kind: str, salt: str | None = None) -
     max_tokens = profile.max_tokens_for(kind)
     if max_tokens is not None:
         args["max_tokens"] = max_tokens
+    if profile.thinking is not None:
+        # vLLM and llama.cpp both hand `chat_template_kwargs` to the model's chat
+        # template; Qwen3's reads `enable_thinking`.
+        args["extra_body"] = {"chat_template_kwargs": {"enable_thinking": profile.thinking}}
     if salt:
         args[SALT_ARG] = salt
     return args
@@ -1170,7 +1190,7 @@ async def call_structured(
         client,
         messages,
         output_type.model_validate_json,
-        response_format_for(output_type),
+        structured_format(output_type, profile.structured_output),
         profile=profile,
         kind=kind,
         salt=salt,

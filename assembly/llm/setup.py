@@ -7,7 +7,8 @@ The command line (`run`, `sweep`, `models`) turns its model flags into one
 - with `--model`, one more profile, and scenario overrides (`scenario_overrides`)
   that seat every member and the facilitator as LLM members on it. A value with a
   slash is a litellm model string (an ad-hoc profile); one without is the name of a
-  profile in the registry;
+  profile in the registry; `local/smollm2` or `local/PATH.gguf` is a model served by
+  the embedded llama.cpp server (`local_profile`; `serving` starts it);
 - where responses are cached: a shared `--cache DIR`, or by default each run's own
   `<run_dir>/cache`.
 
@@ -35,7 +36,7 @@ import yaml
 from pydantic import ValidationError
 
 from assembly.core.errors import UserError
-from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
+from assembly.llm.profiles import DEFAULT_MODELS_PATH, LocalServer, ModelProfile, load_models_file
 
 if TYPE_CHECKING:
     from assembly.core.protocol import MemberFactory
@@ -50,6 +51,19 @@ ADHOC_DEFAULTS: dict[str, Any] = {
     "timeout_s": 120.0,
     "retries": 3,
     "max_concurrent": 16,
+}
+
+# Settings of the profile `--model local/...` makes. A small model on a shared CPU reads a
+# long prompt for tens of seconds, so one attempt may take minutes; the server never
+# fails transiently, so one retry is plenty. One request per slot (`max_concurrent` =
+# `parallel`): the rest wait in the run's own queue, which members' deadlines leave out.
+LOCAL_PREFIX = "local/"
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "max_tokens": {"default": 512},
+    "timeout_s": 600.0,
+    "retries": 1,
+    "price_per_1k_input": 0.0,
+    "price_per_1k_output": 0.0,
 }
 
 _SECRET_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET|_SECRET_KEY)$")
@@ -67,8 +81,11 @@ class LLMSetup:
     cache_dir: Path | None = None  # None: each run's own <run_dir>/cache
     model: str | None = None  # the profile every seat uses (--model), else the scenario's names
     source: str = "no models file"  # where the profiles came from, for error messages
+    # Base URLs of the embedded servers this process runs for local profiles (`serving`).
+    served: Mapping[str, str] = field(default_factory=dict)
 
-    def profile(self, name: str | None) -> ModelProfile:
+    def named(self, name: str | None) -> ModelProfile:
+        """A profile by name, as configured."""
         if name is None:
             raise ModelSetupError("an LLM seat has no model profile; set members.profile or pass --model")
         try:
@@ -79,6 +96,28 @@ class LLMSetup:
                 f"unknown model profile {name!r} (profiles from {self.source}: {known}); "
                 "add it to the models file, pass --models FILE, or --model"
             ) from None
+
+    def profile(self, name: str | None) -> ModelProfile:
+        """A profile by name, ready to call: a local one points at the server this process runs for it."""
+        profile = self.named(name)
+        if profile.local is not None and name is not None:
+            if name in self.served:
+                return profile.model_copy(update={"api_base": self.served[name], "client": "openai"})
+            if profile.api_base is None:  # never without an address: the SDK would fall back to OpenAI's
+                raise ModelSetupError(f"profile {name!r} needs its embedded server running (assembly.llm.serving)")
+        return profile
+
+    def with_recorded(self, recorded: LLMSetup) -> LLMSetup:
+        """This setup plus the profiles a run recorded, which win for the same name (a
+        resumed or forked seat calls the same model with the same settings), and this
+        process's embedded servers, which replace the addresses of the run's ended ones."""
+        return LLMSetup(
+            profiles={**self.profiles, **recorded.profiles},
+            cache_dir=self.cache_dir or recorded.cache_dir,
+            model=self.model,
+            source=f"{self.source} and {recorded.source}",
+            served=self.served,
+        )
 
     def scenario_overrides(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Overrides that put every seat of a scenario (raw YAML `data`) on the `--model` profile.
@@ -115,15 +154,16 @@ class LLMSetup:
         """One line for the terminal: the --model profile and where responses are cached."""
         parts = []
         if self.model is not None:
-            p = self.profiles[self.model]
-            parts.append(f"model {p.model} via {p.client}" + (f" at {p.api_base}" if p.api_base else ""))
+            p = self.profile(self.model)
+            where = f" (embedded llama.cpp server, {p.local.gguf})" if p.local else ""
+            parts.append(f"model {p.model} via {p.client}" + (f" at {p.api_base}" if p.api_base else "") + where)
         parts.append(f"cache {self.cache_dir}" if self.cache_dir else "cache in the run folder")
         return ", ".join(parts)
 
     def check(self, scenario: Scenario) -> None:
         """Fail before anything runs if an LLM seat names a profile this setup lacks."""
         for name in profiles_named(scenario):
-            self.profile(name)
+            self.named(name)
 
     def factory(self) -> MemberFactory:
         from assembly.llm.member import factory_for
@@ -190,7 +230,15 @@ def from_flags(
     else:
         profiles, source = {}, "no models file"
     chosen: str | None = None
-    if model is not None:
+    if model is not None and model.startswith(LOCAL_PREFIX):
+        if api_base is not None or client is not None or api_key_env is not None:
+            raise ModelSetupError(
+                f"--model {model} runs its own server; --api-base, --client and --api-key-env do not apply"
+            )
+        adhoc = local_profile(model)
+        profiles = {**profiles, adhoc.name: adhoc}
+        chosen = adhoc.name
+    elif model is not None:
         if "/" in model:
             provider = model.partition("/")[0]
             kind = client or ("openai" if api_base and provider == "openai" else "litellm")
@@ -208,7 +256,7 @@ def from_flags(
             profiles = {**profiles, adhoc.name: adhoc}
             chosen = adhoc.name
         else:
-            base = LLMSetup(profiles, source=source).profile(model)
+            base = LLMSetup(profiles, source=source).named(model)
             changes = {
                 k: v
                 for k, v in (("api_base", api_base), ("client", client), ("api_key_env", api_key_env))
@@ -224,6 +272,32 @@ def from_flags(
     register_env_secrets()
     return LLMSetup(
         profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
+    )
+
+
+def local_profile(model: str) -> ModelProfile:
+    """The profile for `--model local/NAME` or `--model local/PATH.gguf`.
+
+    The model file is looked up now, so a missing install or file fails before anything
+    runs (exit 2, naming the pip command or the path)."""
+    from assembly.llm.local_server import LocalModelUnavailable, resolve_model
+
+    spec = model.removeprefix(LOCAL_PREFIX)
+    try:
+        path = resolve_model(spec)
+    except LocalModelUnavailable as exc:
+        raise ModelSetupError(f"--model {model}: {exc}") from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise ModelSetupError(f"--model {model}: {exc}") from None
+    gguf = str(path) if spec.lower().endswith(".gguf") else spec.lower()
+    alias = adhoc_name(spec.lower() if not spec.lower().endswith(".gguf") else path.stem)
+    local = LocalServer(gguf=gguf)
+    return ModelProfile(
+        name=adhoc_name(f"local_{alias}"),
+        model=f"openai/{alias}",
+        client="openai",
+        local=local,
+        **LOCAL_DEFAULTS,
     )
 
 
