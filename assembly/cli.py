@@ -15,23 +15,55 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from assembly.core.errors import UserError
+from assembly.core.errors import UserError, storage_error
+from assembly.core.neutralize import neutralize
+from assembly.core.redaction import redact
+from assembly.inspection.terminal import RedactingConsole
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The command group; an OSError no command anticipated (permissions, a full
+    disk) ends in one line and exit 1, never a traceback, whichever entry point ran."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except OSError as exc:
+            sys.exit(fail(storage_error(exc, "read or write")).exit_code)
+
+
+app = _App(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Simulate citizen assemblies of LLM agents (offline `sim` members by default).",
 )
-console = Console()
-err_console = Console(stderr=True)
+# Every byte printed is redacted (keys, URL credentials), whatever produced it.
+console: Console = RedactingConsole()
+err_console: Console = RedactingConsole(stderr=True)
 
 EXIT_INTERRUPTED = 130
 
 
+@app.callback()
+def _registry() -> None:
+    """Build the protocol registry before any command, so that a bad third-party
+    protocol (ASSEMBLY_PROTOCOLS, entry points) is one clear error, not a traceback."""
+    try:
+        import assembly.protocols  # noqa: F401 - imported for its check
+    except UserError as exc:
+        raise fail(exc) from None
+
+
 def fail(exc: UserError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {_plain(str(exc))}", highlight=False, soft_wrap=True)
+    # Messages may quote user input or a provider: keys out, and nothing that acts on a terminal.
+    message = neutralize(redact(str(exc)), tokens=False)
+    err_console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
+
+
+def _clipped(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(text: str) -> str:
@@ -160,6 +192,38 @@ def model_setup(
     )
 
 
+def llm_profiles(sc: Any) -> list[str]:
+    from assembly.llm.setup import profiles_named
+
+    return profiles_named(sc)
+
+
+def _served(setup: Any, names: Any, run_dir: Path | None = None) -> Any:
+    """A context giving `setup` with an embedded llama.cpp server behind each local profile
+    among `names` (and, with `run_dir`, among those that run recorded), stopped when it
+    ends, Ctrl-C included; `setup` as it is when there are none."""
+    if run_dir is None and (setup is None or not any(setup.profiles[n].local for n in names if n in setup.profiles)):
+        return contextlib.nullcontext(setup)
+    from assembly.llm.serving import serving, serving_run
+    from assembly.llm.setup import LLMSetup
+
+    if run_dir is not None:
+        return serving_run(setup if setup is not None else LLMSetup(), run_dir, names)
+    return serving(setup, names)
+
+
+def llm_factory(setup: Any, sc: Any) -> Any:
+    """The member factory for a scenario's LLM seats on `setup`, or None for a sim-only
+    scenario (which then never imports the model SDKs)."""
+    from assembly.llm.setup import profiles_named
+
+    if not profiles_named(sc):
+        return None
+    from assembly.llm.member import factory_for
+
+    return factory_for(setup)
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -184,11 +248,9 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario: seat an assembly, deliberate, decide (or record why not)."""
-    from assembly.core.run import new_run_dir
+    from assembly.core.run import new_run_dir, refuse_if_taken
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
-    from assembly.llm import setup as llm_setup
-    from assembly.llm.serving import serving
     from assembly.scenario.loading import load_scenario
 
     try:
@@ -201,23 +263,20 @@ def run(
         sc = load_scenario(scenario, overrides)
         setup.check(sc)
         run_dir = out or new_run_dir(Path("runs"), sc)
-        if (run_dir / "transcript.jsonl").exists():
-            raise UserError(
-                f"{run_dir} already holds a run; pick another --out (or `assembly resume {run_dir}` to continue it)"
-            )
+        refuse_if_taken(run_dir)  # checked again under the folder's lock when the run starts
     except UserError as exc:
         raise fail(exc) from None
     try:
-        with serving(setup, llm_setup.profiles_named(sc)) as setup:
-            llm_setup.activate(setup)
+        with _served(setup, llm_profiles(sc)) as setup:
+            factory = llm_factory(setup, sc)
             if quiet:
-                summary = asyncio.run(execute(sc, run_dir))
+                summary = asyncio.run(execute(sc, run_dir, factory=factory))
             else:
                 console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
-                if llm_setup.profiles_named(sc):
+                if factory is not None:
                     console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
                 with LiveProgress(console, sc.protocol.max_rounds) as live:
-                    summary = asyncio.run(execute(sc, run_dir, listeners=[live]))
+                    summary = asyncio.run(execute(sc, run_dir, listeners=[live], factory=factory))
     except KeyboardInterrupt:
         err_console.print(
             f"[yellow]interrupted.[/] Everything up to the last event is saved in {run_dir}. "
@@ -271,8 +330,6 @@ def sweep(
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
 
-    from assembly.llm.serving import serving
-    from assembly.llm.setup import profiles_named
     from assembly.sweeps.executors import make_executor
     from assembly.sweeps.sweep import SweepProgress, load_with_models, print_report, run_sweep
 
@@ -290,8 +347,7 @@ def sweep(
             f"-> {_plain(str(folder))}"
         )
     try:
-        names = {n for r in plan.runs for n in profiles_named(r.scenario)} if llm is not None else set()
-        with serving(llm, names) if llm is not None else contextlib.nullcontext() as llm:
+        with _served(llm, {n for r in plan.runs for n in llm_profiles(r.scenario)}) as llm:
             if quiet:
                 report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
             else:
@@ -346,6 +402,7 @@ def replay(
     import os
 
     from assembly.inspection import replay as rp
+    from assembly.inspection.console import safe
 
     if sum([follow, as_ is not None, check]) > 1:
         raise fail(UserError("--follow, --as and --check are separate views; use one at a time"))
@@ -365,7 +422,8 @@ def replay(
                 "from what the transcript gives:"
             )
             for line in result.differences:
-                console.print(f"  {_plain(line)}", highlight=False)
+                # Keys and values come from summary.json, which anyone may have edited.
+                console.print(f"  {safe(_clipped(line))}", highlight=False)
             raise typer.Exit(1)
         if follow:
             try:
@@ -421,8 +479,6 @@ def rerun(
     from assembly.inspection.console import print_summary
     from assembly.inspection.reexecute import fork
     from assembly.inspection.reexecute import rerun as rerun_run
-    from assembly.llm import setup as llm_setup
-    from assembly.llm.serving import serving_run
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -440,14 +496,15 @@ def rerun(
             except TranscriptError:
                 recorded = {}  # fork() reports what is wrong with the run
             overrides = {**setup.scenario_overrides(recorded), **overrides}
-            serve = serving_run(setup, run_dir, [setup.model] if setup.model else [])
+            serve = _served(setup, [setup.model] if setup.model else [], run_dir)
         with serve as served, _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
                 result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
             else:
-                llm_setup.activate(served)
-                new_dir, summary = asyncio.run(fork(run_dir, from_round, overrides, out, listeners=listeners))
+                new_dir, summary = asyncio.run(
+                    fork(run_dir, from_round, overrides, out, listeners=listeners, setup=served)
+                )
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted.[/] The new run folder keeps what was written; `assembly resume` continues it."
@@ -484,14 +541,14 @@ def rerun(
 def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
     """Continue an interrupted or killed run in place from its last complete round."""
     from assembly.inspection.console import print_summary
-    from assembly.inspection.reexecute import resume_async
-    from assembly.llm import setup as llm_setup
-    from assembly.llm.serving import serving_run
+    from assembly.inspection.reexecute import continuing_factory, resume_async
 
     try:
-        with serving_run(llm_setup.active(), run_dir) as served, _progress(quiet, run_dir) as live:
-            llm_setup.activate(served)
-            result = asyncio.run(resume_async(run_dir, listeners=[live] if live is not None else []))
+        # The run goes on with the profiles it recorded; local ones get a new embedded server.
+        with _served(None, [], run_dir) as served, _progress(quiet, run_dir) as live:
+            factory = continuing_factory(run_dir, served) if served is not None and served.served else None
+            listeners = [live] if live is not None else []
+            result = asyncio.run(resume_async(run_dir, listeners=listeners, factory=factory))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted again.[/] Continue with: assembly resume {run_dir}")
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from assembly.core import metrics
 from assembly.core import run as core_run
@@ -29,17 +29,18 @@ __all__ = ["build_members", "execute", "summarize", "write_summary"]
 def build_members(
     seated: Seated, protocol: Protocol, scenario: Scenario, run_dir: Path, factory: MemberFactory | None = None
 ) -> dict[str, Member]:
-    """A member for every seat: the protocol's sim policy, or `factory`'s (LLM) member."""
+    """A member for every seat: the protocol's sim policy, or `factory`'s (LLM) member.
+
+    The factory carries the run's model setup (`assembly.llm.member.factory_for(setup)`);
+    nothing here picks one, so a run's models are always the ones its caller chose."""
     seats = list(seated.members) + ([seated.facilitator] if seated.facilitator else [])
     members: dict[str, Member] = {}
     for seat in seats:
         if seat.policy == "sim":
             members[seat.id] = protocol.sim_member(seat)
+        elif factory is None:
+            raise ValueError(f"seat {seat.id} is an {seat.policy} member: pass the run's member factory (factory=)")
         else:
-            if factory is None:
-                from assembly.llm.member import member_factory  # imported only for LLM seats
-
-                factory = cast(MemberFactory, member_factory)
             members[seat.id] = factory(seat, protocol, scenario, run_dir)
     return members
 

@@ -25,6 +25,7 @@ from common import ROOT
 from assembly.core.engine import Listener
 from assembly.core.events import RoundEnded, RoundStarted
 from assembly.launch import execute
+from assembly.llm.member import factory_for
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.setup import LLMSetup
 from assembly.scenario.model import Scenario
@@ -108,4 +109,4 @@ def run(sc: Scenario, run_dir: Path, prof: ModelProfile, listeners: Sequence[Lis
     """One run with every LLM seat on `prof`; the response cache is the run's own
     (fresh) folder, so nothing is answered from cache."""
     setup = LLMSetup(profiles={prof.name: prof})
-    return asyncio.run(execute(sc, run_dir, factory=setup.factory(), listeners=listeners))
+    return asyncio.run(execute(sc, run_dir, factory=factory_for(setup), listeners=listeners))

@@ -45,7 +45,7 @@ from assembly.core.events import SeatedMember
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.transcript import TRANSCRIPT
 from assembly.core.view import View
-from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
 from assembly.scenario.loading import load_scenario
 from assembly.scenario.model import Scenario
 
@@ -99,7 +99,7 @@ class NullMember:
         if request.action is Synthesis:
             return TurnResult(action=self.synthesis)
         # Votes spread over the candidates, so unanimity never decides and all rounds run.
-        cands = [c["option"] for c in view.candidates]
+        cands = [c["option"] for c in candidates_of(view.plenary)]
         choice = cands[self.index % len(cands)]
         ballot = self.ballots.get(choice)
         if ballot is None:

@@ -39,7 +39,7 @@ from assembly.core.member import Member, Request, TurnResult
 from assembly.core.transcript import read_transcript
 from assembly.core.view import View
 from assembly.launch import execute
-from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
 from assembly.protocols.facilitated.protocol import FacilitatedAssembly
 from assembly.scenario.loading import load_scenario
 from assembly.scenario.model import Scenario
@@ -132,7 +132,7 @@ class PromptProbe:
                     summary=text(200, request.round),
                 )
             )
-        cands = [c["option"] for c in view.candidates]
+        cands = [c["option"] for c in candidates_of(view.plenary)]
         choice = cands[self.index % len(cands)]
         return TurnResult(action=Ballot(choice=choice, approve=[choice], ranking=cands))
 

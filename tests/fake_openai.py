@@ -11,7 +11,7 @@ API for the OpenAI SDK, litellm and autogen to treat it as a real provider:
   re-run and a live run see the same content.
 * ``GET /v1/models`` lists the configured model names.
 * Faults (``latency``, ``hang``, ``rate_limit``, ``server_error``, ``malformed``,
-  ``empty``, ``disconnect``, ``auth_error``) are injected per request from a ``random.Random``
+  ``empty``, ``disconnect``, ``auth_error``, ``echo_auth``) are injected per request from a ``random.Random``
   seeded by (seed, request index), so a faulty run is reproducible and tests can
   compare ``fault_counts`` with what the client recorded.
 
@@ -50,6 +50,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "empty",
     "disconnect",
     "auth_error",
+    "echo_auth",
 )
 
 _WORDS = [
@@ -133,9 +134,10 @@ class SchemaInstanceGenerator:
 
     _MAX_DEPTH = 8
 
-    def __init__(self, root: Mapping[str, Any], rng: random.Random) -> None:
+    def __init__(self, root: Mapping[str, Any], rng: random.Random, echo: str = "") -> None:
         self.root = root
         self.rng = rng
+        self.echo = echo  # put at the start of every free-text string that has room for it
 
     def generate(self) -> Any:
         return self._gen(self.root, 0)
@@ -283,6 +285,8 @@ class SchemaInstanceGenerator:
             return fixed
         words = [self.rng.choice(_WORDS) for _ in range(self.rng.randint(1, 8))]
         text = " ".join(words)
+        if self.echo and len(self.echo) + 1 + len(text) <= hi:
+            text = f"{self.echo} {text}"
         while len(text) < lo:
             text += " " + self.rng.choice(_WORDS)
         if len(text) > hi:
@@ -701,8 +705,11 @@ class FakeOpenAIServer:
             int.from_bytes(hashlib.sha256(f"{seed}|{_canonical(messages)}|{_canonical(schema)}".encode()).digest()[:8])
         )
         fault_rng = random.Random(f"content:{seed}:{index}")
+        # echo_auth: a 200 answer that quotes the request's Authorization header, as a
+        # misconfigured proxy or a model told to repeat its input might.
+        echo = f"(you sent {handler.headers.get('Authorization', '')})" if fault == "echo_auth" else ""
         try:
-            content = self._content(body, schema, content_rng)
+            content = self._content(body, schema, content_rng, echo)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             handler.send_json(
                 400, {"error": {"message": f"unsupported schema: {exc}", "type": "invalid_request_error"}}
@@ -766,12 +773,12 @@ class FakeOpenAIServer:
         return None
 
     @staticmethod
-    def _content(body: Mapping[str, Any], schema: Any, rng: random.Random) -> str:
+    def _content(body: Mapping[str, Any], schema: Any, rng: random.Random, echo: str = "") -> str:
         if schema is not None:
-            return json.dumps(SchemaInstanceGenerator(schema, rng).generate(), ensure_ascii=False)
+            return json.dumps(SchemaInstanceGenerator(schema, rng, echo).generate(), ensure_ascii=False)
         template = rng.choice(_SENTENCES)
         a, b = rng.sample(_WORDS, 2)
-        return template.format(a=a, b=b)
+        return (f"{echo} " if echo else "") + template.format(a=a, b=b)
 
     @staticmethod
     def _malform(content: str, rng: random.Random) -> str:

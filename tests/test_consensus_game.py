@@ -382,7 +382,7 @@ def _history(
     seated: Seated, sc: Scenario, rounds: int, fail: dict[int, str] | None = None, justification: str = "j"
 ) -> ViewBuilder:
     """A public record of `rounds` rounds: agent_i proposes 20 + i + r with a secret note."""
-    vb = ViewBuilder(sc)
+    vb = ViewBuilder(sc, ConsensusGame.actions)
     vb.apply(seated)
     for r in range(1, rounds + 1):
         vb.apply(RoundStarted(round=r))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from assembly import launch
 from assembly.core import run as core_run
+from assembly.core.actions import Action
 from assembly.core.events import Disclosure, Seated
 from assembly.core.view import View, ViewBuilder
 from assembly.scenario.loading import build_scenario
@@ -29,8 +31,8 @@ class CheckingViews(ViewBuilder):
 
     checked = 0
 
-    def __init__(self, scenario: Scenario) -> None:
-        super().__init__(scenario)
+    def __init__(self, scenario: Scenario, actions: Iterable[type[Action]]) -> None:
+        super().__init__(scenario, actions)
         self.seen: list[Any] = []
 
     def apply(self, event: Any) -> None:

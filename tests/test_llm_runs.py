@@ -13,6 +13,8 @@ import asyncio
 import itertools
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,13 @@ from assembly.core.transcript import canonical, read_transcript
 from assembly.inspection.reexecute import rerun, resume_async
 from assembly.launch import execute
 from assembly.llm import setup as llm_setup
-from assembly.llm.client import limiter_for
+from assembly.llm.member import factory_for
 from assembly.llm.profiles import ModelProfile
+from assembly.llm.rate_limit import limiter_for
 from assembly.llm.setup import LLMSetup, ModelSetupError
 from assembly.scenario.loading import build_scenario, load_scenario
 from assembly.scenario.model import Scenario
-from tests.conftest import SCENARIOS, run_cli
+from tests.conftest import ROOT, SCENARIOS, run_cli
 from tests.fake_openai import FakeOpenAIServer
 
 CANARY_KEY = "sk-canary-LLMRUNS-0123456789abcdef"
@@ -82,7 +85,7 @@ def run(
     sc: Scenario, out: Path, *profiles: ModelProfile, cache: Path | None = None
 ) -> tuple[dict[str, Any], list[Any]]:
     setup = LLMSetup(profiles={p.name: p for p in profiles}, cache_dir=cache)
-    summary = asyncio.run(execute(sc, out, factory=setup.factory()))
+    summary = asyncio.run(execute(sc, out, factory=factory_for(setup)))
     return summary, read_transcript(out).events
 
 
@@ -348,11 +351,44 @@ def test_resume_rebuilds_clients_from_the_recorded_profiles(server: FakeOpenAISe
     (cut / "transcript.jsonl").write_text("".join(lines[: end_of_round_1 + 1]))
     (cut / "cache.json").write_text(json.dumps({"cache_dir": str(tmp_path / "full" / "cache")}))
 
-    with llm_setup.using(LLMSetup()):  # an empty registry: nothing but the run's own record
-        asyncio.run(resume_async(cut))
+    # An empty registry: nothing but the run's own record.
+    asyncio.run(resume_async(cut, factory=factory_for(LLMSetup())))
     assert server.request_count == calls  # rounds 2 and 3 were replayed from the cache
     resumed = read_transcript(cut).events
     assert without(canonical(resumed), "cache_hit") == without(canonical(full), "cache_hit")
+
+
+def test_two_setups_in_one_process_each_bind_their_own_members(tmp_path: Path) -> None:
+    # One profile name, two setups that mean different models on different servers,
+    # two runs at once on one event loop: every member must call its own setup's
+    # model, which a process-wide "current setup" could not give.
+    name = f"shared-{next(_names)}"
+    with FakeOpenAIServer(seed=1) as srv_a, FakeOpenAIServer(seed=2) as srv_b:
+        servers = {"a": srv_a, "b": srv_b}
+        setups = {
+            key: LLMSetup(profiles={name: make_profile(srv, "openai", name=name, model=f"openai/model-{key}")})
+            for key, srv in servers.items()
+        }
+        sc = llm_scenario("consensus_game", name, members=4)
+        factories = {key: factory_for(setup) for key, setup in setups.items()}
+
+        async def both() -> None:
+            await asyncio.gather(*(execute(sc, tmp_path / key, factory=factories[key]) for key in servers))
+
+        asyncio.run(both())
+    for key, srv in servers.items():
+        events = read_transcript(tmp_path / key).events
+        assert events[0].models[name]["model"] == f"openai/model-{key}"
+        assert srv.request_count == len(attempts(events)) > 0
+        assert {r["body"]["model"] for r in srv.requests} == {f"model-{key}"}
+        assert {a.model for a in attempts(events)} == {f"openai/model-{key}"}
+
+
+def test_importing_the_llm_member_does_not_import_litellm() -> None:
+    code = "import sys, assembly.llm.member; print('litellm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_profiles_and_stray_flags_fail_early(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ the way they behave against a provider.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -27,21 +28,17 @@ from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, 
 from autogen_core.tools import ToolSchema
 from pydantic import BaseModel, Field, ValidationError
 
-from assembly.llm.client import (
-    SALT_ARG,
-    LiteLLMChatCompletionClient,
-    ModelCallError,
-    RateLimiter,
-    bind_call,
-    call_structured,
-    call_text,
-    cost_usd,
-    limiter_for,
-    make_client,
-    scrub,
-)
-from assembly.llm.profiles import ModelProfile, load_models_file, load_profile
+from assembly.llm.clients import make_client
+from assembly.llm.cost import cost_usd
+from assembly.llm.keys import scrub
+from assembly.llm.litellm_client import LiteLLMChatCompletionClient
+from assembly.llm.profiles import ModelProfile, load_models_file
+from assembly.llm.rate_limit import RateLimiter, limiter_for
+from assembly.llm.response_format import response_format_for
+from assembly.llm.structured import ModelCallError, call_structured
+from assembly.llm.wrappers import SALT_ARG
 from tests.fake_openai import FakeOpenAIServer
+from tests.llm_helpers import bind_call, call_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "sk-canary-XYZ-0123456789"
@@ -101,7 +98,7 @@ MESSAGES: list[LLMMessage] = [
 
 
 def _records_text(records: list[Any]) -> str:
-    return json.dumps([r.to_dict() for r in records])
+    return json.dumps([dataclasses.asdict(r) for r in records])
 
 
 # --------------------------------------------------------------------------- structured output
@@ -339,8 +336,6 @@ class _SchemaSwap:
     """Sends a different schema than the caller validates against (see test above)."""
 
     def __init__(self, inner: Any, schema_model: type[BaseModel]) -> None:
-        from assembly.llm.client import response_format_for
-
         self.inner = inner
         self.fmt = response_format_for(schema_model)
 
@@ -398,7 +393,7 @@ async def test_hang_cancelled_by_token(server: FakeOpenAIServer, client_kind: st
         client, MESSAGES, Proposal, profile=profile, kind="propose", cancellation_token=token
     )
     assert time.monotonic() - started < hang_s / 3
-    assert result.cancelled and result.value is None
+    assert result.attempts[-1].outcome == "cancelled" and result.value is None
     assert server.fault_counts["hang"] == 1
 
     # The bare client (as AssistantAgent uses it) is cancelled the same way.
@@ -662,7 +657,7 @@ def test_cost_from_profile_price_or_zero(server: FakeOpenAIServer) -> None:
 
 
 def test_importing_model_client_does_not_import_litellm() -> None:
-    code = "import sys, assembly.llm.client; print('litellm' in sys.modules)"
+    code = "import sys, assembly.llm.clients; print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -691,7 +686,7 @@ def test_models_yaml_loads() -> None:
         assert profile.name == name
     local = next(p for p in models.profiles.values() if p.api_base == "http://127.0.0.1:8000/v1")
     assert local.provider_model == "Qwen/Qwen3-14B" and local.api_key_env is None
-    assert load_profile(path=ROOT / "configs" / "models.yaml").name == models.default
+    assert models.default is not None and models.profiles[models.default].name == models.default
 
 
 def test_profile_kind_fallbacks() -> None:

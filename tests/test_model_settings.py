@@ -122,9 +122,9 @@ def test_without_thinking_set_nothing_is_sent(tmp_path: Path) -> None:
 
 
 def test_the_shipped_qwen3_profile_turns_thinking_off_and_keeps_the_papers_vote_temperature() -> None:
-    from assembly.llm.profiles import load_model_profiles
+    from assembly.llm.profiles import load_models_file
 
-    qwen = load_model_profiles()["qwen3-14b-vllm"]
+    qwen = load_models_file().profiles["qwen3-14b-vllm"]
     assert qwen.thinking is False
     # A profile value for a call kind by name would override the consensus game's 0.3.
     assert "stop_vote" not in qwen.temperature and "propose" not in qwen.temperature

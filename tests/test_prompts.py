@@ -33,7 +33,7 @@ def views_by_round(
     """Run `sc` offline, then rebuild `member`'s view as it stood at the end of every round."""
     asyncio.run(execute(sc, out))
     protocol = FacilitatedAssembly(sc)
-    builder = ViewBuilder(sc)
+    builder = ViewBuilder(sc, FacilitatedAssembly.actions)
     views: dict[int, View] = {}
     for event in read_transcript(out).events:
         builder.apply(event)
@@ -99,13 +99,14 @@ def test_vote_prompt_states_candidates_and_rule(tmp_path: Path) -> None:
     view = views[3]
     request = Request(round=3, phase="vote", action=Ballot, deadline_s=30.0, params={"rule": "supermajority"})
     user = protocol.prompt(view, request).user
-    assert view.candidates
-    for c in view.candidates:
+    candidates = view.plenary["candidates"]  # the facilitator's synthesis, heard in plenary
+    assert candidates
+    for c in candidates:
         assert f"- {c['option']}:" in user
     assert "supermajority" in user and "67%" in user and "60%" in user  # "2/3", quorum 0.6
     schema = protocol.output_model(view, request).model_json_schema()
     offered = schema["properties"]["choice"]
-    assert set(offered.get("enum", [offered.get("const")])) == {c["option"] for c in view.candidates}
+    assert set(offered.get("enum", [offered.get("const")])) == {c["option"] for c in candidates}
 
 
 def test_synthesis_prompt_and_model(tmp_path: Path) -> None:

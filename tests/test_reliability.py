@@ -108,3 +108,77 @@ def test_canary_key_never_reaches_any_output(server: FakeOpenAIServer, tmp_path:
         assert CANARY_KEY.encode() not in p.read_bytes(), p
     for text in outputs:
         assert CANARY_KEY not in text
+
+
+URL_PASSWORD = "urlpass-CANARY-9876543210"
+
+
+def _secrets_in(text: bytes, secrets: list[str]) -> list[str]:
+    return [s for s in secrets if s.encode() in text]
+
+
+@pytest.mark.parametrize("credentials", ["key", "url"])
+def test_a_key_echoed_in_a_normal_answer_is_redacted_everywhere(
+    server: FakeOpenAIServer, tmp_path: Path, credentials: str
+) -> None:
+    """Every answer quotes the Authorization header back (a 200, not an error). With
+    `url`, the credentials are written into --api-base instead (`http://user:pass@`),
+    which HTTP clients send as Basic auth. Neither may reach a file, the cache, the
+    report, or the terminal; a rerun from the cache must still reproduce the run."""
+    import base64
+
+    server.configure(fault_rates={"echo_auth": 1.0})
+    base = server.base_url
+    if credentials == "url":
+        base = base.replace("http://", f"http://assembly:{URL_PASSWORD}@")
+    secrets = [CANARY_KEY, URL_PASSWORD, base64.b64encode(f"assembly:{URL_PASSWORD}".encode()).decode()]
+    out = tmp_path / "run"
+    args = ["scenarios/consensus_game.yaml", "--members", "4", "--rounds", "2", "--model", "openai/fake-model"]
+    res = run_cli("run", *args, "--api-base", base, "--api-key-env", KEY_ENV, "--out", str(out))  # live display
+    assert res.returncode == 0, res.stderr
+    sent = {r["authorization"] for r in server.requests}
+    assert sent and all(_secrets_in(a.encode(), secrets) for a in sent), "the credentials were sent"
+    assert server.fault_counts["echo_auth"] == server.request_count
+    # The echo reached the run and was redacted there (not dropped as a bad answer).
+    transcript = (out / "transcript.jsonl").read_text()
+    assert "(you sent" in transcript and "[REDACTED]" in transcript
+    outputs = [res.stdout, res.stderr]
+    if credentials == "url":
+        assert "at http://[REDACTED]@127.0.0.1" in res.stdout  # the endpoint is shown, its credentials not
+    for cmd in (
+        ["replay", str(out), "--no-page"],
+        ["replay", str(out), "--as", "agent_0", "--no-page"],
+        ["replay", str(out), "--check"],
+        ["report", str(out), "-o", str(tmp_path / "r.html")],
+        ["rerun", str(out), "--out", str(tmp_path / "rerun")],
+    ):
+        r = run_cli(*cmd)
+        assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+        outputs += [r.stdout, r.stderr]
+    assert "identical" in outputs[-2]  # the redacted answers replay exactly from the cache
+    files = [p for p in [*out.rglob("*"), *(tmp_path / "rerun").rglob("*"), tmp_path / "r.html"] if p.is_file()]
+    assert any(p.parent.name.startswith("openai_fake-model") for p in files), "the cache is among the files"
+    for p in files:
+        assert not _secrets_in(p.read_bytes(), secrets), p
+    for text in outputs:
+        assert not _secrets_in(text.encode(), secrets)
+
+
+def test_redaction_removes_registered_keys_and_url_credentials_and_nothing_else() -> None:
+    from assembly.core.redaction import redact, redact_url, register_secret, register_url_credentials, scrub
+
+    register_secret("zz-registered-0123456789")
+    register_url_credentials("https://bob:p%40ss-CANARY-4242@example.org/v1")
+    text = (
+        'say "zz-registered-0123456789" then p@ss-CANARY-4242, see http://eve:hunter22@host/x; '
+        "the bearer instruments of option pk_parking_levy_2030 and ssh://git@host stay"
+    )
+    out = redact(text)
+    assert "zz-registered" not in out and "p@ss-CANARY-4242" not in out and "hunter22" not in out
+    assert "the bearer instruments of option pk_parking_levy_2030 and ssh://git@host stay" in out
+    assert out.count("[REDACTED]") == 3
+    assert redact_url("https://bob:p%40ss-CANARY-4242@example.org/v1") == "https://[REDACTED]@example.org/v1"
+    # Messages and logs also lose key shapes and bearer tokens.
+    assert scrub("Authorization: Bearer abc.def and sk-proj-0123456789") == (
+        "Authorization: Bearer [REDACTED] and [REDACTED]"
+    )

@@ -107,8 +107,7 @@ def _comparable(view: View) -> tuple[Any, ...]:
         view.heard_facts,
         view.recent,
         view.own_history,
-        view.summary,
-        view.candidates,
+        view.plenary,
         view.framing,
         view.mentioned,
         view.roster,
@@ -318,6 +317,7 @@ def test_follow_renders_each_round_as_a_live_run_writes_it(faulty_run: Path, tmp
 
 
 def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> None:
+    from assembly.llm.member import factory_for
     from assembly.llm.profiles import ModelProfile
     from assembly.llm.setup import LLMSetup
     from tests.fake_openai import FakeOpenAIServer
@@ -346,7 +346,7 @@ def test_as_shows_the_exact_prompt_each_llm_member_was_sent(tmp_path: Path) -> N
                 "facilitator.profile": profile.name,
             },
         )
-        _, events = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+        _, events = run(sc, tmp_path / "run", factory=factory_for(LLMSetup(profiles={profile.name: profile})))
         sent = sorted((r["body"]["messages"][0]["content"], r["body"]["messages"][1]["content"]) for r in srv.requests)
     transcript = open_transcript(tmp_path / "run")
     seated = next(e for e in events if isinstance(e, Seated))

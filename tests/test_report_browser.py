@@ -177,6 +177,58 @@ def test_sweep_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100
 
 
+SHOTS = os.environ.get("ASSEMBLY_SCREENSHOTS")  # keep the screenshots here, to look at them
+
+
+def _shot(tmp_path: Path, name: str) -> Path:
+    folder = Path(SHOTS) if SHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def test_who_won_who_lost_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    sc = scenario("split_51_49", **{"members": 20, "protocol.decision_rule": {"kind": "veto_by_consumption"}})
+    summary, _ = run(sc, tmp_path / "run")
+    page = write(tmp_path / "run", tmp_path / "report.html")
+    _open(browser, page, _shot(tmp_path, "who_won.png"))
+    assert _errors(browser) == []
+    welfare = summary["welfare"]
+    head = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#welfare-table thead th")]
+    assert len(head) == 1 + len(welfare["outcomes"])
+    assert summary["decision"] in head[1] and "this assembly's decision" in head[1]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#welfare-table tbody tr")
+    by_role = {r.find_elements(By.TAG_NAME, "td")[0].text.split(" (")[0]: r for r in rows}
+    for role, count in welfare["roles"].items():
+        cells = by_role[role].find_elements(By.TAG_NAME, "td")
+        utility = welfare["outcomes"]["assembly"]["utility_by_role"][role]
+        assert f"({count})" in cells[0].text and f"{utility:.3f}" in cells[1].text
+    assert browser.find_elements(By.CSS_SELECTOR, "#fidelity-table tbody tr")
+
+
+def test_sweep_report_shows_the_frontier_figure(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from assembly.sweeps.executors import LocalExecutor
+    from assembly.sweeps.sweep import load_sweep, run_sweep
+    from tests.conftest import ROOT
+
+    spec = (ROOT / "configs" / "sweeps" / "rules_vs_welfare.yaml").read_text()
+    spec = spec.replace("../../scenarios/split_51_49.yaml", str(ROOT / "scenarios" / "split_51_49.yaml"))
+    spec = spec.replace("members: [10, 20, 50, 100]", "members: [10, 20]").replace("seeds: 8", "seeds: 2")
+    (tmp_path / "study.yaml").write_text(spec)
+    run_sweep(load_sweep(tmp_path / "study.yaml"), tmp_path / "sweep", LocalExecutor(2))
+    page = write(tmp_path / "sweep", tmp_path / "sweep.html")
+    _open(browser, page, _shot(tmp_path, "frontier.png"))
+    assert _errors(browser) == []
+    img = browser.find_element(By.CSS_SELECTOR, "#figure-liveness-fairness img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 1000
+    assert "liveness fairness" in browser.find_element(By.CSS_SELECTOR, "#figure-liveness-fairness").text
+    head = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#summary-table thead th")]
+    assert "welfare_assembly_worst_role_mean" in head and "welfare_gap_borda_worst_role_mean" in head
+
+
 def test_a_folder_that_is_neither_run_nor_sweep_is_a_clear_error(tmp_path: Path) -> None:
     res = run_cli("report", str(tmp_path), "-o", str(tmp_path / "r.html"))
     assert res.returncode == 2
@@ -195,6 +247,7 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
     from selenium.webdriver.common.by import By
 
     if name == "llm":
+        from assembly.llm.member import factory_for
         from assembly.llm.profiles import ModelProfile
         from assembly.llm.setup import LLMSetup
         from tests.fake_openai import FakeOpenAIServer
@@ -213,7 +266,7 @@ def test_reports_of_every_shipped_scenario_and_an_llm_run_render(browser: Any, t
                 "consensus_game",
                 **{"members": 4, "rounds": 2, "members.policy": "llm", "members.profile": profile.name},
             )
-            summary, _ = run(sc, tmp_path / "run", factory=LLMSetup(profiles={profile.name: profile}).factory())
+            summary, _ = run(sc, tmp_path / "run", factory=factory_for(LLMSetup(profiles={profile.name: profile})))
     else:
         summary, _ = run(scenario(name), tmp_path / "run")
     page = write(tmp_path / "run", tmp_path / "report.html")

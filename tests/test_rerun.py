@@ -18,7 +18,7 @@ from assembly.core.member import Request, TurnResult
 from assembly.core.transcript import canonical, read_transcript
 from assembly.core.view import View
 from assembly.inspection.reexecute import DROPPED, compare, fork, rerun, resume
-from assembly.llm import setup as llm_setup
+from assembly.llm.member import factory_for
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.setup import LLMSetup
 from assembly.protocols.facilitated.actions import Ballot, Speech
@@ -321,7 +321,7 @@ def test_rerun_of_an_llm_run_replays_answers_timeouts_and_provider_errors_withou
     # 5xx and a 429 and are retried, one answer is unusable and re-asked.
     server.configure(fault_script=["hang", "server_error", "rate_limit", "malformed"])
     sc, setup = _llm(server, tmp_path)
-    _, events = run(sc, tmp_path / "src", factory=setup.factory())
+    _, events = run(sc, tmp_path / "src", factory=factory_for(setup))
     turns = [e for e in events if isinstance(e, Turn)]
     assert sum(t.status == "timeout" for t in turns) == 1
     outcomes = [a.outcome for t in turns for a in t.attempts]
@@ -337,10 +337,10 @@ def test_rerun_of_an_llm_run_replays_answers_timeouts_and_provider_errors_withou
 
 def test_fork_of_an_llm_run_keeps_the_prefix_and_continues_live(server: FakeOpenAIServer, tmp_path: Path) -> None:
     sc, setup = _llm(server, tmp_path, rounds=3)
-    _, src = run(sc, tmp_path / "src", factory=setup.factory())
+    _, src = run(sc, tmp_path / "src", factory=factory_for(setup))
     calls = server.request_count
-    with llm_setup.using(LLMSetup()):  # the recorded profiles alone must be enough to continue
-        out, _ = asyncio.run(fork(tmp_path / "src", 3, {"protocol.candidates": 2}, tmp_path / "fork"))
+    # An empty setup: the recorded profiles alone must be enough to continue.
+    out, _ = asyncio.run(fork(tmp_path / "src", 3, {"protocol.candidates": 2}, tmp_path / "fork", setup=LLMSetup()))
     assert server.request_count > calls, "the fork continues live"
     new = read_transcript(out).events
     assert canonical(_rounds(new, lambda r: r < 3)) == canonical(_rounds(src, lambda r: r < 3))

@@ -19,12 +19,14 @@ from pydantic import TypeAdapter, ValidationError
 from assembly.protocols.facilitated.actions import Ballot
 from assembly.protocols.facilitated.rules import (
     ApprovalRule,
+    BordaRule,
     DecisionRuleSpec,
     MajorityRule,
     RuleResult,
     SchulzeRule,
     SupermajorityRule,
     UnanimityRule,
+    VetoByConsumptionRule,
     decide,
     quorum_met,
     schulze_ranking,
@@ -331,6 +333,10 @@ specs_st = st.one_of(
     st.builds(UnanimityRule, base=base_st),
     st.builds(ApprovalRule, threshold=st.fractions(Fraction(1, 100), 1, max_denominator=100), base=base_st),
     st.builds(SchulzeRule, base=base_st),
+    # Two of the rules that protect minorities (tests/test_minority_rules.py); maximin_score
+    # needs each ballot's role, so it has its own properties there.
+    st.builds(BordaRule, base=base_st),
+    st.builds(VetoByConsumptionRule, base=base_st),
 )
 votes_st = st.lists(ballots_st(), max_size=12)
 extra_seats = st.integers(0, 3)

@@ -83,3 +83,20 @@ def test_split_records_dissent(tmp_path: Path) -> None:
     summary, _ = run(scenario("split_51_49"), tmp_path / "split")
     assert summary["outcome"] == "valid_decision"
     assert 0.3 < summary["figures"]["dissent_share"] < 0.6
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_replay_check_certifies_every_figure_of_every_shipped_scenario(tmp_path: Path, path: Path) -> None:
+    """`replay --check` recomputes summary.json, the welfare section included, from the transcript."""
+    out = tmp_path / path.stem
+    assert run_cli("run", str(path), "--out", str(out), "--quiet").returncode == 0
+    res = run_cli("replay", str(out), "--check")
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    if path.stem in ASSEMBLY_SCENARIOS:
+        outcomes = summary["welfare"]["outcomes"]
+        assert list(outcomes) == ["assembly", "utilitarian", "borda", "maximin", "plurality_round1"]
+        assert outcomes["assembly"]["option"] == summary["decision"]
+        assert all("fidelity" in r for r in summary["per_round"])
+    else:  # the consensus game chooses a number, not an option: no welfare section
+        assert "welfare" not in summary

@@ -97,7 +97,7 @@ class Engine:
             for r in range(start_round, max_rounds + 1):
                 self.round, self.round_clock = r, 0.0
                 wall0 = time.perf_counter()
-                self.emit(RoundStarted(round=r, framing=self.views.summary))
+                self.emit(RoundStarted(round=r, framing=self.views.next_framing()))
                 try:
                     end = await self.protocol.play_round(self)
                 except BudgetSpent:

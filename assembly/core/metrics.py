@@ -7,9 +7,10 @@ events, so what a run reported and what its transcript supports cannot disagree.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from assembly.core.actions import Action, by_kind
 from assembly.core.events import (
     SCHEMA_VERSION,
     RoundEnded,
@@ -21,13 +22,14 @@ from assembly.core.events import (
     Turn,
 )
 from assembly.core.protocol import Protocol
+from assembly.core.run_welfare import run_welfare
 
 FAILED = ("timeout", "malformed", "provider_error", "skipped")
 
 
-def liveness(turns: list[Turn]) -> dict[str, int]:
+def liveness(turns: list[Turn], actions: Mapping[str, type[Action]]) -> dict[str, int]:
     """Liveness events of some turns. Every failed turn counts as an abstention, as
-    does an explicit abstain (a ballot's `abstain`, or a stop vote of `abstain`)."""
+    does an explicit one: an action its class (`actions`, by kind) says abstains."""
     counts = {"turn_timeouts": 0, "malformed": 0, "provider_errors": 0, "abstentions": 0, "retries": 0}
     for t in turns:
         if t.status == "timeout":
@@ -36,12 +38,15 @@ def liveness(turns: list[Turn]) -> dict[str, int]:
             counts["malformed"] += 1
         elif t.status == "provider_error":
             counts["provider_errors"] += 1
-        if t.status in FAILED or (
-            t.action and (t.action.get("abstain") is True or "abstain" in (t.action.get("vote"), t.action.get("value")))
-        ):
+        if t.status in FAILED or (t.action and _abstains(t.action, actions)):
             counts["abstentions"] += 1
         counts["retries"] += max(0, len(t.attempts) - 1)
     return counts
+
+
+def _abstains(action: dict[str, Any], actions: Mapping[str, type[Action]]) -> bool:
+    cls = actions.get(action.get("kind", ""))
+    return cls is not None and cls.is_abstention(action)
 
 
 def usage(turns: list[Turn]) -> dict[str, float]:
@@ -75,6 +80,7 @@ def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
     started = next(e for e in events if isinstance(e, RunStarted))
     seated = next(e for e in events if isinstance(e, Seated))
     proto = protocol
+    actions = by_kind(proto.actions)
     by_round = events_by_round(events)
     ended_rounds: dict[int, RoundEnded] = {}
     starts: dict[int, int] = {}  # round -> index of its round_started event
@@ -87,17 +93,22 @@ def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
     for r in sorted(ended_rounds):
         evs = by_round[r]
         turns = [e for e in evs if isinstance(e, Turn)]
-        row: dict[str, Any] = {"round": r, **liveness(turns)}
+        row: dict[str, Any] = {"round": r, **liveness(turns, actions)}
         row.update(proto.round_figures(evs, started, seated, events[: starts.get(r, 0)]))
         row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens", "cost_usd")})
         per_round.append(row)
+    stated = proto.stated_preferences(events)
+    plural = run_welfare(events, stated) if stated is not None else None
+    if plural is not None:  # how faithfully stated support follows assigned utilities
+        for row in per_round:
+            row["fidelity"] = plural.fidelity_by_round.get(row["round"])
     end = next((e for e in events if isinstance(e, RunEnded)), None)
     interrupted = next((e for e in events if isinstance(e, RunInterrupted)), None)
     all_turns = [e for e in events if isinstance(e, Turn)]
-    totals: dict[str, Any] = {**liveness(all_turns), **usage(all_turns)}
+    totals: dict[str, Any] = {**liveness(all_turns, actions), **usage(all_turns)}
     wall = sum(float((e.timing or {}).get("wall_s", 0.0)) for e in ended_rounds.values())
     clock = sum(float((e.timing or {}).get("clock_s", 0.0)) for e in ended_rounds.values())
-    return {
+    summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": started.run_id,
         "run_key": started.run_key,
@@ -116,3 +127,6 @@ def summarize(events: list[Any], protocol: type[Protocol]) -> dict[str, Any]:
         "figures": proto.run_figures(events),
         "timing": {"wall_s": round(wall, 6), "clock_s": round(clock, 6)},
     }
+    if plural is not None:
+        summary["welfare"] = plural.section
+    return summary

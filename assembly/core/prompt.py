@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assembly.core.neutralize import neutralize
+
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
@@ -22,11 +24,13 @@ _SPACE = re.compile(r"\s+")
 
 
 def clean(text: object, limit: int) -> str:
-    """Member text made safe to quote: one line, clipped, no double quotes.
+    """Member text made safe to quote: one line, clipped, no double quotes, inert.
 
     Quoted text is other people's words; flattening it to one clipped line keeps a
-    member from forging prompt structure (headings, fake instructions) in its speech."""
-    flat = _SPACE.sub(" ", str(text)).strip()
+    member from forging prompt structure (headings, fake instructions) in its speech,
+    and `neutralize` keeps chat-template tokens (`<|im_start|>`) and invisible
+    characters in it from acting on the model that reads it."""
+    flat = neutralize(_SPACE.sub(" ", str(text)).strip())
     if len(flat) > limit:
         flat = flat[:limit].rstrip() + "…"
     return flat.replace('"', "'")

@@ -17,10 +17,13 @@ from typing import Protocol as TypingProtocol
 from pydantic import BaseModel
 
 from assembly.core.actions import Action
+from assembly.core.errors import UserError
 from assembly.core.events import Event, RunEnded, RunStarted, Seated, SeatedMember, Turn
 from assembly.core.faults import SeededFaults
 from assembly.core.member import Member, Request
+from assembly.core.presentation import Presentation
 from assembly.core.prompt import Prompt
+from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ProtocolBase, ScenarioBase
 from assembly.core.view import View, ViewBuilder
 
@@ -39,8 +42,19 @@ class RoundContext(TypingProtocol):
 
 
 class Protocol(ABC):
+    """A protocol, implemented as one package and registered by its `name`.
+
+    Besides the round itself it declares, as class attributes, everything the
+    general modules ask of it: its action classes (which declare their audience,
+    see `core.actions`), its config schema, its sim parameters and how its actions
+    and figures are presented (`core.presentation`)."""
+
     name: ClassVar[str]  # the scenario's `protocol.kind`
     config: ClassVar[type[ProtocolBase]]  # its `protocol:` settings
+    # Every action class its members may be asked for (views and metrics read their
+    # declarations; an action of another kind is private and never an abstention).
+    actions: ClassVar[tuple[type[Action], ...]] = ()
+    presentation: ClassVar[Presentation] = Presentation()
     # Its offline members' parameters in `members.sim`: flat (sim_key None, only the
     # default protocol) or under `members.sim.<sim_key>`.
     sim_params: ClassVar[type[BaseModel] | None] = None
@@ -101,6 +115,27 @@ class Protocol(ABC):
     def run_figures(cls, events: list[Any]) -> dict[str, Any]:
         """Protocol-specific per-run figures, a pure function of the transcript."""
         return {}
+
+    @classmethod
+    def reference_names(cls) -> list[str]:
+        """Names of the published results this protocol ships (papers), for `reference_points`."""
+        return []
+
+    @classmethod
+    def reference_points(cls, ref: str) -> list[dict[str, Any]]:
+        """Published results `paper/figure` (a sweep's `reference:`) to draw beside a sweep's.
+
+        Points carry `valid`, `invalid` and `timeout` shares of runs plus the fields
+        they were measured at; raise `UserError` for an unknown figure."""
+        raise UserError(f"protocol {cls.name!r} ships no published results (asked for {ref!r})")
+
+    @classmethod
+    def stated_preferences(cls, events: list[Any]) -> StatedPreferences | None:
+        """What members said about the scenario's options (decision, positions, support
+        scores), read from this protocol's actions, for the welfare figures
+        (`core.run_welfare`). None, the default, declares that this protocol's runs do
+        not choose among the scenario's options, so they have no welfare section."""
+        return None
 
 
 # Builds the member for a seat whose policy is not `sim` (the LLM layer's, or a

@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from assembly.core import metrics
+from assembly.core.atomic import write_atomic
 from assembly.core.engine import Engine, Listener
+from assembly.core.errors import OutputPathError
 from assembly.core.events import RunStarted, Seated
+from assembly.core.lock import writer_lock
 from assembly.core.member import Member
 from assembly.core.protocol import Protocol
+from assembly.core.redaction import redact
 from assembly.core.spec import ScenarioBase, resolved, run_key
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, TranscriptWriter, read_transcript
 from assembly.core.view import ViewBuilder
@@ -50,6 +54,23 @@ def unused_dir(base: Path, stem: str) -> Path:
     return path
 
 
+def refuse_if_taken(run_dir: Path) -> None:
+    """Refuse a folder that already holds a run.
+
+    An empty transcript is not a run: only an assembly older than the atomic
+    creation of transcripts (`TranscriptWriter._create`) could leave one, killed
+    before its first event, and `resume` cannot continue it; a new run replaces it."""
+    path = run_dir / TRANSCRIPT
+    try:
+        empty = path.is_file() and path.stat().st_size == 0
+    except OSError:
+        empty = False
+    if path.exists() and not empty:
+        raise OutputPathError(
+            f"{run_dir} already holds a run; pick another folder (or `assembly resume {run_dir}` to continue it)"
+        )
+
+
 def new_run_dir(base: Path, scenario: ScenarioBase) -> Path:
     return unused_dir(base, f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}-s{scenario.seed}")
 
@@ -74,8 +95,27 @@ async def execute(
     listeners: Sequence[Listener] = (),
     durable: bool = True,
 ) -> dict[str, Any]:
-    """Run seated members through `protocol` into `run_dir`; return the summary."""
-    views = ViewBuilder(scenario)
+    """Run seated members through `protocol` into `run_dir`; return the summary.
+
+    The run holds `run_dir`'s writer lock throughout (`core.lock`), and refuses a
+    folder that already holds a run, so two runs can never write one transcript."""
+    with writer_lock(run_dir, "run"):
+        refuse_if_taken(run_dir)
+        (run_dir / TRANSCRIPT).unlink(missing_ok=True)  # empty: see `refuse_if_taken`
+        return await _execute(scenario, run_dir, protocol, seated, members, listeners=listeners, durable=durable)
+
+
+async def _execute(
+    scenario: ScenarioBase,
+    run_dir: Path,
+    protocol: Protocol,
+    seated: Seated,
+    members: dict[str, Member],
+    *,
+    listeners: Sequence[Listener],
+    durable: bool,
+) -> dict[str, Any]:
+    views = ViewBuilder(scenario, protocol.actions)
     writer = TranscriptWriter(run_dir / TRANSCRIPT, durable=durable)
     written: list[Any] = []  # exactly the events written to the transcript, in order
     engine = Engine(scenario, protocol, members, writer, views, [written.append, *listeners])
@@ -137,9 +177,8 @@ def write_summary(run_dir: Path, protocol: type[Protocol], events: Sequence[Any]
     if events is None:
         events = read_transcript(run_dir / TRANSCRIPT).events
     summary = metrics.summarize(list(events), protocol)
-    tmp = run_dir / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-    tmp.replace(run_dir / SUMMARY)  # atomic: a summary is whole or absent
+    # Atomic: a summary is whole or absent. Redacted like every byte written.
+    write_atomic(run_dir / SUMMARY, redact(json.dumps(summary, indent=2, sort_keys=False) + "\n"))
     return summary
 
 

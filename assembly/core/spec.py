@@ -13,13 +13,24 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_MEMBERS = 20_000
 MAX_ROUNDS = 1_000
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _not_bool(value: Any) -> Any:
+    # Pydantic reads true as 1; `seed: true` is a mistake, not seed 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
+"""An int that refuses booleans (YAML's `true`/`false`)."""
 
 
 class Strict(BaseModel):
@@ -195,7 +206,7 @@ class ScenarioBase(Strict):
     topology: TopologySpec = Field(default_factory=TopologySpec)
     protocol: ProtocolBase = Field(default_factory=lambda: ProtocolBase())
     members: MembersBase = Field(default_factory=lambda: MembersBase())
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    seed: Annotated[WholeNumber, Field(ge=0, le=2**63 - 1)] = 0
 
     @model_validator(mode="after")
     def _cross_references(self) -> ScenarioBase:

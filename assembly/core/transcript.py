@@ -21,6 +21,7 @@ from typing import IO, Any
 from pydantic import TypeAdapter, ValidationError
 
 from assembly.core.events import READABLE_VERSIONS, SCHEMA_VERSION, AnyEvent, Event, RunStarted
+from assembly.core.redaction import redact
 
 TRANSCRIPT = "transcript.jsonl"
 SUMMARY = "summary.json"
@@ -52,7 +53,8 @@ class TranscriptWriter:
         self._closed = False
 
     def write(self, events: Iterable[Event]) -> None:
-        text = "".join(e.model_dump_json(exclude_none=True) + "\n" for e in events)
+        # Redacted here, at the one place events become bytes, whatever produced their text.
+        text = redact("".join(e.model_dump_json(exclude_none=True) + "\n" for e in events))
         if self._fh is None and not self._closed:
             self._create(text)
             return

@@ -6,7 +6,8 @@ per-audience public records and answers `view(member)` with:
 - the member's own seat: role, values, its own private facts (and protocol-private
   state such as a consensus-game initial value);
 - the public parts of what it could hear (set by the topology's audiences) in the
-  last `window` rounds, plus the facilitator's plenary summary and candidates;
+  last `window` rounds, plus the newest plenary action's public fields (a
+  facilitator's synthesis), which everyone hears;
 - the facts others disclosed in messages it could hear;
 - its own recent actions in full (including private notes nobody else sees).
 
@@ -14,27 +15,27 @@ Nothing else reaches a member. The engine builds views here live, and `assembly
 replay --as` rebuilds them here from the transcript, so what replay shows is exactly
 what the member was given. Records are shared by every member of an audience rather
 than copied per listener, which keeps a 2,048-member all-to-all round flat in cost.
+
+What is public is declared by the protocol's action classes (`Action.public_fields`,
+`plenary`, `framing_field`, `scores_field`), handed to the `ViewBuilder`; this module
+names no action kind.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from assembly.core.actions import Action, by_kind
 from assembly.core.events import Disclosure, RoundStarted, Seated, SeatedMember, Turn
 from assembly.core.spec import FactSpec, OptionSpec, ScenarioBase
 
-# The fields of each action kind that its audience hears. Everything else an action
-# carries (a consensus-game strategy note, a secret ballot) stays with its author.
-PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
-    "speech": ("message", "position", "scores"),
-    "proposal": ("value", "justification"),
-}
-# Actions heard by everyone regardless of topology (the facilitator speaks in plenary).
-PLENARY_KINDS = frozenset({"synthesis"})
+_NOTHING_PLENARY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,7 @@ class View:
     heard_facts: tuple[FactSpec, ...]  # disclosed by others within earshot
     recent: tuple[tuple[Heard, ...], ...]  # heard utterances, newest round first
     own_history: tuple[Heard, ...]  # this member's own past actions, full, newest first
-    summary: str
-    candidates: tuple[dict[str, Any], ...]
+    plenary: Mapping[str, Any]  # the newest plenary action's public fields (read-only; empty before one)
     framing: str
     window: int
     mentioned: frozenset[str] = frozenset()  # every fact id brought up within earshot
@@ -94,14 +94,14 @@ class HeardMatrix:
     policy's Friedkin–Johnsen step is a vectorised operation, not a per-listener copy.
     """
 
-    def __init__(self, heard: list[Heard], option_ids: tuple[str, ...]) -> None:
+    def __init__(self, scores: list[Mapping[str, Any]], option_ids: tuple[str, ...]) -> None:
         self.scores = np.array(
-            [[float(h.public["scores"].get(o, 0.0)) for o in option_ids] for h in heard],
+            [[float(s.get(o, 0.0)) for o in option_ids] for s in scores],
             dtype=float,
-        ).reshape(len(heard), len(option_ids))
+        ).reshape(len(scores), len(option_ids))
         # Options-major copy: per-listener reductions over speakers run on contiguous rows.
         self.by_option = np.ascontiguousarray(self.scores.T)
-        self.mean = self.scores.mean(axis=0) if len(heard) else np.zeros(len(option_ids))
+        self.mean = self.scores.mean(axis=0) if len(scores) else np.zeros(len(option_ids))
 
 
 @dataclass
@@ -112,10 +112,17 @@ class _Audience:
 
 
 class ViewBuilder:
-    """Folds events into views. Feed it every event, in order, with `apply`."""
+    """Folds events into views. Feed it every event, in order, with `apply`.
 
-    def __init__(self, scenario: ScenarioBase, window: int | None = None) -> None:
+    `actions`: the protocol's action classes (`Protocol.actions`), which declare what
+    of each recorded action is heard, and by whom. An action of a kind not among them
+    is private."""
+
+    def __init__(self, scenario: ScenarioBase, actions: Iterable[type[Action]], window: int | None = None) -> None:
         self.scenario = scenario
+        self.actions = by_kind(actions)
+        # kind -> its public scores field, for the shared `HeardMatrix`
+        self._scores_field = {k: a.scores_field for k, a in self.actions.items() if a.scores_field}
         self.window = window or scenario.protocol.view_window
         self.options = tuple(scenario.options)
         self.option_ids = tuple(o.id for o in scenario.options)
@@ -128,8 +135,8 @@ class ViewBuilder:
         self._listeners_of: list[list[int]] = []  # member index -> audiences that hear it
         self._audience_sizes: list[int] = []
         self._own: dict[str, deque[Heard]] = {}
-        self.summary = ""
-        self.candidates: tuple[dict[str, Any], ...] = ()
+        self.plenary: Mapping[str, Any] = _NOTHING_PLENARY
+        self._next_framing = ""
         self.framing = ""
 
     # ---- folding
@@ -168,16 +175,16 @@ class ViewBuilder:
         if own is not None:
             own.appendleft(Heard(event.round, event.phase, event.member, kind, event.action))
             self._prune_own(own, event.round)
-        if kind in PLENARY_KINDS:
-            self.summary = str(event.action.get("summary", ""))
-            self.candidates = tuple(event.action.get("candidates", ()))
+        cls = self.actions.get(kind)
+        if cls is None or not cls.public_fields:
+            return  # a private action (a secret ballot, a stop vote): nobody else hears it
+        public = {k: event.action[k] for k in cls.public_fields if k in event.action}
+        if cls.plenary:
+            self.plenary = MappingProxyType(public)
+            if cls.framing_field is not None:
+                self._next_framing = str(public.get(cls.framing_field, ""))
             return
-        fields = PUBLIC_FIELDS.get(kind)
-        if fields is None:
-            return  # private action (ballot, stop vote): nobody else hears it
-        heard = Heard(
-            event.round, event.phase, event.member, kind, {k: event.action[k] for k in fields if k in event.action}
-        )
+        heard = Heard(event.round, event.phase, event.member, kind, public)
         i = self.index.get(event.member)
         if i is None:
             return
@@ -208,6 +215,10 @@ class ViewBuilder:
             self._audiences[a].record.disclosed.setdefault(event.fact, (event.round, event.member))
 
     # ---- querying
+
+    def next_framing(self) -> str:
+        """The text the next round opens with: the newest plenary action's framing field."""
+        return self._next_framing
 
     def audience_size(self, member_id: str) -> int:
         """How many members hear `member_id`, itself included.
@@ -244,8 +255,7 @@ class ViewBuilder:
             heard_facts=heard_facts,
             recent=recent,
             own_history=tuple(self._own.get(member_id, ())),
-            summary=self.summary,
-            candidates=self.candidates,
+            plenary=self.plenary,
             framing=self.framing,
             window=self.window,
             mentioned=mentioned,
@@ -270,11 +280,14 @@ class ViewBuilder:
         return aud.shared
 
     def _matrix(self, rec: Record, round: int) -> HeardMatrix | None:
-        """Scores of the newest speech round heard (this round's if already spoken)."""
+        """Scores of the newest round heard with scored actions (this round's if already spoken)."""
+        fields = self._scores_field
+        if not fields:
+            return None
         for r in (round, round - 1):
-            speeches = [h for h in rec.by_round.get(r, ()) if h.kind == "speech"]
-            if speeches:
-                return HeardMatrix(speeches, self.option_ids)
+            scores = [h.public[fields[h.kind]] for h in rec.by_round.get(r, ()) if h.kind in fields]
+            if scores:
+                return HeardMatrix(scores, self.option_ids)
         return None
 
     def _plenary_recent(self, round: int) -> tuple[tuple[Heard, ...], ...]:

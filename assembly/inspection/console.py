@@ -1,33 +1,29 @@
 """Terminal rendering of a run: the live progress display and the end-of-run table.
 
 The live display is a transcript listener: it sees the same events that are written
-to disk and computes its figures with the protocol's own metric functions.
-Member-written text is printed with `rich.markup.escape` and control characters
-stripped, so a member cannot inject markup or terminal escapes.
+to disk and computes its figures with the protocol's own metric functions; which
+figures the rounds table shows, and how they are headed, is the protocol's
+presentation. Member-written text is printed through `safe` (markup escaped, acting
+characters shown, keys removed), so a member cannot inject markup or terminal escapes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assembly.core.actions import by_kind
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunStarted, Seated, Tally, Turn
 from assembly.core.metrics import liveness
+from assembly.core.presentation import Figure, Presentation, safe
 from assembly.protocols import protocol_class
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe(text: Any) -> str:
-    """Member text made inert for the terminal: no rich markup, no escape sequences."""
-    return escape(_CONTROL.sub("", str(text)))
+__all__ = ["LiveProgress", "fmt", "print_summary", "rounds_table", "safe"]
 
 
 class LiveProgress:
@@ -70,7 +66,7 @@ class LiveProgress:
             self.history.extend(self.round_events)
             self.round_events = [event]
             self.phase_counts = {}
-            self.progress.update(self.task, description=f"round {event.round}: speaking")
+            self.progress.update(self.task, description=f"round {event.round}")
         elif isinstance(event, Turn | Tally | Disclosure):
             self.round_events.append(event)
             if isinstance(event, Turn):
@@ -86,15 +82,14 @@ class LiveProgress:
                     "answered)",
                 )
         elif isinstance(event, RoundEnded) and self.started and self.seated:
-            figs = protocol_class(self.started.protocol).round_figures(
-                self.round_events, self.started, self.seated, self.history
-            )
+            proto = protocol_class(self.started.protocol)
+            figs = proto.round_figures(self.round_events, self.started, self.seated, self.history)
             turns = [e for e in self.round_events if isinstance(e, Turn)]
-            self.rows.append({"round": event.round, **figs, **liveness(turns)})
+            self.rows.append({"round": event.round, **figs, **liveness(turns, by_kind(proto.actions))})
             self.progress.update(
                 self.task, completed=event.round, description=f"{self.turns} turns, {self.failed} failed"
             )
-            self.live.update(Group(self.progress, rounds_table(self.rows[-8:])))
+            self.live.update(Group(self.progress, rounds_table(self.rows[-8:], proto.presentation)))
 
 
 def fmt(v: Any, digits: int = 2, escape: Callable[[str], str] = safe) -> str:
@@ -108,84 +103,27 @@ def fmt(v: Any, digits: int = 2, escape: Callable[[str], str] = safe) -> str:
     return escape(str(v))
 
 
-# Columns shown when present, in this order; protocols add their own figures.
-_COLUMNS = (
-    "round",
-    "speakers",
-    "dispersion",
-    "modal_share",
-    "idea_similarity",
-    "disclosures",
-    "ballots_counted",
-    "quorum_met",
-    "support",
-    "honest_mean",
-    "honest_sd",
-    "honest_modal_share",
-    "stop_votes",
-    "turn_timeouts",
-    "malformed",
-    "provider_errors",
-    "abstentions",
+# The rounds table: the round, the protocol's own figures (its presentation's
+# `terminal_figures`), then the liveness events every run has. Columns are shown when
+# present; short headers keep the table within an 80-column terminal.
+_ROUND = Figure("round", "rd", "round")
+_LIVENESS = (
+    Figure("turn_timeouts", "t/o", "timeouts"),
+    Figure("malformed", "malf", "malformed"),
+    Figure("provider_errors", "err", "provider errors"),
+    Figure("abstentions", "abst", "abstentions"),
 )
 
 
-# Short headers so the per-round table fits an 80-column terminal.
-_HEADERS = {
-    "round": "rd",
-    "speakers": "spoke",
-    "dispersion": "disp",
-    "modal_share": "modal",
-    "disclosures": "discl",
-    "ballots_counted": "votes",
-    "quorum_met": "quorum",
-    "leading": "leading",
-    "support": "supp",
-    "honest_mean": "h.mean",
-    "honest_sd": "h.sd",
-    "honest_modal_share": "h.modal",
-    "stop_votes": "stops",
-    "turn_timeouts": "t/o",
-    "malformed": "malf",
-    "provider_errors": "err",
-    "abstentions": "abst",
-    "idea_similarity": "idea",
-}
-
-
-_MEANING = {
-    "round": "round",
-    "dispersion": "dispersion of support",
-    "modal_share": "share on the modal position",
-    "idea_similarity": "TF-IDF similarity of messages",
-    "disclosures": "facts disclosed",
-    "ballots_counted": "ballots counted",
-    "support": "leading support",
-    "honest_mean": "honest mean value",
-    "honest_sd": "honest sd",
-    "honest_modal_share": "honest share on the modal value",
-    "stop_votes": "stop votes",
-    "turn_timeouts": "timeouts",
-    "malformed": "malformed",
-    "provider_errors": "provider errors",
-    "abstentions": "abstentions",
-}
-
-
-def rounds_table(rows: list[dict[str, Any]]) -> Table:
-    cols = [c for c in _COLUMNS if any(c in r for r in rows)]
-    legend = ", ".join(f"{_HEADERS[c]} {_MEANING[c]}" for c in cols if c in _MEANING)
+def rounds_table(rows: list[dict[str, Any]], presentation: Presentation) -> Table:
+    figures = (_ROUND, *presentation.terminal_figures, *_LIVENESS)
+    cols = [f for f in figures if any(f.key in r for r in rows)]
+    legend = ", ".join(f"{f.header} {f.meaning}" for f in cols if f.meaning is not None)
     table = Table(box=None, pad_edge=False, caption=legend, caption_justify="left")
-    for c in cols:
-        table.add_column(
-            _HEADERS.get(c, c.replace("_", " ")),
-            justify="right",
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=18 if c == "leading" else None,
-        )
+    for f in cols:
+        table.add_column(f.header, justify="right", no_wrap=True, overflow="ellipsis")
     for r in rows:
-        table.add_row(*(fmt(r.get(c)) for c in cols))
+        table.add_row(*(fmt(r.get(f.key)) for f in cols))
     return table
 
 
@@ -220,4 +158,4 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: str) -> No
         head.add_row(k.replace("_", " "), fmt(v))
     head.add_row("run folder", safe(run_dir))
     console.print(head)
-    console.print(rounds_table(summary["per_round"]))
+    console.print(rounds_table(summary["per_round"], protocol_class(summary["protocol"]).presentation))

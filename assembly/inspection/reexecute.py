@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from assembly.core.atomic import write_atomic
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import UserError
 from assembly.core.events import (
@@ -46,6 +46,7 @@ from assembly.core.events import (
     SeatedMember,
     Turn,
 )
+from assembly.core.lock import writer_lock
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory
 from assembly.core.run import models_of, unused_dir, versions
@@ -57,6 +58,9 @@ from assembly.launch import build_members, write_summary
 from assembly.protocols import protocol_class
 from assembly.scenario.loading import build_scenario
 from assembly.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from assembly.llm.setup import LLMSetup
 
 DROPPED = "transcript.dropped.jsonl"
 # Parts of a scenario that define the deliberation's world; a fork keeps them.
@@ -70,11 +74,20 @@ class RerunError(UserError):
 def read_run(path: Path) -> Transcript:
     try:
         t = _read(path)
+        if not t.events and t.torn is None:
+            raise RerunError(
+                f"{t.path} is empty: the run was killed before its first event, so there is nothing to "
+                f"resume; start it again (`assembly run SCENARIO --out {t.path.parent}` replaces it)"
+            )
         t.started  # noqa: B018 - raises when the header is missing
     except TranscriptError as exc:
         raise RerunError(str(exc)) from None
     if not any(isinstance(e, Seated) for e in t.events):
-        raise RerunError(f"{t.path}: the run died before its members were seated; start it again instead")
+        # `run --out` refuses a folder with a transcript, so this says how to get past it.
+        raise RerunError(
+            f"{t.path}: the run died before its members were seated, so there is nothing to resume; "
+            f"remove {t.path} and start the run again"
+        )
     return t
 
 
@@ -215,10 +228,34 @@ async def _drive(
     factory: MemberFactory | None,
     recorded: dict[str, Recorded] | None = None,
 ) -> dict[str, Any]:
-    """Fold `header + prefix`, then run live from `start_round`; return the summary."""
+    """Fold `header + prefix`, then run live from `start_round`; return the summary.
+
+    A new run folder (rerun, fork) is written under its writer lock (`core.lock`),
+    checked again to be fresh once the lock is held; a resume holds its lock already."""
+    args = (scenario, run_dir, header, prefix, start_round)
+    if append:
+        return await _drive_locked(*args, append=True, listeners=listeners, factory=factory, recorded=recorded)
+    parent = header[0].parent if isinstance(header[0], RunStarted) else None
+    with writer_lock(run_dir, str((parent or {}).get("mode", "rerun"))):
+        _fresh_dir(run_dir)
+        return await _drive_locked(*args, append=False, listeners=listeners, factory=factory, recorded=recorded)
+
+
+async def _drive_locked(
+    scenario: Scenario,
+    run_dir: Path,
+    header: Sequence[Event],
+    prefix: Sequence[Event],
+    start_round: int,
+    *,
+    append: bool,
+    listeners: Sequence[Listener],
+    factory: MemberFactory | None,
+    recorded: dict[str, Recorded] | None,
+) -> dict[str, Any]:
     seated = next(e for e in header if isinstance(e, Seated))
     protocol = protocol_class(scenario.protocol.kind)(scenario)
-    views = ViewBuilder(scenario)
+    views = ViewBuilder(scenario, protocol.actions)
     members = build_members(seated, protocol, scenario, run_dir, factory)
     started = header[0]
     if not append and isinstance(started, RunStarted) and started.models is None:
@@ -377,24 +414,24 @@ def _seats(seated: Seated) -> list[SeatedMember]:
 
 def cached_factory(source_dir: Path) -> MemberFactory:
     """LLM members rebuilt from the source run's recorded profiles, answering from its
-    response cache (`llm_member.replay_factory`), so a rerun calls no model."""
+    response cache (`assembly.llm.member.replay_factory`), so a rerun calls no model."""
     from assembly.llm.member import replay_factory
 
     return replay_factory(source_dir)
 
 
-def continuing_factory(source_dir: Path) -> MemberFactory:
-    """LLM members for a fork, which continues live.
+def continuing_factory(source_dir: Path, setup: LLMSetup | None = None) -> MemberFactory:
+    """LLM members for a fork or a resume, which continue live.
 
-    Profiles come from the active setup (the models file, `--model`) plus those the
+    Profiles come from `setup` (the models file, `--model`; None: none) plus those the
     source run recorded; for the same name the recorded one wins, so a seat the fork
     does not change calls the same model with the same settings as before. New
-    answers are cached in the fork's own folder (or the active `--cache`)."""
+    answers are cached in the fork's own folder (or the setup's `--cache`)."""
     from assembly.llm import setup as llm_setup
     from assembly.llm.member import factory_for
 
-    base = llm_setup.active()
-    mine = llm_setup.recorded(source_dir)
+    base = setup or llm_setup.LLMSetup()
+    mine = llm_setup.recorded(source_dir, base)
     if mine is None:
         return factory_for(base)
     # The fork caches new answers in its own folder (or the active --cache), never the source's.
@@ -416,8 +453,12 @@ async def fork(
     *,
     listeners: Sequence[Listener] = (),
     factory: MemberFactory | None = None,
+    setup: LLMSetup | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Keep rounds < `from_round` of `source`, apply `overrides`, continue live."""
+    """Keep rounds < `from_round` of `source`, apply `overrides`, continue live.
+
+    LLM seats are built by `factory`, by default from `setup` and the source run's
+    recorded profiles (`continuing_factory`)."""
     src = read_run(source)
     started, recorded_seating = src.started, _seated(src)
     done = complete_rounds(src.events)
@@ -463,7 +504,7 @@ async def fork(
         seating,
     ]
     if factory is None and any(seat.policy != "sim" for seat in _seats(seating)):
-        factory = continuing_factory(src.path.parent)
+        factory = continuing_factory(src.path.parent, setup)
     summary = await _drive(
         scenario, out, header, prefix, from_round, append=False, listeners=listeners, factory=factory
     )
@@ -530,6 +571,19 @@ def resume(run_dir: Path, *, listeners: Sequence[Listener] = (), factory: Member
 async def resume_async(
     run_dir: Path, *, listeners: Sequence[Listener] = (), factory: MemberFactory | None = None
 ) -> ResumeResult:
+    """Continue a run in place, holding its folder's writer lock (`core.lock`) from
+    before the transcript is read until the summary is written: a second `resume`
+    of the same run is refused at once instead of writing the same rounds again."""
+    folder = run_dir.parent if run_dir.is_file() else run_dir
+    if not folder.is_dir():
+        raise RerunError(f"{run_dir}: no such run folder")
+    with writer_lock(folder, "resume"):
+        return await _resume_locked(run_dir, listeners=listeners, factory=factory)
+
+
+async def _resume_locked(
+    run_dir: Path, *, listeners: Sequence[Listener], factory: MemberFactory | None
+) -> ResumeResult:
     src = read_run(run_dir)
     path = src.path
     if any(isinstance(e, RunEnded) for e in src.events):
@@ -564,6 +618,9 @@ async def resume_async(
     header = [e for e in events if isinstance(e, RunStarted | Seated)]
     prefix = [e for e in events if not isinstance(e, RunStarted | Seated)]
     start = _next_round(events)
+    seated = next(e for e in header if isinstance(e, Seated))
+    if factory is None and any(seat.policy != "sim" for seat in _seats(seated)):
+        factory = continuing_factory(path.parent)  # the run's own recorded profiles and cache
     summary = await _drive(
         scenario, path.parent, header, prefix, start, append=True, listeners=listeners, factory=factory
     )
@@ -589,9 +646,4 @@ def _event_lines(path: Path) -> list[str]:
 
 
 def _atomic_write(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    write_atomic(path, "".join(line + "\n" for line in lines), fsync=True)

@@ -6,8 +6,10 @@ the facilitator's candidates, the vote with quorum and support, the round's figu
 (recomputed with `metrics.summarize`, the same function that wrote summary.json),
 and the outcome with its cause. A live run can be followed as it is written.
 
-Everything a member wrote is untrusted text: it passes through `console.safe`, so
-rich markup and terminal escape sequences in a message are printed inert.
+How each action reads is the run's protocol's presentation (`core.presentation`),
+found through the registry by the protocol named in `run_started`. Everything a
+member wrote is untrusted text: it passes through `safe`, so rich markup and
+terminal escape sequences in a message are printed inert.
 
 `check` recomputes every figure from the transcript and compares it with the run's
 summary.json: a published figure that the transcript does not support is a bug or
@@ -44,9 +46,10 @@ from assembly.core.events import (
     Tally,
     Turn,
 )
+from assembly.core.presentation import Presentation
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, parse_event, read_transcript
 from assembly.inspection.console import fmt, safe
-from assembly.protocols.facilitated.rules import BALLOT_FIELD
+from assembly.protocols import protocol_class
 
 FAILURE_MARK = {
     "timeout": "⏱ TIMEOUT",
@@ -126,6 +129,11 @@ class RunRecord:
             raise ReplayError("the transcript has no run_started/seated header")
         return cls(started, seated, rounds, end, interrupted)
 
+    @property
+    def presentation(self) -> Presentation:
+        """How the run's protocol shows its actions."""
+        return protocol_class(self.started.protocol).presentation
+
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -134,52 +142,22 @@ def _num(v: Any) -> str:
     return fmt(v, digits=3)
 
 
-def describe_action(action: dict[str, Any] | None, rule: str | None = None) -> str:
-    """One action as inert rich markup (member text escaped), by action kind.
+def describe_action(action: dict[str, Any] | None, presentation: Presentation, rule: str | None = None) -> str:
+    """One action as inert rich markup (member text escaped), as its protocol shows it.
 
     `rule`: the decision rule a ballot was cast under, to show only what it reads."""
     if not action:
         return ""
-    kind = action.get("kind")
-    if kind == "speech":
-        return f"[bold]{safe(action.get('position', ''))}[/] {safe(action.get('message', ''))}"
-    if kind == "ballot":
-        if action.get("abstain"):
-            return "[yellow]abstains[/]"
-        reads = BALLOT_FIELD.get(rule or "")
-        parts = []
-        if action.get("choice") is not None and reads in (None, "choice"):
-            parts.append(f"[bold]{safe(action['choice'])}[/]")
-        if action.get("approve") and reads in (None, "approve"):
-            parts.append("approves " + ", ".join(safe(a) for a in action["approve"]))
-        if action.get("ranking") and reads in (None, "ranking"):
-            parts.append("ranks " + " > ".join(safe(a) for a in action["ranking"]))
-        return " · ".join(parts) or "[yellow]empty ballot[/]"
-    if kind == "synthesis":
-        lines = [safe(action.get("summary", ""))]
-        lines += [
-            f"  • [bold]{safe(c.get('option', ''))}[/]: {safe(c.get('statement', ''))}"
-            for c in action.get("candidates", ())
-            if isinstance(c, dict)
-        ]
-        return "\n".join(lines)
-    if kind == "proposal":
-        text = f"[bold]{safe(action.get('value', ''))}[/] {safe(action.get('justification', ''))}"
-        if action.get("strategy"):
-            text += f"\n[dim]private note: {safe(action['strategy'])}[/]"
-        return text
-    if kind == "stop_vote":
-        return f"[bold]{safe(action.get('vote', ''))}[/]"
-    return safe(json.dumps(action, sort_keys=True))
+    return presentation.describe(action, rule)
 
 
-def describe_turn(turn: Turn, rule: str | None = None) -> str:
+def describe_turn(turn: Turn, presentation: Presentation, rule: str | None = None) -> str:
     """A turn's action, or its failure marked so that it cannot be overlooked."""
     if turn.status != "ok":
         mark = FAILURE_MARK.get(turn.status, turn.status.upper())
         detail = f" [dim]{safe(turn.detail)}[/]" if turn.detail else ""
         return f"[bold red]{mark}[/]{detail}"
-    text = describe_action(turn.action, rule)
+    text = describe_action(turn.action, presentation, rule)
     if len(turn.attempts) > 1:
         text += f" [yellow](after {len(turn.attempts)} attempts)[/]"
     return text
@@ -242,10 +220,9 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
     title = f"Round {rec.round}" + ("" if rec.complete else " (incomplete: no round_ended event)")
     parts.append(Rule(title, style="bold" if rec.complete else "bold red"))
     started = rec.started
+    shown = run.presentation
     if started is not None and started.framing:
-        parts.append(
-            Panel(safe(started.framing), title="facilitator's framing", title_align="left", border_style="dim")
-        )
+        parts.append(Panel(safe(started.framing), title=shown.framing_title, title_align="left", border_style="dim"))
     seat_of = {m.id: m for m in run.seated.members}
     member_turns = [t for t in rec.turns if t.member in seat_of]
     other_turns = [t for t in rec.turns if t.member not in seat_of]
@@ -262,7 +239,7 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
         table = Table(box=None, pad_edge=False, leading=1, expand=True)
         table.add_column("member", no_wrap=True)
         for ph in phases:
-            table.add_column(safe(ph), ratio=3 if ph in ("speak", "propose") else 1)
+            table.add_column(safe(ph), ratio=3 if ph in shown.contribution_phases else 1)
         for m in run.seated.members:
             if m.id not in cells:
                 continue
@@ -270,7 +247,7 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
             who = f"{'[bold red]⚠ [/]' if failed else ''}{safe(m.id)}\n[dim]{safe(m.role)}[/]"
             row = [who]
             for ph in phases:
-                text = "\n".join(describe_turn(t, rule) for t in cells[m.id].get(ph, ()))
+                text = "\n".join(describe_turn(t, shown, rule) for t in cells[m.id].get(ph, ()))
                 if ph == phases[0] and m.id in disclosed:
                     text += "\n[magenta]discloses " + ", ".join(safe(f) for f in disclosed[m.id]) + "[/]"
                 row.append(text)
@@ -279,7 +256,7 @@ def round_view(rec: RoundRecord, run: RunRecord, figures: dict[str, Any] | None)
     for t in other_turns:
         parts.append(
             Panel(
-                describe_turn(t),
+                describe_turn(t, shown),
                 title=f"{safe(t.member)} · {safe(t.phase)}",
                 title_align="left",
                 border_style="red" if t.status != "ok" else "blue",

@@ -7,9 +7,11 @@ looks the same. Every figure comes from the transcript through `metrics.summariz
 (the function that wrote summary.json); every piece of member text is passed
 through `html.escape`, so a member cannot inject markup into the page.
 
-For a run: outcome, convergence over rounds (dispersion, modal share, support and
-the idea similarity of messages), a timeline of rounds, the member x round matrix
-of positions, liveness events, and the disclosure of private facts over time.
+For a run: outcome, who won and who lost (per role, utility and regret under the
+decision and under each single-utility baseline; `report_welfare`), convergence over
+rounds (dispersion, modal share, support and the idea similarity of messages), a
+timeline of rounds, the member x round matrix of positions, liveness events, and the
+disclosure of private facts over time.
 For a sweep folder (results.csv / summary.csv and figures/, from `assembly sweep`):
 its summary table and figures.
 """
@@ -28,12 +30,19 @@ from typing import Any
 
 from assembly import launch
 from assembly.core import metrics
+from assembly.core.atomic import checked_target, write_atomic
 from assembly.core.errors import UserError
 from assembly.core.events import Disclosure, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Seated, Tally, Turn
+from assembly.core.neutralize import neutralize
+from assembly.core.presentation import Presentation, Series
+from assembly.core.redaction import redact
 from assembly.core.transcript import SUMMARY, TRANSCRIPT, Transcript, TranscriptError, read_transcript
 from assembly.inspection.console import fmt
+from assembly.inspection.report_welfare import who_won
+from assembly.protocols import protocol_class
 
 SWEEP_TABLES = ("summary.csv", "results.csv")
+REPORT_SUFFIXES = (".html", ".htm")  # the only files of a run or sweep a report may replace
 SWEEP_FIGURES = "figures"
 MATRIX_MAX_MEMBERS = 400  # beyond this the position matrix is drawn as an image
 MAX_TABLE_ROWS = 2000
@@ -49,8 +58,8 @@ class ReportError(UserError):
 
 
 def e(value: Any) -> str:
-    """Member and scenario text, made inert for HTML."""
-    return escape(str(value), quote=True)
+    """Member and scenario text, made inert for HTML (and shown, not obeyed: `neutralize`)."""
+    return escape(neutralize(redact(str(value))), quote=True)
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -80,13 +89,15 @@ def build(path: Path | str) -> str:
 
 
 def write(path: Path | str, out: Path | str) -> Path:
-    html = build(path)
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    """Write the report for `path` to `out`, atomically (`core.atomic`): never over a
+    folder, a device or FIFO, or a file of the run or sweep it reports on (an older
+    report aside). Keys are redacted and no raw control character is written."""
+    source = Path(path)
+    folder = source if source.is_dir() else source.parent
+    checked_target(Path(out), protected=folder, replaceable=REPORT_SUFFIXES)  # refuse before the work
+    html = neutralize(redact(build(source)), tokens=False)
+    write_atomic(Path(out), html, protected=folder, replaceable=REPORT_SUFFIXES)
+    return Path(out)
 
 
 def _page(title: str, body: str, footer: str = "Every figure is recomputed from the run's transcript.") -> str:
@@ -126,36 +137,27 @@ def _pyplot() -> Any:
     return plt
 
 
-# (figure, label, line style, on the 0-1 share scale). Figures on another scale (the
-# consensus game's spread of values) get their own axis on the right.
-CONVERGENCE_SERIES = (
-    ("dispersion", "dispersion of support scores", "-o", True),
-    ("modal_share", "share holding the modal position", "-s", True),
-    ("support", "leading candidate's support", "-^", True),
-    ("idea_similarity", "idea similarity of messages (TF-IDF cosine)", "--D", True),
-    ("honest_modal_share", "honest agents' modal share", "-s", True),
-    ("honest_sd", "sd of honest agents' values (right axis)", ":o", False),
-)
-
-
 def _numeric(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def convergence_chart(per_round: Sequence[dict[str, Any]]) -> str | None:
-    series = [s for s in CONVERGENCE_SERIES if any(_numeric(r.get(s[0])) for r in per_round)]
+def convergence_chart(per_round: Sequence[dict[str, Any]], lines: Sequence[Series]) -> str | None:
+    """The protocol's convergence figures over rounds (its presentation's `chart_series`).
+    Figures on another scale than shares (the consensus game's spread of values) get
+    their own axis on the right."""
+    series = [s for s in lines if any(_numeric(r.get(s.key)) for r in per_round)]
     if not series:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.6, 3.6))
-    right = ax.twinx() if any(not unit for *_, unit in series) else None
+    right = ax.twinx() if any(not s.share for s in series) else None
     colors = iter(PALETTE)
     handles = []
-    for k, label, style, unit in series:
-        xs = [r["round"] for r in per_round if _numeric(r.get(k))]
-        ys = [float(r[k]) for r in per_round if _numeric(r.get(k))]
-        target = ax if unit or right is None else right
-        handles += target.plot(xs, ys, style, label=label, linewidth=1.8, markersize=5, color=next(colors))
+    for s in series:
+        xs = [r["round"] for r in per_round if _numeric(r.get(s.key))]
+        ys = [float(r[s.key]) for r in per_round if _numeric(r.get(s.key))]
+        target = ax if s.share or right is None else right
+        handles += target.plot(xs, ys, s.style, label=s.label, linewidth=1.8, markersize=5, color=next(colors))
     ax.set_xlabel("round")
     ax.set_xticks([r["round"] for r in per_round])
     ax.set_ylim(-0.02, 1.02)
@@ -247,24 +249,6 @@ def matrix_image(
 # ----------------------------------------------------------------------------- run report
 
 
-def _position(action: dict[str, Any] | None) -> Any:
-    if not action:
-        return None
-    for k in ("position", "value", "choice"):
-        if action.get(k) is not None:
-            return action[k]
-    return None
-
-
-def _message(action: dict[str, Any] | None) -> str:
-    if not action:
-        return ""
-    for k in ("message", "justification", "summary"):
-        if action.get(k):
-            return str(action[k])
-    return ""
-
-
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -284,13 +268,15 @@ def run_report(transcript: Transcript) -> str:
     colors = {str(o): PALETTE[i % len(PALETTE)] for i, o in enumerate(options)}
     end = next((ev for ev in events if isinstance(ev, RunEnded)), None)
     interrupted = next((ev for ev in events if isinstance(ev, RunInterrupted)), None)
+    shown = protocol_class(started.protocol).presentation
 
     parts = [
         _run_header(transcript, seated, summary),
         _outcome(summary, end, interrupted, transcript),
-        _convergence(per_round),
-        _timeline(events, seated, per_round),
-        _matrix(events, seated, colors),
+        who_won(summary),
+        _convergence(per_round, shown),
+        _timeline(events, seated, per_round, shown),
+        _matrix(events, seated, colors, shown),
         _liveness(events, per_round),
         _disclosures(events, seated, sc),
     ]
@@ -378,39 +364,26 @@ def _outcome(
     )
 
 
-def _convergence(per_round: Sequence[dict[str, Any]]) -> str:
-    chart = convergence_chart(per_round)
-    cols = [
-        k
-        for k in (
-            "dispersion",
-            "modal_share",
-            "support",
-            "leading",
-            "quorum_met",
-            "idea_similarity",
-            "disclosures",
-            "speakers",
-            "ballots_counted",
-        )
-        if any(k in r for r in per_round)
-    ]
-    extra = sorted(
-        {k for r in per_round for k in r}
-        - {
-            *cols,
-            "round",
-            "turn_timeouts",
-            "malformed",
-            "provider_errors",
-            "abstentions",
-            "retries",
-            "prompt_tokens",
-            "completion_tokens",
-            "cost_usd",
-            "voted",
-        }
-    )
+# Per-round figures every run has (liveness and usage), left out of the figures table.
+_GENERAL_FIGURES = frozenset(
+    {
+        "round",
+        "turn_timeouts",
+        "malformed",
+        "provider_errors",
+        "abstentions",
+        "retries",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+    }
+)
+
+
+def _convergence(per_round: Sequence[dict[str, Any]], shown: Presentation) -> str:
+    chart = convergence_chart(per_round, shown.chart_series)
+    cols = [k for k in shown.table_figures if any(k in r for r in per_round)]
+    extra = sorted({k for r in per_round for k in r} - {*cols, *_GENERAL_FIGURES, *shown.hidden_figures})
     cols += extra
     head = "".join(f'<th class="num">{e(c.replace("_", " "))}</th>' for c in ["round", *cols])
     body = "".join(
@@ -433,7 +406,7 @@ def _convergence(per_round: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[str, Any]]) -> str:
+def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[str, Any]], shown: Presentation) -> str:
     rows = {r["round"]: r for r in per_round}
     seat_ids = {m.id for m in seated.members}
     by_round = metrics.events_by_round(events)
@@ -467,28 +440,15 @@ def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[st
         if disclosures:
             badges.append(f'<span class="badge warn">{_plural(len(disclosures), "disclosure")}</span>')
         row = rows.get(r, {})
-        if row.get("dispersion") is not None:
-            badges.append(f'<span class="badge">dispersion {row["dispersion"]:.3f}</span>')
-        if row.get("idea_similarity") is not None:
-            badges.append(f'<span class="badge">idea similarity {row["idea_similarity"]:.3f}</span>')
+        for key, label in shown.badges:
+            if row.get(key) is not None:
+                badges.append(f'<span class="badge">{e(label)} {_badge_value(row[key])}</span>')
         framing = f'<p class="framing">{e(start.framing)}</p>' if start is not None and start.framing else ""
-        msgs = []
-        for t in turns:
-            who = f'<span class="who">{e(t.member)}</span> <span class="meta">{e(t.phase)}</span>'
-            if t.status != "ok":
-                msgs.append(f'<li>{who} <span class="fail">{e(t.status)}</span> {e(t.detail or "")}</li>')
-            elif t.member in seat_ids and t.phase in ("speak", "propose"):
-                msgs.append(f'<li>{who} <span class="pos">{e(_position(t.action))}</span> {e(_message(t.action))}</li>')
-            elif t.member not in seat_ids:
-                cands = ", ".join(
-                    e(c.get("option")) for c in (t.action or {}).get("candidates", ()) if isinstance(c, dict)
-                )
-                msgs.append(
-                    f"<li>{who} {e(_message(t.action))}"
-                    + (f' <span class="meta">candidates: {cands}</span>' if cands else "")
-                    + "</li>"
-                )
-        spoken = sum(1 for t in turns if t.member in seat_ids and t.phase in ("speak", "propose") and t.status == "ok")
+        msgs = [_turn_item(t, seat_ids, shown) for t in turns]
+        msgs = [m for m in msgs if m]
+        spoken = sum(
+            1 for t in turns if t.member in seat_ids and t.phase in shown.contribution_phases and t.status == "ok"
+        )
         summary = _plural(spoken, "contribution") + (f", {_plural(len(failed), 'failed turn')}" if failed else "")
         details = (
             (f'<details><summary>{summary}</summary><ul class="messages">{"".join(msgs)}</ul></details>')
@@ -503,7 +463,26 @@ def _timeline(events: Sequence[Any], seated: Seated, per_round: Sequence[dict[st
     return f'<section id="timeline"><h2>Timeline of rounds</h2><ol class="timeline">{"".join(items)}</ol></section>'
 
 
-def _matrix(events: Sequence[Any], seated: Seated, colors: dict[str, str]) -> str:
+def _badge_value(v: Any) -> str:
+    return f"{v:.3f}" if _numeric(v) else e(v)
+
+
+def _turn_item(t: Turn, seat_ids: set[str], shown: Presentation) -> str:
+    """One turn in a round's list of messages ("" for a member turn that states nothing)."""
+    who = f'<span class="who">{e(t.member)}</span> <span class="meta">{e(t.phase)}</span>'
+    action = t.action or {}
+    if t.status != "ok":
+        return f'<li>{who} <span class="fail">{e(t.status)}</span> {e(t.detail or "")}</li>'
+    if t.member in seat_ids and t.phase in shown.contribution_phases:
+        return f'<li>{who} <span class="pos">{e(shown.position(action))}</span> {e(shown.message(action))}</li>'
+    if t.member not in seat_ids:  # the facilitator
+        note = shown.note(action)
+        meta = f' <span class="meta">{e(note)}</span>' if note else ""
+        return f"<li>{who} {e(shown.message(action))}{meta}</li>"
+    return ""
+
+
+def _matrix(events: Sequence[Any], seated: Seated, colors: dict[str, str], shown: Presentation) -> str:
     first_phase: dict[int, str] = {}
     cells: dict[tuple[str, int], Any] = {}
     failed: dict[tuple[str, int], str] = {}
@@ -517,8 +496,8 @@ def _matrix(events: Sequence[Any], seated: Seated, colors: dict[str, str]) -> st
             continue  # the position is what a member states in the round's first phase
         key = (ev.member, ev.round)
         if ev.status == "ok":
-            cells[key] = _position(ev.action)
-            tips[key] = _message(ev.action)[:300]
+            cells[key] = shown.position(ev.action or {})
+            tips[key] = shown.message(ev.action or {})[:300]
         else:
             failed[key] = ev.status
     rounds = sorted(first_phase)

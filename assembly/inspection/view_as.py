@@ -33,6 +33,7 @@ from assembly.core.actions import Action
 from assembly.core.engine import BudgetSpent, Engine
 from assembly.core.events import Event, RunInterrupted, RunStarted, Seated, SeatedMember, Turn
 from assembly.core.member import Request
+from assembly.core.presentation import Presentation
 from assembly.core.prompt import Prompt
 from assembly.core.protocol import Protocol
 from assembly.core.transcript import Transcript
@@ -172,7 +173,7 @@ def rebuild(transcript: Transcript, member_id: str, with_prompt: bool | None = N
         protocol = protocol_class(started.protocol)(scenario)
     except Exception as exc:
         raise ReplayError(f"cannot rebuild the run's scenario from its transcript: {exc}") from None
-    views = ViewBuilder(scenario)
+    views = ViewBuilder(scenario, protocol.actions)
     rest = [e for e in transcript.events if not isinstance(e, RunStarted | Seated)]
     engine = _TranscriptEngine(
         scenario, protocol, views, rest, member_id, seat.policy == "llm" if with_prompt is None else with_prompt
@@ -210,7 +211,7 @@ def seat_panel(seat: SeatedMember, scenario: dict[str, Any]) -> RenderableType:
     return Panel(table, title=f"seen as {safe(seat.id)}", title_align="left")
 
 
-def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
+def seen_view(seen: Seen, earlier_facts: set[str], presentation: Presentation) -> RenderableType:
     req = seen.request
     parts: list[RenderableType] = [
         Rule(f"round {req.round} · {safe(req.phase)} · asked for {req.action.__name__}", style="bold")
@@ -242,13 +243,7 @@ def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
             lines.append("[bold]facts heard from others[/] none")
         if view.framing:
             lines.append(f"[bold]framing[/] {safe(view.framing)}")
-        if view.summary and view.summary != view.framing:
-            lines.append(f"[bold]facilitator summary[/] {safe(view.summary)}")
-        if view.candidates:
-            lines.append(
-                "[bold]candidates[/] "
-                + "; ".join(f"{safe(c.get('option'))}: {safe(c.get('statement', ''))}" for c in view.candidates)
-            )
+        lines += presentation.plenary(view.plenary, view.framing)
         parts.append(Text.from_markup("\n".join(lines)))
         heard_table = Table(
             box=None,
@@ -262,7 +257,9 @@ def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
         heard_table.add_column("said", ratio=1)
         for group in view.recent:
             for h in group:
-                heard_table.add_row(str(h.round), safe(h.member), describe_action({"kind": h.kind, **h.public}))
+                heard_table.add_row(
+                    str(h.round), safe(h.member), describe_action({"kind": h.kind, **h.public}, presentation)
+                )
         if heard_table.row_count:
             parts.append(heard_table)
         else:
@@ -282,7 +279,7 @@ def seen_view(seen: Seen, earlier_facts: set[str]) -> RenderableType:
         elif seen.prompt_note:
             parts.append(Text.from_markup(f"[dim]prompt: {safe(seen.prompt_note)}[/]"))
     rule = req.params.get("rule")
-    answer = describe_turn(seen.turn, rule if isinstance(rule, str) else None)
+    answer = describe_turn(seen.turn, presentation, rule if isinstance(rule, str) else None)
     parts.append(
         Panel(answer, title="answered", title_align="left", border_style="red" if seen.turn.status != "ok" else "green")
     )
@@ -294,10 +291,11 @@ def member_walkthrough(
 ) -> list[RenderableType]:
     rebuilt = rebuild(transcript, member_id, with_prompt)
     out: list[RenderableType] = [seat_panel(rebuilt.seat, transcript.started.scenario)]
+    presentation = protocol_class(transcript.started.protocol).presentation
     known: set[str] = set()
     for seen in rebuilt.seen:
         if only_round is None or seen.request.round == only_round:
-            out.append(seen_view(seen, known))
+            out.append(seen_view(seen, known, presentation))
         if seen.view is not None:
             known |= {f.id for f in seen.view.heard_facts}
     if not rebuilt.seen:

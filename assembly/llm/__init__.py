@@ -1,8 +1,10 @@
 """The LLM layer: the only part of `assembly` that imports autogen, openai or litellm.
 
-Profiles (`profiles`), the run's model setup built from flags and files (`setup`),
-model clients and their wrappers (`client`), the LLM member (`member`), and the
-reachability check (`check`). The run's setup is passed explicitly to the member
-factory; nothing here is process-global except the rate limiter, which is shared
-on purpose (one provider, one budget).
+Seats played by models live here and nowhere else, so a model SDK can be swapped
+in one folder: `profiles` and the run's `setup` (which models, which cache), `keys`
+(scrubbing), the model-client stack (`transport`, `litellm_client`, `wrappers`,
+`rate_limit`, `response_cache`, `clients`), the `structured` call with its `errors`
+and `cost`, the LLM `member` and its factory, `check` and `local_server`. The
+run's setup is passed explicitly to the member factory; what is process-wide (the
+rate limiters, the key registry, open disk caches) is so on purpose, and says why.
 """

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from assembly.llm.keys import register_secret, scrub
 from assembly.llm.profiles import ModelProfile
 
 Mode = Literal["json_schema", "json_object"]
@@ -41,8 +42,6 @@ class CheckResult:
 
 async def check_profile(profile: ModelProfile, timeout_s: float | None = None) -> CheckResult:
     """Reachability, then one structured request per mode until one works (see the module doc)."""
-    from assembly.llm.client import register_secret, scrub
-
     try:
         key = profile.api_key()
     except KeyError:
@@ -92,7 +91,8 @@ async def structured_probe(profile: ModelProfile, mode: Mode) -> str | None:
     """None if the profile answers the probe validly in `mode`, else why not."""
     from autogen_core.models import SystemMessage, UserMessage
 
-    from assembly.llm.client import call_structured, make_client, scrub
+    from assembly.llm.clients import make_client
+    from assembly.llm.structured import call_structured
     from assembly.protocols.consensus_game.prompts import proposal_model
 
     probe = profile.model_copy(

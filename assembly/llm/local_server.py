@@ -4,7 +4,7 @@ The server runs in a child process, never in ours: llama.cpp's compute threads w
 with our event loop for the GIL, and a crash or Ctrl-C here must never leave a server behind. The child is
 this very file run by path (``python -P local_server.py``), not ``python -m assembly...``, so that it
 imports nothing of ours (package ``__init__`` files may pull in litellm and take seconds), and ``-P``
-keeps this folder (``client.py``, ``setup.py``...) off ``sys.path`` where it could shadow modules.
+keeps this folder (``keys.py``, ``setup.py``...) off ``sys.path`` where it could shadow modules.
 """
 
 from __future__ import annotations

@@ -1,37 +1,15 @@
-"""LLM members: autogen-agentchat `AssistantAgent`s behind the member interface.
+"""LLM members: seats played by a model through autogen-agentchat agents, behind the member interface.
 
-Each member owns its agents (agents are not coroutine-safe, so none is shared): one
-per call kind (phase), rebuilt when the protocol's system message or output model for
-that kind changes (e.g. new ballot candidates). A turn is:
-
-1. the protocol renders the member's view into a system and a user message, and
-   names the output model (`Protocol.prompt`, `Protocol.output_model`); the output
-   model is the agent's `output_content_type`, sent as a `response_format` json_schema;
-2. the agent's history is reset (the view *is* the context), and the user message is
-   its only input;
-3. the agent's model client (`_TurnClient`) runs the whole turn through
-   `model_client.call_structured`: provider errors (429 with retry-after, 5xx,
-   connection, timeout) are retried with backoff up to the profile's `retries`,
-   unusable answers are re-asked up to the scenario's limit, and every HTTP attempt
-   becomes an `Attempt` on the turn's event (tokens, cost, cache hit, latency);
-4. the answer comes back as the protocol's action type, so the engine cannot tell an
-   LLM member from a sim member.
-
-Deadlines: the engine cancels the task running `act` at the turn's deadline. The
-member cancels its autogen `CancellationToken` (aborting the HTTP request in flight)
-and lets the cancellation propagate, so the engine records a `turn_timeout` and the
-round goes on. A failure never raises out of `act`: it becomes a `malformed` or
-`provider_error` turn, which the protocols count as an abstention.
-
-Clients are shared by the members of one run (one connection pool per profile) and
-closed when the last of them closes.
+The engine cannot tell an LLM member from a sim member: both turn a view into the
+protocol's action type, under the same deadline and cancellation contract. This
+module also implements the `MemberFactory` the core declares, bound explicitly to
+one run's `LLMSetup` (`factory_for`, or `replay_factory` for reruns), so runs on
+different setups can share a process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,32 +17,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.messages import StructuredMessage, TextMessage
+from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, RequestUsage
-from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel, ValidationError
+from autogen_core.models import ChatCompletionClient, CreateResult, RequestUsage
+from pydantic import ValidationError
 
 from assembly.core.actions import Action
 from assembly.core.events import Attempt, SeatedMember
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import MemberFactory, Protocol
+from assembly.core.redaction import has_redacted_credentials, redact_url
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
-from assembly.llm import setup as llm_setup
-from assembly.llm.client import (
-    AttemptRecord,
-    CallResult,
-    DelegatingClient,
-    ModelCallError,
-    call_structured,
-    cost_usd,
-    make_client,
-    scrub,
-)
+from assembly.llm.keys import register_env_secrets, scrub
 from assembly.llm.profiles import ModelProfile
-from assembly.llm.setup import LLMSetup, ModelSetupError
-from assembly.scenario.model import Scenario
+from assembly.llm.run_clients import RunClients
+from assembly.llm.setup import LLMSetup, ModelSetupError, note_cache, recorded
+from assembly.llm.structured import AttemptRecord, CallResult, ModelCallError, call_structured
+from assembly.llm.wrappers import Chunk, CreateCall, DelegatingClient
 
 # ----------------------------------------------------------------------------- the agent's model client
 
@@ -72,7 +42,7 @@ from assembly.scenario.model import Scenario
 class _TurnFailed(Exception):
     """Raised through the agent when a turn ends without a usable answer."""
 
-    def __init__(self, result: CallResult[Any]) -> None:
+    def __init__(self, result: CallResult[Action]) -> None:
         super().__init__("no usable answer")
         self.result = result
 
@@ -82,43 +52,37 @@ class _Turn:
     kind: str = ""
     salt: str = ""
     profile: ModelProfile | None = None
+    output: type[Action] | None = None
     max_malformed_retries: int = 3
-    result: CallResult[Any] | None = None
+    result: CallResult[Action] | None = None  # holds the parsed answer, which the member uses as is
 
 
 class _TurnClient(DelegatingClient):
     """The model client an agent sees: one `create` is one whole member turn.
 
-    AssistantAgent makes a single model call per turn and parses it with its
-    `output_content_type`; retries, re-asks and attempt records happen here, below the
-    agent, through `call_structured` on the run's shared (rate-limited, cached) client.
+    AssistantAgent makes a single model call per turn; retries, re-asks and attempt
+    records happen here, below the agent, through `call_structured` on the run's
+    shared (rate-limited, cached) client. The answer is parsed there, once, into the
+    turn's output type and kept on the turn; the agent itself is given no output type,
+    so it passes the text on without parsing it again.
     """
 
     def __init__(self, inner: ChatCompletionClient) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.turn = _Turn()
 
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
+    async def on_create(self, call: CreateCall) -> CreateResult:
         turn = self.turn
-        if not (isinstance(json_output, type) and issubclass(json_output, BaseModel)) or turn.profile is None:
-            raise TypeError("an LLM member's agent must ask for a pydantic output type")
+        if turn.profile is None or turn.output is None:
+            raise TypeError("an LLM member's agent called its model outside a turn")
         result = await call_structured(
             self.inner,
-            messages,
-            json_output,
+            call.messages,
+            turn.output,
             profile=turn.profile,
             kind=turn.kind,
             salt=turn.salt,
-            cancellation_token=cancellation_token,
+            cancellation_token=call.cancellation_token,
             max_malformed_retries=turn.max_malformed_retries,
         )
         turn.result = result
@@ -132,101 +96,11 @@ class _TurnClient(DelegatingClient):
             finish_reason="stop", content=result.content, usage=usage, cached=all(a.cache_hit for a in result.attempts)
         )
 
-    def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        async def one() -> AsyncGenerator[str | CreateResult, None]:
-            yield await self.create(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-            )
-
-        return one()
+    async def on_stream(self, call: CreateCall) -> AsyncGenerator[Chunk, None]:
+        yield await self.on_create(call)
 
     async def close(self) -> None:
-        return None  # the shared client belongs to the run's pool
-
-
-# ----------------------------------------------------------------------------- clients shared by a run
-
-
-# Connections one HTTP client keeps open. httpcore scans its whole connection pool
-# for every request it places (encode/httpx#3215), so one pool of hundreds of
-# connections spends seconds of CPU per round; a profile allowed more concurrent
-# requests gets several clients (shards) instead, each with a small pool. They share
-# the profile's rate limiter and response cache.
-CONNECTIONS_PER_CLIENT = 16
-
-
-class _ClientPool:
-    """Model clients per profile for the members of one run; closed with the last member."""
-
-    def __init__(self, key: tuple[str, int], cache_dir: Path) -> None:
-        self.key = key
-        self.cache_dir = cache_dir
-        self.clients: dict[str, list[ChatCompletionClient]] = {}
-        self.handed_out: dict[str, int] = {}
-        self.users = 0
-
-    def client(self, profile: ModelProfile) -> ChatCompletionClient:
-        shards = self.clients.get(profile.name)
-        if shards is None:
-            count = -(-profile.max_concurrent // CONNECTIONS_PER_CLIENT) if profile.client == "openai" else 1
-            try:
-                size = min(profile.max_concurrent, CONNECTIONS_PER_CLIENT)
-                shards = [make_client(profile, self.cache_dir, pool_size=size) for _ in range(count)]
-            except KeyError as exc:  # the profile's key variable is not set
-                raise ModelSetupError(str(exc.args[0]) if exc.args else str(exc)) from None
-            # The first price lookup may import litellm, and the first request imports
-            # the OpenAI SDK's resources: seconds that block the event loop, so spend
-            # them now, before the run starts, never inside a timed turn.
-            cost_usd(profile, 0, 0)
-            importlib.import_module("openai.resources")
-            self.clients[profile.name] = shards
-        n = self.handed_out.get(profile.name, 0)
-        self.handed_out[profile.name] = n + 1
-        return shards[n % len(shards)]
-
-    async def release(self) -> None:
-        self.users -= 1
-        if self.users > 0:
-            return
-        _POOLS.pop(self.key, None)
-        clients = [c for shards in self.clients.values() for c in shards]
-        self.clients = {}
-        for client in clients:
-            # Best effort: the run's results are already written.
-            with contextlib.suppress(Exception):
-                await client.close()
-
-
-_POOLS: dict[tuple[str, int], _ClientPool] = {}
-
-
-def _pool(run_dir: Path, cache_dir: Path) -> _ClientPool:
-    # HTTP clients are bound to the event loop that uses them, so pools are per loop too.
-    try:
-        loop = id(asyncio.get_running_loop())
-    except RuntimeError:
-        loop = 0
-    key = (str(run_dir.resolve()), loop)
-    pool = _POOLS.get(key)
-    if pool is None or pool.cache_dir != cache_dir:
-        pool = _POOLS[key] = _ClientPool(key, cache_dir)
-        llm_setup.note_cache(run_dir, cache_dir)
-        llm_setup.register_env_secrets()
-    return pool
+        return None  # the shared client belongs to the run's clients
 
 
 # ----------------------------------------------------------------------------- the member
@@ -234,7 +108,7 @@ def _pool(run_dir: Path, cache_dir: Path) -> _ClientPool:
 
 @dataclass
 class _Agent:
-    key: tuple[str, type[Action]]
+    system: str
     agent: AssistantAgent
     client: _TurnClient
 
@@ -251,23 +125,45 @@ def _agent_name(member_id: str) -> str:
 
 
 class LLMMember:
-    """A seat played by a model, through autogen-agentchat agents (see the module doc)."""
+    """A seat played by a model, through autogen-agentchat agents.
+
+    Each member owns its agents (agents are not coroutine-safe, so none is shared):
+    one per call kind (phase), rebuilt when the protocol's system message for that
+    kind changes. A turn is:
+
+    1. the protocol renders the member's view into a system and a user message, and
+       names the output model (`Protocol.prompt`, `Protocol.output_model`), sent as
+       a `response_format` json_schema;
+    2. the agent's history is reset (the view *is* the context), and the user message
+       is its only input;
+    3. the agent's model client (`_TurnClient`) runs the whole turn through
+       `structured.call_structured`: provider errors are retried with backoff up to
+       the profile's `retries`, unusable answers are re-asked up to the scenario's
+       limit, and every HTTP attempt becomes an `Attempt` on the turn's event;
+    4. the parsed answer comes back as the protocol's action type.
+
+    Deadlines: the engine cancels the task running `act` at the turn's deadline. The
+    member cancels its autogen `CancellationToken` (aborting the HTTP request in
+    flight) and lets the cancellation propagate, so the engine records a
+    `turn_timeout` and the round goes on. A failure never raises out of `act`: it
+    becomes a `malformed` or `provider_error` turn, which the protocols count as an
+    abstention.
+    """
 
     def __init__(
         self,
         seat: SeatedMember,
         protocol: Protocol,
         profile: ModelProfile,
-        pool: _ClientPool,
+        clients: RunClients,
         max_malformed_retries: int = 3,
     ) -> None:
         self.id = seat.id
         self.seat = seat
         self.protocol = protocol
         self.profile = profile
-        self.pool = pool
-        self.client = pool.client(profile)
-        pool.users += 1
+        self.clients = clients
+        self.client = clients.client(profile)
         self.max_malformed_retries = max_malformed_retries
         self._agents: dict[str, _Agent] = {}
         self._settings: dict[tuple[str, str], _Settings] = {}
@@ -275,71 +171,44 @@ class LLMMember:
 
     @property
     def model_record(self) -> dict[str, Any]:
-        """The profile as the transcript records it (`run_started.models`); holds no key."""
-        return self.profile.model_dump(mode="json")
+        """The profile as the transcript records it (`run_started.models`); holds no key,
+        not even one written into the api_base URL."""
+        record = self.profile.model_dump(mode="json")
+        return {**record, "api_base": redact_url(self.profile.api_base)}
 
     async def act(self, view: View, request: Request) -> TurnResult:
         prompt = self.protocol.prompt(view, request)
-        output = self.protocol.output_model(view, request)
-        entry = self._agent(request.phase, prompt.system, output)
+        entry = self._agent(request.phase, prompt.system)
         settings = self._settings_for(request)
-        entry.client.turn = _Turn(
+        turn = entry.client.turn = _Turn(
             kind=request.phase,
             salt=f"{self.id}|round={request.round}|{request.phase}",
             profile=settings.profile,
+            output=self.protocol.output_model(view, request),
             max_malformed_retries=settings.max_malformed_retries,
         )
         token = CancellationToken()
         try:
             await entry.agent.on_reset(token)  # no history: the view is the whole context
-            response = await entry.agent.on_messages([TextMessage(content=prompt.user, source="user")], token)
+            await entry.agent.on_messages([TextMessage(content=prompt.user, source="user")], token)
         except asyncio.CancelledError:
             token.cancel()  # the deadline passed: abort the request in flight, discard any answer
             raise
-        except _TurnFailed as failed:
-            return _failed(failed.result.attempts)
-        except ModelCallError as exc:  # not retryable (auth, bad request, unknown model)
-            return TurnResult(
-                action=None, status="provider_error", attempts=_attempts(exc.attempts), detail=scrub(str(exc), 500)
-            )
         except Exception as exc:  # a member must never end the run; record what happened
-            done = entry.client.turn.result
-            return TurnResult(
-                action=None,
-                status="provider_error",
-                attempts=_attempts(done.attempts) if done else [],
-                detail=scrub(f"member raised {type(exc).__name__}: {exc}", 500),
-            )
-        attempts = _attempts(entry.client.turn.result.attempts if entry.client.turn.result else [])
-        message = response.chat_message
-        if not isinstance(message, StructuredMessage) or not isinstance(message.content, Action):
-            return TurnResult(
-                action=None, status="malformed", attempts=attempts, detail="the agent returned no structured answer"
-            )
-        try:
-            action = _as_action(message.content, request.action)
-        except ValidationError as exc:
-            return TurnResult(
-                action=None,
-                status="malformed",
-                attempts=attempts,
-                detail=scrub(f"answer is not a valid {request.action.__name__}: {exc}", 500),
-            )
-        return TurnResult(action=action, status="ok", attempts=attempts)
+            return _unanswered(exc, turn.result)
+        return _answered(turn.result, request.action)
 
-    def _agent(self, phase: str, system: str, output: type[Action]) -> _Agent:
+    def _agent(self, phase: str, system: str) -> _Agent:
         entry = self._agents.get(phase)
-        key = (system, output)
-        if entry is None or entry.key != key:
+        if entry is None or entry.system != system:
             client = _TurnClient(self.client)
             agent = AssistantAgent(
                 _agent_name(self.id),
                 model_client=client,
                 system_message=system,
-                output_content_type=output,
                 description=f"assembly seat {self.id}",
             )
-            entry = self._agents[phase] = _Agent(key, agent, client)  # type: ignore[arg-type]
+            entry = self._agents[phase] = _Agent(system, agent, client)
         return entry
 
     def _settings_for(self, request: Request) -> _Settings:
@@ -370,12 +239,47 @@ class LLMMember:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self.pool.release()
+            await self.clients.release()
+
+
+def _answered(done: CallResult[Action] | None, wanted: type[Action]) -> TurnResult:
+    """The turn for an agent that returned: the answer `call_structured` parsed, as `wanted`."""
+    attempts = _attempts(done.attempts if done else [])
+    if done is None or not isinstance(done.value, Action):
+        return TurnResult(
+            action=None, status="malformed", attempts=attempts, detail="the agent returned no structured answer"
+        )
+    try:
+        action = _as_action(done.value, wanted)
+    except ValidationError as exc:
+        return TurnResult(
+            action=None,
+            status="malformed",
+            attempts=attempts,
+            detail=scrub(f"answer is not a valid {wanted.__name__}: {exc}", 500),
+        )
+    return TurnResult(action=action, status="ok", attempts=attempts)
+
+
+def _unanswered(exc: Exception, done: CallResult[Action] | None) -> TurnResult:
+    """The turn for an agent that raised."""
+    if isinstance(exc, _TurnFailed):
+        return _failed(exc.result.attempts)
+    if isinstance(exc, ModelCallError):  # not retryable (auth, bad request, unknown model)
+        return TurnResult(
+            action=None, status="provider_error", attempts=_attempts(exc.attempts), detail=scrub(str(exc), 500)
+        )
+    return TurnResult(
+        action=None,
+        status="provider_error",
+        attempts=_attempts(done.attempts) if done else [],
+        detail=scrub(f"member raised {type(exc).__name__}: {exc}", 500),
+    )
 
 
 def _as_action(content: Action, wanted: type[Action]) -> Action:
     """The protocol's action type. Output models that narrow it by subclassing are kept
-    as they are; the others (closed-object variants) are converted and validated."""
+    as they are; the others (closed-object variants) are converted, not parsed again."""
     if isinstance(content, wanted):
         return content
     return wanted.model_validate(content.model_dump(mode="json"))
@@ -419,53 +323,71 @@ def _failed(records: Sequence[AttemptRecord]) -> TurnResult:
 
 @dataclass
 class _Factory:
-    """Builds LLM members from one setup (see `factory_for`)."""
+    """Builds LLM members from one setup (see `factory_for`); it holds the clients of the
+    runs it builds members for, one `RunClients` per run folder and event loop."""
 
-    setup: LLMSetup | None = None  # None: the process's active setup at build time
+    setup: LLMSetup
     prefer_recorded: bool = True
     _resolved: dict[str, LLMSetup] = field(default_factory=dict)
+    _clients: dict[tuple[str, int], RunClients] = field(default_factory=dict)
 
     def __call__(self, seat: SeatedMember, protocol: Protocol, scenario: ScenarioBase, run_dir: Path) -> Member:
         if type(protocol).prompt is Protocol.prompt:
             raise ModelSetupError(f"protocol {protocol.name!r} cannot seat LLM members: it has no prompt renderer")
         setup = self._setup_for(run_dir)
         profile = setup.profile(seat.profile)
-        pool = _pool(run_dir, setup.cache_for(run_dir))
-        return LLMMember(seat, protocol, profile, pool, scenario.members.llm.max_malformed_retries)
+        if self.prefer_recorded and has_redacted_credentials(profile.api_base):
+            raise ModelSetupError(
+                f"profile {profile.name!r} had credentials in its api_base, which a run never stores; "
+                "define the profile with its api_base in the models file (better: put the key in "
+                "the environment variable named by api_key_env)"
+            )
+        clients = self._clients_for(run_dir, setup.cache_for(run_dir))
+        return LLMMember(seat, protocol, profile, clients, scenario.members.llm.max_malformed_retries)
 
     def _setup_for(self, run_dir: Path) -> LLMSetup:
-        base = self.setup or llm_setup.active()
-        key = f"{id(base)}|{run_dir}"
+        key = str(run_dir)
         setup = self._resolved.get(key)
         if setup is None:
-            setup = base
+            setup = self.setup
             # Resuming a run in place: the profiles it recorded win, so it goes on with
             # the clients it started with (the run folder has a transcript only then).
-            mine = llm_setup.recorded(run_dir) if self.prefer_recorded else None
+            mine = recorded(run_dir, setup) if self.prefer_recorded else None
             if mine is not None:
                 setup = setup.with_recorded(mine)
             self._resolved[key] = setup
         return setup
 
+    def _clients_for(self, run_dir: Path, cache_dir: Path) -> RunClients:
+        # HTTP clients are bound to the event loop that uses them, so a run's clients are per loop too.
+        try:
+            loop = id(asyncio.get_running_loop())
+        except RuntimeError:
+            loop = 0
+        key = (str(run_dir.resolve()), loop)
+        clients = self._clients.get(key)
+        if clients is None or clients.cache_dir != cache_dir:
 
-_ACTIVE_FACTORY = _Factory()
+            def forget() -> None:
+                self._clients.pop(key, None)
 
-
-def member_factory(seat: SeatedMember, protocol: Protocol, scenario: Scenario, run_dir: Path) -> Member:
-    """The runner's factory for non-sim seats: an LLM member on the active setup
-    (`llm_setup.activate`; by default configs/models.yaml, caching in the run folder)."""
-    return _ACTIVE_FACTORY(seat, protocol, scenario, run_dir)
+            clients = self._clients[key] = RunClients(cache_dir, on_closed=forget)
+            note_cache(run_dir, cache_dir)
+            register_env_secrets()
+        return clients
 
 
 def factory_for(setup: LLMSetup) -> MemberFactory:
-    """A member factory bound to one setup, independent of the process's active one."""
+    """The member factory for LLM seats on `setup` (its profiles and response cache).
+
+    Resuming a run in place, the profiles the run recorded win over the setup's."""
     return _Factory(setup)
 
 
 def replay_factory(source_dir: Path) -> MemberFactory:
     """LLM members for `assembly rerun`: the source run's recorded profiles and its
     response cache, so every answer it got is replayed without calling anyone."""
-    mine = llm_setup.recorded(source_dir)
+    mine = recorded(source_dir)
     if mine is None:
         raise ModelSetupError(f"{source_dir}: the run recorded no model profiles, so its LLM members cannot be rebuilt")
     return _Factory(mine, prefer_recorded=False)

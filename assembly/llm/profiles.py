@@ -1,27 +1,16 @@
 """Model profiles: which model to call, how, and within which limits.
 
-Profiles live in ``configs/models.yaml`` under a top-level ``profiles:`` mapping
-(name -> profile). A run names a profile rather than spelling out a model, so a
-sweep can swap models without touching scenarios, and limits such as
-``max_concurrent``/``rpm`` are declared once per endpoint.
-
-API keys are never read from files: a profile only names the environment
-variable that holds the key (``api_key_env``). Validation rejects an ``api_key``
-field and values of ``api_key_env`` that look like a pasted key, because a key
-committed in a YAML file is the most common way keys leak.
-
-Three settings adapt a profile to the server behind it:
-
-- ``structured_output``: ``json_schema`` (the default) sends the output schema as
-  OpenAI's ``response_format: {type: json_schema}``; ``json_object`` sends
-  ``{type: json_object, schema: ...}``, for servers that reject the former (e.g.
-  llama-cpp-python's). ``assembly models`` tries both and says which one works.
-- ``thinking: false`` asks a reasoning model (Qwen3 and similar, served by vLLM or
-  llama.cpp) not to think, through the request's ``chat_template_kwargs:
-  {enable_thinking: false}``, which both servers pass to the chat template.
-- ``local`` serves the model with the embedded llama.cpp server (the ``local``
-  extra): the commands that run members start it on a free 127.0.0.1 port, point the
-  profile at it, and stop it when they end.
+A run names a profile (from ``configs/models.yaml``, ``profiles:`` name -> profile)
+rather than spelling out a model, so a sweep can swap models without touching
+scenarios, and limits such as ``max_concurrent``/``rpm`` are declared once per
+endpoint. API keys are never read from files: a profile only names the environment
+variable that holds the key (``api_key_env``), and validation rejects an
+``api_key`` field and values of ``api_key_env`` that look like a pasted key,
+because a key committed in a YAML file is the most common way keys leak. Three
+settings adapt a profile to its server: ``structured_output`` (``json_object`` for
+servers that reject ``json_schema``), ``thinking: false`` (sent as
+``chat_template_kwargs: {enable_thinking: false}``, which vLLM and llama.cpp hand to
+the chat template) and ``local`` (serve the model with the embedded llama.cpp server).
 """
 
 from __future__ import annotations
@@ -229,20 +218,3 @@ def load_models_file(path: str | Path = DEFAULT_MODELS_PATH) -> ModelsFile:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return ModelsFile.model_validate(data)
-
-
-def load_model_profiles(path: str | Path = DEFAULT_MODELS_PATH) -> dict[str, ModelProfile]:
-    """All profiles in a models YAML file, by name."""
-    return dict(load_models_file(path).profiles)
-
-
-def load_profile(name: str | None = None, path: str | Path = DEFAULT_MODELS_PATH) -> ModelProfile:
-    """One profile by name (or the file's ``default`` when name is None)."""
-    models = load_models_file(path)
-    key = name if name is not None else models.default
-    if key is None:
-        raise KeyError(f"{path}: no profile name given and no 'default' set")
-    try:
-        return models.profiles[key]
-    except KeyError:
-        raise KeyError(f"{path}: unknown model profile {key!r}; known: {sorted(models.profiles)}") from None

@@ -60,7 +60,7 @@ def serving(setup: LLMSetup, names: Iterable[str]) -> Iterator[LLMSetup]:
 def serving_run(setup: LLMSetup, run_dir: Path, names: Iterable[str] = ()) -> Iterator[LLMSetup]:
     """`setup` with embedded servers for the named profiles and for the local profiles the
     run in `run_dir` recorded (a resume or fork goes on with those; `LLMSetup.with_recorded`)."""
-    recorded = llm_setup.recorded(run_dir)
+    recorded = llm_setup.recorded(run_dir, setup)
     both = setup.with_recorded(recorded) if recorded is not None else setup
     wanted = [*names, *(recorded.profiles if recorded is not None else ())]
     with serving(both, wanted) as running:

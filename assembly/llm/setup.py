@@ -1,33 +1,22 @@
-"""Which models LLM members call: the profile registry, `--model`, and the response cache.
+"""Which models LLM members call: the run's setup (profile registry, `--model`, response cache).
 
-The command line (`run`, `sweep`, `models`) turns its model flags into one
-`LLMSetup` with `from_flags`:
-
-- a registry of named profiles (configs/models.yaml by default, or `--models FILE`);
-- with `--model`, one more profile, and scenario overrides (`scenario_overrides`)
-  that seat every member and the facilitator as LLM members on it. A value with a
-  slash is a litellm model string (an ad-hoc profile); one without is the name of a
-  profile in the registry; `local/smollm2` or `local/PATH.gguf` is a model served by
-  the embedded llama.cpp server (`local_profile`; `serving` starts it);
-- where responses are cached: a shared `--cache DIR`, or by default each run's own
-  `<run_dir>/cache`.
-
-`activate` makes a setup the process's current one, which `llm_member.member_factory`
-(the factory the runner uses for every non-sim seat) reads; `LLMSetup.factory()` gives
-a factory bound to one setup instead, for code that runs several setups side by side.
-
-Keys never pass through here: profiles name environment variables, and every value
-of a `*_API_KEY`-style variable is registered with the scrubber before any call, so
-even a key a provider SDK picks up by itself cannot reach a transcript or a log.
+The model flags of `run`, `sweep`, `models` and `rerun` become one `LLMSetup`
+(`from_flags`): the registry of named profiles (configs/models.yaml, or `--models
+FILE`); with `--model`, one more profile (a litellm model string, or a registry
+name, or `local/smollm2` / `local/PATH.gguf` for the embedded llama.cpp server, which
+`serving` starts) and scenario overrides that seat every member on it; and where responses are
+cached (`--cache DIR`, or each run's `<run_dir>/cache`). A setup is a value passed
+explicitly to the member factory (`member.factory_for`), never a process-wide
+current one, so runs on different setups can share a process. Keys never pass
+through here: profiles name environment variables, whose values `keys` registers
+for scrubbing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,10 +25,11 @@ import yaml
 from pydantic import ValidationError
 
 from assembly.core.errors import UserError
+from assembly.core.redaction import has_redacted_credentials, redact_url, register_url_credentials
+from assembly.llm.keys import register_env_secrets
 from assembly.llm.profiles import DEFAULT_MODELS_PATH, LocalServer, ModelProfile, load_models_file
 
 if TYPE_CHECKING:
-    from assembly.core.protocol import MemberFactory
     from assembly.scenario.model import Scenario
 
 CACHE_DIR = "cache"  # a run's own response cache, inside its run folder
@@ -65,8 +55,6 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "price_per_1k_input": 0.0,
     "price_per_1k_output": 0.0,
 }
-
-_SECRET_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET|_SECRET_KEY)$")
 
 
 class ModelSetupError(UserError):
@@ -154,9 +142,11 @@ class LLMSetup:
         """One line for the terminal: the --model profile and where responses are cached."""
         parts = []
         if self.model is not None:
-            p = self.profile(self.model)
+            p = self.profiles[self.model]
             where = f" (embedded llama.cpp server, {p.local.gguf})" if p.local else ""
-            parts.append(f"model {p.model} via {p.client}" + (f" at {p.api_base}" if p.api_base else "") + where)
+            parts.append(
+                f"model {p.model} via {p.client}" + (f" at {redact_url(p.api_base)}" if p.api_base else "") + where
+            )
         parts.append(f"cache {self.cache_dir}" if self.cache_dir else "cache in the run folder")
         return ", ".join(parts)
 
@@ -164,11 +154,6 @@ class LLMSetup:
         """Fail before anything runs if an LLM seat names a profile this setup lacks."""
         for name in profiles_named(scenario):
             self.named(name)
-
-    def factory(self) -> MemberFactory:
-        from assembly.llm.member import factory_for
-
-        return factory_for(self)
 
     def cache_for(self, run_dir: Path) -> Path:
         return self.cache_dir if self.cache_dir is not None else run_dir / CACHE_DIR
@@ -183,9 +168,7 @@ def profiles_named(scenario: Scenario) -> list[str]:
         names.append(r.profile)
         if r.profile is None:
             names.extend([a.profile for a in m.assign] or [m.profile])
-    from assembly.protocols.facilitated.config import AssemblyProtocol
-
-    if isinstance(scenario.protocol, AssemblyProtocol) and scenario.facilitator.policy == "llm":
+    if scenario.protocol.has_facilitator and scenario.facilitator.policy == "llm":
         names.append(scenario.facilitator.profile or m.profile)
     return sorted({n for n in names if n is not None})
 
@@ -270,6 +253,8 @@ def from_flags(
             "pass --model too (or set them in the models file)"
         )
     register_env_secrets()
+    for profile in profiles.values():
+        register_url_credentials(profile.api_base)
     return LLMSetup(
         profiles=profiles, cache_dir=cache.resolve() if cache is not None else None, model=chosen, source=source
     )
@@ -301,7 +286,7 @@ def local_profile(model: str) -> ModelProfile:
     )
 
 
-def recorded(run_dir: Path) -> LLMSetup | None:
+def recorded(run_dir: Path, current: LLMSetup | None = None) -> LLMSetup | None:
     """The setup a finished or interrupted run used: its recorded profiles and cache.
 
     Reruns and resumes rebuild clients from this, so they call the same models with
@@ -314,8 +299,22 @@ def recorded(run_dir: Path) -> LLMSetup | None:
         return None
     if not started.models:
         return None
-    profiles = {name: ModelProfile.model_validate(rec) for name, rec in started.models.items()}
+    mine = current.profiles if current is not None else {}
+    profiles = {
+        name: _with_credentials(ModelProfile.model_validate(rec), mine.get(name))
+        for name, rec in started.models.items()
+    }
     return LLMSetup(profiles=profiles, cache_dir=recorded_cache(run_dir), source=f"the run in {run_dir}")
+
+
+def _with_credentials(profile: ModelProfile, mine: ModelProfile | None) -> ModelProfile:
+    """A recorded profile whose api_base had credentials (never stored) gets them back
+    from the current setup's profile of the same name, if that one has the same URL."""
+    if not has_redacted_credentials(profile.api_base):
+        return profile
+    if mine is not None and redact_url(mine.api_base) == profile.api_base:
+        return profile.model_copy(update={"api_base": mine.api_base})
+    return profile
 
 
 def recorded_cache(run_dir: Path) -> Path:
@@ -335,46 +334,3 @@ def note_cache(run_dir: Path, cache_dir: Path) -> None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CACHE_POINTER).write_text(json.dumps({"cache_dir": str(cache_dir.resolve())}) + "\n", encoding="utf-8")
-
-
-def register_env_secrets() -> None:
-    """Register every key-like environment value with the scrubber (see the module doc)."""
-    from assembly.llm.client import register_secret
-
-    for name, value in os.environ.items():
-        if _SECRET_ENV.search(name.upper()):
-            register_secret(value)
-
-
-# ----------------------------------------------------------------------------- the process's setup
-
-
-_ACTIVE: LLMSetup | None = None
-_DEFAULT: LLMSetup | None = None
-
-
-def activate(setup: LLMSetup) -> None:
-    global _ACTIVE
-    _ACTIVE = setup
-
-
-def active() -> LLMSetup:
-    """The current setup: the activated one, else the default models file (if any),
-    read once per process."""
-    global _DEFAULT
-    if _ACTIVE is not None:
-        return _ACTIVE
-    if _DEFAULT is None:
-        _DEFAULT = from_flags()
-    return _DEFAULT
-
-
-@contextmanager
-def using(setup: LLMSetup) -> Iterator[LLMSetup]:
-    """Activate `setup` for a block (tests, embedding code), then restore the previous one."""
-    global _ACTIVE
-    previous, _ACTIVE = _ACTIVE, setup
-    try:
-        yield setup
-    finally:
-        _ACTIVE = previous

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from assembly.core.errors import ScenarioError
+from assembly.core.errors import ScenarioError, quoted
 from assembly.core.spec import CrossRefError
 from assembly.scenario.model import Scenario
 
@@ -86,6 +86,8 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ..
         raise ScenarioError(
             f"YAML error: {getattr(exc, 'problem', exc)}", file=file, line=mark.line + 1 if mark else None
         ) from None
+    except ValueError as exc:  # a number too long for Python to convert (over 4,300 digits)
+        raise ScenarioError(f"a value cannot be read: {str(exc)[:200]}", file=file) from None
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ScenarioError("top-level keys must be strings", file=file)
     return data, lines
@@ -133,14 +135,14 @@ def _index_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ..
 def parse_override(text: str) -> tuple[str, Any]:
     """`dotted.path=value` with the value read as a YAML scalar or flow collection."""
     if "=" not in text:
-        raise ScenarioError(f"override {text!r} is not of the form dotted.path=value", path=text)
+        raise ScenarioError(f"override {quoted(text)} is not of the form dotted.path=value", path=quoted(text, 60))
     key, _, raw = text.partition("=")
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ScenarioError(f"override {text!r} has an empty field name", path=key or text)
+        raise ScenarioError(f"override {quoted(text)} has an empty field name", path=key or quoted(text, 60))
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an int too long to convert
         value = raw  # not YAML: take it as the literal string
     return key, value
 
@@ -156,7 +158,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             if isinstance(cur, list):
                 if not part.isdigit() or int(part) >= len(cur):
                     raise ScenarioError(
-                        f"no list item {part!r} (the list has {len(cur)} items)", path=".".join(path[: i + 1])
+                        f"no list item {quoted(part)} (the list has {len(cur)} items)", path=".".join(path[: i + 1])
                     )
                 idx = int(part)
                 if last:
@@ -208,18 +210,18 @@ def _explain(
     dotted = ".".join(str(p) for p in loc)
     overridden = any(ALIASES.get(k, k) == dotted or dotted.startswith(ALIASES.get(k, k) + ".") for k in overrides)
     line = None if overridden else _line_for(loc, lines)
-    msg = err["msg"]
+    msg = err["msg"] if len(err["msg"]) <= 300 else err["msg"][:299] + "…"  # some quote the input
     if err["type"] == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         if key in _field_vocabulary():
-            msg = f"key {key!r} does not belong here (is it meant for another kind or section?)"
+            msg = f"key {quoted(key)} does not belong here (is it meant for another kind or section?)"
         else:
             hint = difflib.get_close_matches(key, sorted(_field_vocabulary()), n=1)
-            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            msg = f"unknown key {quoted(key)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif "input" in err and not isinstance(err["input"], dict | list):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {quoted(err['input'])})"
     if overridden:
         msg += " (from a command-line override)"
     return ScenarioError(msg, file=file, path=dotted or None, line=line)

@@ -19,6 +19,7 @@ limit stops a sweep between runs without cancelling any.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from assembly.core.errors import UserError
+from assembly.core.errors import UserError, storage_error
+from assembly.core.redaction import redact, scrub
 
 if TYPE_CHECKING:
     from assembly.llm.setup import LLMSetup
@@ -46,8 +48,8 @@ class Job:
     key: str  # run key of `scenario`; checked again in the worker
     run_dir: str
     scenario: dict[str, Any]  # resolved scenario (plain JSON), so jobs pickle and ship anywhere
-    # Model profiles and cache for LLM seats. Carried by the job rather than activated
-    # in the parent, because worker processes and Ray tasks do not share its state.
+    # Model profiles and cache for LLM seats, carried by the job because worker
+    # processes and Ray tasks share no state with the parent.
     llm: LLMSetup | None = None
 
 
@@ -86,18 +88,35 @@ async def run_job_async(job: Job) -> JobResult:
         clear_attempt(run_dir)
         factory = None
         if job.llm is not None:
-            from assembly.llm.setup import register_env_secrets
+            from assembly.llm.keys import register_env_secrets
+            from assembly.llm.member import factory_for
 
             register_env_secrets()  # the scrubber's registry is per process
-            factory = job.llm.factory()
+            factory = factory_for(job.llm)
         # A sweep re-runs an unfinished run whole on --resume, so per-round fsync only
         # pays off where a re-run costs money: runs with LLM seats.
         summary = await execute(scenario, run_dir, factory=factory, durable=job.llm is not None)
     except Exception as exc:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
-        return JobResult(job.key, job.run_dir, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+        return _failed(job, run_dir, exc, time.perf_counter() - t0)
     return JobResult(job.key, job.run_dir, summary, None, time.perf_counter() - t0)
+
+
+def _failed(job: Job, run_dir: Path, exc: Exception, wall_s: float) -> JobResult:
+    """A run that raised, as a failed result and an error.txt (keys redacted in both).
+
+    A user error or an OS refusal (a folder that cannot be written, another process
+    writing the run) is recorded as its one-line message; anything else as the
+    exception and, in error.txt, its traceback. If even error.txt cannot be written,
+    the result still carries the message."""
+    expected = isinstance(exc, UserError | OSError)
+    if isinstance(exc, OSError):
+        exc = storage_error(exc, "write the run in", run_dir)
+    message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    with contextlib.suppress(OSError):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        detail = message + "\n" if expected else traceback.format_exc()
+        (run_dir / ERROR_FILE).write_text(redact(detail), encoding="utf-8")
+    return JobResult(job.key, job.run_dir, None, scrub(message, 2000), wall_s)
 
 
 def clear_attempt(run_dir: Path) -> None:
@@ -105,8 +124,8 @@ def clear_attempt(run_dir: Path) -> None:
     same seed asks the same first questions, so a re-run replays what was paid for."""
     from assembly.llm.setup import CACHE_DIR
 
-    if not run_dir.exists():
-        return
+    if not run_dir.is_dir():
+        return  # nothing to clear; if a file is in the way, the run reports it
     for child in run_dir.iterdir():
         if child.name == CACHE_DIR and child.is_dir():
             continue

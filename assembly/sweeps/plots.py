@@ -1,4 +1,5 @@
-"""Sweep figures (PNG + SVG): outcomes, liveness, rounds and usage against group size.
+"""Sweep figures (PNG + SVG): outcomes, liveness, rounds and usage against group size,
+and (for protocols with a welfare section) the liveness–fairness frontier.
 
 Every figure is drawn from the sweep's two tables (results: one row per run; cells:
 one row per grid cell, see `stats.cell_table`), so a figure never shows a number
@@ -12,6 +13,7 @@ so that each step gets the same room.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from assembly.core.atomic import write_atomic
 from assembly.core.errors import UserError
+from assembly.protocols import reference_points
 from assembly.scenario.loading import ALIASES
 from assembly.sweeps.stats import CAUSES, DECIDED
 
@@ -196,10 +200,11 @@ def _errorbar(
 
 
 def _save(fig: Figure, out: Path, stem: str, drawn: Drawn) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "svg"):
         path = out / f"{stem}.{ext}"
-        fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        write_atomic(path, buffer.getvalue())  # whole or absent, and never over a non-file
         drawn.paths.append(path)
     plt.close(fig)
 
@@ -424,12 +429,7 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
     `byzantine`); every other grid factor filters the paper's points the same way.
     """
     try:
-        from assembly.protocols.consensus_game.reference import points
-    except ImportError:
-        drawn.notes.append(f"reference {ref!r} not drawn: assembly.reference is not available")
-        return
-    try:
-        paper = pd.DataFrame(points(ref))
+        paper = pd.DataFrame(reference_points(ref))
     except (UserError, KeyError, ValueError, OSError) as exc:
         drawn.notes.append(f"reference {ref!r} not drawn: {exc}")
         return
@@ -504,6 +504,70 @@ def reference_comparison(cells: pd.DataFrame, axis: Axis, ref: str, out: Path, t
     _save(fig, out, "reference_comparison", drawn)
 
 
+BASELINE_STYLES = (("utilitarian", "--"), ("borda", ":"), ("maximin", "-."))
+SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def liveness_fairness(
+    cells: pd.DataFrame, results: pd.DataFrame, axis: Axis, out: Path, title: str, drawn: Drawn
+) -> None:
+    """The liveness–fairness frontier: how often a cell decides (x) against how well its
+    decisions serve the worst-off role (left) and the average member (right).
+
+    One hollow point per cell: colour by series (e.g. the decision rule), shape by the
+    x-axis value of the other figures (the group size). Rules that make the same
+    decisions land on the same spot, so each series is drawn a size smaller than the
+    one before: coinciding points show as concentric rings. Baselines always decide;
+    their lines are means over runs."""
+    series = _series(cells, axis)
+    done = results[results["status"] == "complete"] if "status" in results else results
+    shape = {v: SIZE_MARKERS[i % len(SIZE_MARKERS)] for i, v in enumerate(axis.values)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharex=True, layout="constrained")
+    panels = (("worst_role", "worst-off role's utility under the decision"), ("utilitarian", "mean utility"))
+    for ax, (figure, ylabel) in zip(axes, panels, strict=True):
+        for i, (_, group) in enumerate(series):
+            color, size = SERIES_COLORS[i % len(SERIES_COLORS)], max(4.0, 13.0 - 2.0 * i)
+            for _, cell in group.iterrows():
+                x, y = float(cell["decided_rate"]), float(cell[f"welfare_assembly_{figure}_mean"])
+                xerr = [[np.nan_to_num(x - float(cell["decided_lo"]))], [np.nan_to_num(float(cell["decided_hi"]) - x)]]
+                lo, hi = (
+                    float(cell[f"welfare_assembly_{figure}_mean_lo"]),
+                    float(cell[f"welfare_assembly_{figure}_mean_hi"]),
+                )
+                yerr = [[np.nan_to_num(y - lo)], [np.nan_to_num(hi - y)]]
+                ax.errorbar(
+                    [x], [y], xerr=xerr, yerr=yerr, color=color, marker=shape[cell[axis.column]], markersize=size,
+                    markerfacecolor="none", markeredgewidth=1.4, elinewidth=0.8, capsize=2, alpha=0.9,
+                )  # fmt: skip
+        for base, style in BASELINE_STYLES:
+            column = f"welfare_{base}_{figure}"
+            if column in done and done[column].notna().any():
+                value = float(done[column].astype(float).mean())
+                ax.axhline(value, color="#555555", linestyle=style, lw=1.1, label=f"{base} baseline ({value:.2f})")
+        ax.set_xlim(-0.03, 1.05)
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_xlabel("share of runs that decide")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for i, (label, _) in enumerate(series):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        handles.append(plt.Line2D([], [], color=color, marker="o", markerfacecolor="none", linestyle="none"))
+        labels.append(label or "assembly")
+    for v, marker in shape.items():
+        handles.append(plt.Line2D([], [], color="#333333", marker=marker, markerfacecolor="none", linestyle="none"))
+        labels.append(f"{axis.label.split(' (')[0]} {_fmt(v)}")
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    _title(
+        fig,
+        title,
+        "liveness–fairness frontier",
+        "One point per cell; x: share of completed runs that decided (95% Wilson); y: mean over deciding runs "
+        f"of normalised utility (95% t); lines: baselines' mean over all runs; {_n_note(cells)}.",
+    )
+    _save(fig, out, "liveness_fairness", drawn)
+
+
 def draw_sweep(
     results: pd.DataFrame,
     cells: pd.DataFrame,
@@ -526,6 +590,8 @@ def draw_sweep(
     usage(cells, axis, out, title, drawn)
     if reference:
         reference_comparison(cells, axis, reference, out, title, drawn)
+    if "welfare_assembly_worst_role_mean" in cells:
+        liveness_fairness(cells, results, axis, out, title, drawn)
     if math.isnan(float(cells["rounds_mean"].max())):
         drawn.notes.append("no run reached a decision: rounds-to-decision figure is empty")
     return drawn

@@ -11,6 +11,16 @@ numbers in a paper table are the ones a reviewer gets from a standard library:
 
 An interval that the data cannot support (n = 0, or a median of fewer than six
 runs at 95%) is NaN, never a made-up bound.
+
+Welfare (from each run's `welfare` section, flattened by `tables.welfare_columns`):
+the mean of every welfare figure of every way of choosing, with a t interval; the
+assembly's figures are null when it decided nothing, so their means are over the
+runs that decided. The gap between the assembly's decision and a baseline is a
+paired difference: each run scores both on its own seated population, and runs
+with the same seed (and group size) share that population across cells, so the
+differences are averaged within each seed first and the interval is a Student t
+interval over the seed-level differences (`paired_difference`). With one run per
+seed in a cell, this is exactly the paired t interval of `scipy.stats.ttest_rel`.
 """
 
 from __future__ import annotations
@@ -106,6 +116,7 @@ def cell_row(runs: pd.DataFrame) -> dict[str, Any]:
     decided = done[outcome.isin(DECIDED)] if n else done
     rounds = decided["rounds"].to_numpy(dtype=float) if "rounds" in decided else np.array([])
     row["decided"] = len(decided)
+    row.update(_rate_columns("decided", wilson(len(decided), n), len(decided)))
     row.update(_estimate_columns("rounds_mean", mean_ci(rounds)))
     row.update(_estimate_columns("rounds_median", median_ci(rounds)))
     for col in ("tokens", "cost_usd", "turn_timeouts", "abstentions", "wall_s"):
@@ -113,6 +124,55 @@ def cell_row(runs: pd.DataFrame) -> dict[str, Any]:
             row.update(_estimate_columns(f"{col}_mean", mean_ci(done[col].to_numpy(dtype=float))))
     if "cost_usd" in done:
         row["cost_usd_total"] = float(done["cost_usd"].sum())
+    row.update(welfare_cell(done))
+    return row
+
+
+# The ways of choosing and the scalar figures every run's welfare section holds
+# (`assembly.core.run_welfare`); the baselines are all of them but the assembly.
+WELFARE_OUTCOMES = ("assembly", "utilitarian", "borda", "maximin", "plurality_round1")
+WELFARE_FIGURES = ("utilitarian", "nash", "egalitarian", "worst_role")
+WELFARE_FLAGS = ("condorcet_winner", "in_veto_core")
+
+
+def paired_difference(runs: pd.DataFrame, a: str, b: str, cluster: str = "seed") -> Estimate:
+    """Mean of `a - b` with a t interval clustered by `cluster`.
+
+    Runs where either is null are left out; the differences are averaged within each
+    cluster (a seed: one seated population) and the interval is over those cluster
+    means, so several runs on one population do not pass for independent evidence."""
+    if a not in runs or b not in runs:
+        return NAN
+    pairs = runs[[a, b, *([cluster] if cluster in runs else [])]].dropna(subset=[a, b])
+    diffs = pairs[a].astype(float) - pairs[b].astype(float)
+    if cluster in pairs:
+        diffs = diffs.groupby(pairs[cluster]).mean()
+    return mean_ci(diffs.to_numpy(dtype=float))
+
+
+def welfare_cell(runs: pd.DataFrame) -> dict[str, Any]:
+    """Welfare columns of one cell: means with t intervals, how often the decision was
+    the Condorcet winner and in the veto core (Wilson, over deciding runs), and the
+    seed-clustered paired gap between the assembly's decision and each baseline."""
+    if not any(str(c).startswith("welfare_assembly_") for c in runs.columns):
+        return {}  # a protocol without a welfare section
+    row: dict[str, Any] = {}
+    for name in WELFARE_OUTCOMES:
+        for fig in WELFARE_FIGURES:
+            col = f"welfare_{name}_{fig}"
+            values = runs[col].to_numpy(dtype=float) if col in runs else np.array([])
+            row.update(_estimate_columns(f"{col}_mean", mean_ci(values)))
+    for flag in WELFARE_FLAGS:
+        col = f"welfare_assembly_{flag}"
+        known = runs[col].dropna() if col in runs else pd.Series(dtype=float)
+        k = int((known.astype(float) == 1).sum())
+        row.update(_rate_columns(col, wilson(k, len(known)), k))
+    for base in WELFARE_OUTCOMES[1:]:
+        for fig in WELFARE_FIGURES:
+            gap = paired_difference(runs, f"welfare_assembly_{fig}", f"welfare_{base}_{fig}")
+            row.update(_estimate_columns(f"welfare_gap_{base}_{fig}_mean", gap))
+    if "welfare_fidelity" in runs:
+        row.update(_estimate_columns("welfare_fidelity_mean", mean_ci(runs["welfare_fidelity"].to_numpy(dtype=float))))
     return row
 
 

@@ -19,6 +19,7 @@ complete for that key and re-runs the rest from scratch.
 from __future__ import annotations
 
 import difflib
+import io
 import itertools
 import json
 import os
@@ -35,9 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from assembly.core.errors import ScenarioError, UserError
-from assembly.core.spec import resolved, run_key
+from assembly.core.atomic import write_atomic
+from assembly.core.errors import ScenarioError, UserError, quoted
+from assembly.core.lock import writer_lock
+from assembly.core.redaction import redact
+from assembly.core.spec import WholeNumber, resolved, run_key
 from assembly.core.transcript import SUMMARY
+from assembly.protocols import reference_points
 from assembly.scenario.loading import ALIASES, build_scenario, parse_yaml, read_text_bounded
 from assembly.scenario.model import Scenario
 from assembly.sweeps import stats
@@ -65,7 +70,8 @@ class SweepSpec(BaseModel):
     grid: dict[str, Annotated[list[Any], Field(min_length=1, max_length=10_000)]] = Field(default_factory=dict)
     set_: dict[str, Any] = Field(default_factory=dict, alias="set")
     seeds: (
-        Annotated[int, Field(ge=1, le=MAX_RUNS)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+        Annotated[WholeNumber, Field(ge=1, le=MAX_RUNS)]
+        | Annotated[list[Annotated[WholeNumber, Field(ge=0)]], Field(min_length=1)]
     ) = 1
     concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
     out: str | None = None  # relative to the current directory, like --out
@@ -260,11 +266,7 @@ def _check_reference(spec: SweepSpec, file: str, lines: dict[tuple[Any, ...], in
     if not spec.reference:
         return
     try:
-        from assembly.protocols.consensus_game.reference import points
-    except ImportError:
-        return  # figures will say the reference could not be drawn
-    try:
-        points(spec.reference)
+        reference_points(spec.reference)
     except UserError as exc:
         raise ScenarioError(str(exc), file=file, path="reference", line=lines.get(("reference",))) from None
 
@@ -339,7 +341,7 @@ def _explain(exc: ValidationError, file: str, lines: dict[tuple[Any, ...], int])
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif "input" in err and not isinstance(err["input"], dict | list):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {quoted(err['input'])})"
     if loc and loc[0] == "seeds" and len(exc.errors()) > 1:
         msg = f"seeds must be a count (≥ 1) or a list of seeds ≥ 0: {msg}"
     return ScenarioError(msg, file=file, path=".".join(str(p) for p in loc) or None, line=_line(loc, lines))
@@ -423,9 +425,7 @@ def prepare(sweep: Sweep, out: Path, resume: bool) -> dict[str, dict[str, Any]]:
         "reference": sweep.spec.reference,
         "runs": [{"dir": r.dir, "cell": r.cell, "grid": r.grid, "seed": r.seed, "key": r.key} for r in sweep.runs],
     }
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(plan, indent=1, default=str) + "\n", encoding="utf-8")
-    tmp.replace(manifest)
+    write_atomic(manifest, redact(json.dumps(plan, indent=1, default=str) + "\n"))
     done = {}
     if resume:
         for r in sweep.runs:
@@ -453,8 +453,22 @@ def run_sweep(
     `exc.report`. Worker processes re-import the caller's main module: call this
     from a script only under `if __name__ == "__main__":`.
     """
+    with writer_lock(out, "sweep --resume" if resume else "sweep"):
+        return _run_locked(sweep, out.resolve(), executor, resume, max_cost, progress, draw, llm)
+
+
+def _run_locked(
+    sweep: Sweep,
+    out: Path,
+    executor: Executor,
+    resume: bool,
+    max_cost: float | None,
+    progress: Callable[[Tally], None] | None,
+    draw: bool,
+    llm: LLMSetup | None,
+) -> SweepReport:
+    """`run_sweep` with the sweep folder's writer lock held (`core.lock`)."""
     t0 = time.perf_counter()
-    out = out.resolve()
     done = prepare(sweep, out, resume)
     tally = Tally(total=len(sweep.runs))
     results: dict[str, JobResult] = {}
@@ -571,18 +585,13 @@ def cells_frame(sweep: Sweep, results: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(out: Path, results: pd.DataFrame, cells: pd.DataFrame) -> None:
-    _atomic_csv(results, out / RESULTS)
-    _atomic_csv(cells, out / CELLS)
+    """results.csv, summary.csv and results.parquet, each written whole (`write_atomic`)."""
+    write_atomic(out / RESULTS, redact(results.to_csv(index=False)))
+    write_atomic(out / CELLS, redact(cells.to_csv(index=False)))
     if not results.empty:
-        tmp = out / (RESULTS_PARQUET + ".tmp")
-        _parquet_safe(results).to_parquet(tmp, index=False)
-        tmp.replace(out / RESULTS_PARQUET)
-
-
-def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+        buffer = io.BytesIO()
+        _parquet_safe(results).to_parquet(buffer, index=False)
+        write_atomic(out / RESULTS_PARQUET, buffer.getvalue())
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -110,7 +110,29 @@ def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
     for key, value in (summary.get("figures") or {}).items():
         if key not in row:
             row[key] = _scalar(value)
+    row.update(welfare_columns(summary))
     return row
+
+
+def welfare_columns(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run's welfare section as flat columns (none for a protocol without one):
+    `welfare_<outcome>_option` and `welfare_<outcome>_<figure>` for every way of
+    choosing, flags as 1.0/0.0, null where the assembly decided nothing, and
+    `welfare_fidelity`, the mean of the per-round representation fidelity."""
+    welfare = summary.get("welfare")
+    if not isinstance(welfare, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for name, scored in welfare.get("outcomes", {}).items():
+        out[f"welfare_{name}_option"] = scored.get("option")
+        for fig in ("utilitarian", "nash", "egalitarian", "worst_role"):
+            out[f"welfare_{name}_{fig}"] = scored.get(fig)
+        for flag in ("condorcet_winner", "in_veto_core"):
+            value = scored.get(flag)
+            out[f"welfare_{name}_{flag}"] = None if value is None else float(value)
+    rounds = [r["fidelity"] for r in summary.get("per_round", ()) if r.get("fidelity") is not None]
+    out["welfare_fidelity"] = round(sum(rounds) / len(rounds), 6) if rounds else None
+    return out
 
 
 def rounds_rows(summary: dict[str, Any], run: str) -> list[dict[str, Any]]:

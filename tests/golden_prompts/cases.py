@@ -43,7 +43,7 @@ def _assembly(transcript: str, member: str, round: int, phase: str, rule: dict[s
         data["protocol"] = {**data["protocol"], "decision_rule": rule}
     scenario = build_scenario(data, {})
     protocol = FacilitatedAssembly(scenario)
-    builder = ViewBuilder(scenario)
+    builder = ViewBuilder(scenario, FacilitatedAssembly.actions)
     for e in events:
         if isinstance(e, Turn) and e.round == round and e.phase == phase:
             break
@@ -98,7 +98,7 @@ def _game(awareness: str, byzantine: bool) -> tuple[ConsensusGame, ViewBuilder]:
         2: {"agent_0": 30, "agent_1": 30, "agent_3": 35, "agent_4": "abstain"},
         3: {"agent_0": 30, "agent_1": 30, "agent_2": 30, "agent_3": 30, "agent_4": 0},
     }
-    game, builder = ConsensusGame(sc), ViewBuilder(sc)
+    game, builder = ConsensusGame(sc), ViewBuilder(sc, ConsensusGame.actions)
     events: list[Any] = [seated]
     for r, values in said.items():
         events.append(RoundStarted(round=r))

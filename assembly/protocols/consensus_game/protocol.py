@@ -39,6 +39,7 @@ from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
 from assembly.protocols.consensus_game.actions import Proposal, StopVote
 from assembly.protocols.consensus_game.config import ConsensusGameProtocol, ConsensusSimParams
+from assembly.protocols.consensus_game.presentation import ConsensusPresentation
 from assembly.protocols.consensus_game.prompts import output_model, render
 from assembly.protocols.consensus_game.sim import ConsensusSimAgent
 from assembly.protocols.consensus_game.state import (
@@ -72,6 +73,8 @@ def count_votes(turns: list[Turn]) -> tuple[int, int, int]:
 class ConsensusGame(Protocol):
     name = "consensus_game"
     config = ConsensusGameProtocol
+    actions = (Proposal, StopVote)
+    presentation = ConsensusPresentation()
     sim_params = ConsensusSimParams
     sim_key = "consensus"
 
@@ -301,6 +304,19 @@ class ConsensusGame(Protocol):
                 round(abs(value - median), 6) if value is not None and median is not None else None
             ),
         }
+
+    @classmethod
+    def reference_names(cls) -> list[str]:
+        from assembly.protocols.consensus_game.reference import available
+
+        return available()
+
+    @classmethod
+    def reference_points(cls, ref: str) -> list[dict[str, Any]]:
+        """The paper's reported rates (`reference/`), e.g. `arxiv_2603_01213/fig2`."""
+        from assembly.protocols.consensus_game.reference import points
+
+        return points(ref)
 
 
 def _spec(started: RunStarted) -> ConsensusGameProtocol:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from assembly.core.run_welfare import has_preferences
 from assembly.core.spec import Name, ProtocolBase, ScenarioBase, Strict, Unit, cross, known
-from assembly.protocols.facilitated.rules import DecisionRuleSpec
+from assembly.protocols.facilitated.rules import MINORITY_RULES, DecisionRuleSpec, Share
 
 
 class StallSpec(Strict):
@@ -26,7 +28,8 @@ class ValiditySpec(Strict):
 
 class AssemblyProtocol(ProtocolBase):
     kind: Literal["assembly"] = "assembly"
-    quorum: Unit = 0.5
+    # Exact, like the rules' thresholds: "2/3" is accepted, and 0.6 of 10 is 6, not 5.999...
+    quorum: Annotated[Share, Field(ge=0, le=1)] = Fraction(1, 2)
     decision_rule: DecisionRuleSpec = Field(default_factory=lambda: _default_rule())
     stall: StallSpec | None = None
     validity: ValiditySpec = Field(default_factory=ValiditySpec)
@@ -43,6 +46,26 @@ class AssemblyProtocol(ProtocolBase):
             known("protocol.validity.options", opt, option_ids, "option")
         if self.validity.kind == "option_in" and not self.validity.options:
             raise cross("protocol.validity.options", "option_in needs at least one option")
+        self._check_rule(scenario)
+
+    def _check_rule(self, scenario: ScenarioBase) -> None:
+        """A rule that protects minorities is judged by the welfare figures, which need
+        members with preferences: refuse it where every member is indifferent."""
+        kind = self.decision_rule.kind
+        if kind not in MINORITY_RULES:
+            return
+        attributes = {o.id: o.attributes for o in scenario.options}
+        # A dimension a role lists is weighed by its seated members if its weight or
+        # its seating noise is non-zero.
+        weights = [{d: w or r.value_noise for d, w in r.values.items()} for r in scenario.population.roles]
+        if not has_preferences(attributes, weights, {f.id: f.effects for f in scenario.facts}):
+            raise cross(
+                "protocol.decision_rule.kind",
+                f"{kind} is a rule that protects minorities, judged by utilities from members' values, but this "
+                "scenario has no value dimensions: no role weighs a dimension that an option is rated on "
+                "(population.roles.*.values, options.*.attributes) and no fact has effects, so every member "
+                "is indifferent between the options",
+            )
 
 
 def _default_rule() -> Any:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from fractions import Fraction
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -55,13 +56,18 @@ from assembly.core.member import Request
 from assembly.core.prompt import Prompt, clean
 from assembly.core.spec import RoleSpec
 from assembly.core.view import Heard, View
+from assembly.protocols.facilitated.actions import candidates_of, summary_of
 from assembly.protocols.facilitated.config import AssemblyProtocol
 from assembly.protocols.facilitated.rules import (
+    BALLOT_FIELD,
     ApprovalRule,
+    BordaRule,
     DecisionRuleSpec,
+    MaximinScoreRule,
     SchulzeRule,
     SupermajorityRule,
     UnanimityRule,
+    VetoByConsumptionRule,
 )
 
 # Bounds that keep a prompt's size independent of the round number and of group size.
@@ -174,7 +180,7 @@ def _heard(view: View) -> str:
 def _summary(view: View) -> str:
     # `framing` is the summary as it stood when the round opened: only worth showing
     # when there is no newer one.
-    text = view.summary or view.framing
+    text = summary_of(view.plenary) or view.framing
     return f'"{clean(text, SUMMARY_CHARS)}"' if text else "(none yet)"
 
 
@@ -189,13 +195,13 @@ def _last_position(view: View) -> str:
 def _candidates(view: View) -> str:
     lines = [
         f'- {c.get("option")}: "{clean(c.get("statement", ""), QUOTE_CHARS)}"'
-        for c in view.candidates
+        for c in candidates_of(view.plenary)
         if isinstance(c, dict)
     ]
     return "\n".join(lines) or "(none yet)"
 
 
-def rule_text(rule: DecisionRuleSpec, quorum: float, seated: int) -> str:
+def rule_text(rule: DecisionRuleSpec, quorum: float | Fraction, seated: int) -> str:
     """The decision and quorum rules in words, as members need them to vote."""
     base = "of the ballots cast (abstentions not counted)" if rule.base == "cast" else f"of all {seated} members"
     if isinstance(rule, SupermajorityRule):
@@ -206,18 +212,41 @@ def rule_text(rule: DecisionRuleSpec, quorum: float, seated: int) -> str:
         decide = f"the most-approved candidate wins if approved by at least {float(rule.threshold):.0%} {base}"
     elif isinstance(rule, SchulzeRule):
         decide = "ranked ballots are counted by the Schulze method; the candidate that beats every other wins"
+    elif isinstance(rule, BordaRule):
+        decide = (
+            "ranked ballots are counted by the Borda count (a candidate gets one point for every candidate a "
+            "ballot ranks below it); the candidate with the most points wins"
+        )
+    elif isinstance(rule, VetoByConsumptionRule):
+        decide = (
+            "complete rankings are counted by veto by consumption: every ballot vetoes candidates from the bottom "
+            "of its ranking up, each voter's veto power proportional to its share; the last candidate left wins, "
+            "so any large enough group can block the candidates it likes least"
+        )
+    elif isinstance(rule, MaximinScoreRule):
+        decide = (
+            "for each candidate, the support of each role is its members' average score; the candidate whose "
+            "least supportive role supports it most wins"
+        )
     else:
         decide = f"a candidate wins with the choice of more than half {base}"
-    return f"{rule.kind}: {decide}. The vote only counts if at least {quorum:.0%} of the {seated} members take part."
+    need = f"{float(quorum):.0%}"
+    return f"{rule.kind}: {decide}. The vote only counts if at least {need} of the {seated} members take part."
 
 
 def _vote_task(rule: DecisionRuleSpec) -> str:
-    if isinstance(rule, ApprovalRule):
+    reads = BALLOT_FIELD[rule.kind]
+    if reads == "approve":
         how = 'In "approve", set every candidate option id you can accept to true and the others to false.'
-    elif isinstance(rule, SchulzeRule):
+    elif reads == "ranking":
         how = (
             'In "ranking", give every candidate option id a different rank: 1 for your first choice, '
             "2 for the next, and so on."
+        )
+    elif reads == "scores":
+        how = (
+            'In "scores", give your support for every candidate as a whole percentage, '
+            "from 0 (oppose) to 100 (fully support)."
         )
     else:
         how = 'Put the one candidate option id you vote for in "choice".'
@@ -435,17 +464,28 @@ def synthesis_model(option_ids: tuple[str, ...], max_candidates: int) -> type[Ac
 
 @lru_cache(maxsize=1024)
 def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
-    """A ballot with only the field the decision rule reads, over the current candidates."""
+    """A ballot with only the field the decision rule reads (`rules.BALLOT_FIELD`), over the
+    current candidates: a choice, a flag per candidate (approval), a distinct rank per
+    candidate (a complete ranking, which every ranked rule counts, veto by consumption
+    included) or a support percentage per candidate."""
     field: dict[str, Any]
-    if rule_kind == "approval":
+    reads = BALLOT_FIELD.get(rule_kind, "choice")
+    if reads == "approve":
         approvals = _per_option("Approvals", _Approvals, candidates, bool)
         field = {"approve": (approvals, Field(description="For every candidate option id: true if you approve it."))}
-    elif rule_kind == "schulze":
+    elif reads == "ranking":
         ranks = _per_option("Ranks", _Ranks, candidates, Annotated[int, Field(ge=1, le=len(candidates))])
         field = {
             "ranking": (
                 ranks,
                 Field(description="For every candidate option id, a different rank: 1 for your first choice."),
+            )
+        }
+    elif reads == "scores":
+        field = {
+            "scores": (
+                _scores_model(candidates),
+                Field(description="Your support for every candidate, a whole percentage from 0 to 100."),
             )
         }
     else:
@@ -488,7 +528,9 @@ def assembly_output_model(spec: AssemblyProtocol, view: View, request: Request) 
     if request.phase == "vote":
         candidates = tuple(
             dict.fromkeys(
-                str(c.get("option")) for c in view.candidates if isinstance(c, dict) and c.get("option") in option_ids
+                str(c.get("option"))
+                for c in candidates_of(view.plenary)
+                if isinstance(c, dict) and c.get("option") in option_ids
             )
         )
         if candidates:

@@ -27,12 +27,14 @@ from assembly.core.events import Disclosure, RunEnded, RunStarted, Seated, Seate
 from assembly.core.member import Member, Request
 from assembly.core.prompt import Prompt
 from assembly.core.protocol import Protocol, RoundContext
+from assembly.core.run_welfare import StatedPreferences
 from assembly.core.spec import ScenarioBase
 from assembly.core.view import View
 from assembly.protocols.facilitated import idea_similarity as textsim
 from assembly.protocols.facilitated import prompts, rules
 from assembly.protocols.facilitated.actions import Ballot, Speech, Synthesis
 from assembly.protocols.facilitated.config import AssemblyProtocol, OpinionDynamics
+from assembly.protocols.facilitated.presentation import AssemblyPresentation
 from assembly.protocols.facilitated.sim import SimMember
 
 FACILITATOR_ID = "facilitator"
@@ -67,6 +69,8 @@ def speech_figures(turns: Iterable[Turn], option_ids: list[str]) -> dict[str, fl
 class FacilitatedAssembly(Protocol):
     name = "assembly"
     config = AssemblyProtocol
+    actions = (Speech, Synthesis, Ballot)
+    presentation = AssemblyPresentation()
     sim_params = OpinionDynamics
 
     def __init__(self, scenario: ScenarioBase) -> None:
@@ -75,6 +79,7 @@ class FacilitatedAssembly(Protocol):
         self.spec: AssemblyProtocol = scenario.protocol
         self.option_ids = [o.id for o in scenario.options]
         self.member_ids: list[str] = []
+        self.role_of: dict[str, str] = {}
         self.facts_of: dict[str, set[str]] = {}
         self.candidates: list[str] = []
         self.positions: dict[str, str] = {}
@@ -118,6 +123,7 @@ class FacilitatedAssembly(Protocol):
     def apply(self, event: Any) -> None:
         if isinstance(event, Seated):
             self.member_ids = [m.id for m in event.members]
+            self.role_of = {m.id: m.role for m in event.members}
             self.facts_of = {m.id: set(m.facts) for m in event.members}
         elif isinstance(event, Turn) and event.status == "ok" and event.action:
             if event.phase == "speak":
@@ -173,9 +179,11 @@ class FacilitatedAssembly(Protocol):
         return out
 
     def _tally(self, r: int, turns: list[Turn]) -> Tally:
-        ballots = [Ballot.model_validate(t.action) for t in turns if t.status == "ok" and t.action]
+        counted = [t for t in turns if t.status == "ok" and t.action]
+        ballots = [Ballot.model_validate(t.action) for t in counted]
         seated = len(self.member_ids)
-        result = rules.decide(self.spec.decision_rule, ballots, self.candidates, seated)
+        roles = [self.role_of.get(t.member, "") for t in counted]
+        result = rules.decide(self.spec.decision_rule, ballots, self.candidates, seated, roles)
         quorum = rules.quorum_met(result.counted, seated, self.spec.quorum)
         return Tally(
             round=r,
@@ -191,7 +199,9 @@ class FacilitatedAssembly(Protocol):
             support={k: round(v, 6) for k, v in result.support.items()},
             detail=result.detail
             + (
-                "" if quorum else f"; quorum not met ({result.counted}/{seated} counted, {self.spec.quorum:.0%} needed)"
+                ""
+                if quorum
+                else f"; quorum not met ({result.counted}/{seated} counted, {float(self.spec.quorum):.0%} needed)"
             ),
         )
 
@@ -287,6 +297,23 @@ class FacilitatedAssembly(Protocol):
             dissent = sum(1 for m in seated.members if last_pos.get(m.id) not in (None, end.decision))
             figs["dissent_share"] = round(dissent / n, 6)
         return figs
+
+    @classmethod
+    def stated_preferences(cls, events: list[Any]) -> StatedPreferences:
+        """Speeches carry a favoured option and a support score for every option; the
+        decision is an option id. Only speeches that were delivered (`ok`) count."""
+        started = next(e for e in events if isinstance(e, RunStarted))
+        options = {o["id"] for o in started.scenario["options"]}
+        end = next((e for e in events if isinstance(e, RunEnded)), None)
+        positions: dict[int, dict[str, str]] = {}
+        scores: dict[int, dict[str, dict[str, float]]] = {}
+        for e in events:
+            if isinstance(e, Turn) and e.phase == "speak" and e.status == "ok" and e.action:
+                positions.setdefault(e.round, {})[e.member] = str(e.action.get("position"))
+                stated = e.action.get("scores") or {}
+                scores.setdefault(e.round, {})[e.member] = {str(o): float(v) for o, v in stated.items() if o in options}
+        decision = end.decision if end is not None and end.decision in options else None
+        return StatedPreferences(decision=decision, positions=positions, scores=scores)
 
 
 def _valid_candidates(action: dict[str, Any], option_ids: list[str]) -> list[str]:

@@ -25,8 +25,9 @@ from assembly.core.faults import SeededFaults
 from assembly.core.member import Request, TurnResult
 from assembly.core.seeding import stream
 from assembly.core.view import View
-from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
 from assembly.protocols.facilitated.config import OpinionDynamics
+from assembly.protocols.facilitated.rules import BALLOT_FIELD
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -50,7 +51,7 @@ class SimMember:
         elif request.action is Synthesis:
             action = self.synthesize(view, int(str(request.params.get("candidates", 3))))
         elif request.action is Ballot:
-            action = self.vote(view)
+            action = self.vote(view, BALLOT_FIELD.get(str(request.params.get("rule", "")), "choice"))
         else:
             raise TypeError(f"sim assembly member cannot produce {request.action.__name__}")
         return await self.faults.run(self.id, request, action)
@@ -162,12 +163,16 @@ class SimMember:
             summary=summary,
         )
 
-    def vote(self, view: View) -> Ballot:
-        cands = [c["option"] for c in view.candidates]
+    def vote(self, view: View, reads: str = "choice") -> Ballot:
+        """Choice, approvals and the full ranking of the candidates by current support,
+        plus the support scores themselves when the rule reads them (`reads`). Scores are
+        left out otherwise, so ballots under the other rules keep their recorded shape."""
+        cands = [c["option"] for c in candidates_of(view.plenary)]
         x = dict(zip([o.id for o in view.options], self.current(view), strict=True))
         scored = sorted(((x.get(c, 0.0), -i, c) for i, c in enumerate(cands)), reverse=True)
         if not scored or scored[0][0] < self.params.abstain_below:
             return Ballot(abstain=True)
         ranking = [c for _, _, c in scored]
         approve = [c for s, _, c in scored if s >= self.params.approval_threshold] or ranking[:1]
-        return Ballot.model_construct(choice=ranking[0], approve=approve, ranking=ranking, abstain=False)
+        scores = {c: round(float(x.get(c, 0.0)), 4) for c in dict.fromkeys(cands)} if reads == "scores" else {}
+        return Ballot.model_construct(choice=ranking[0], approve=approve, ranking=ranking, scores=scores, abstain=False)
