@@ -192,26 +192,6 @@ def model_setup(
     )
 
 
-def llm_profiles(sc: Any) -> list[str]:
-    from assembly.llm.setup import profiles_named
-
-    return profiles_named(sc)
-
-
-def _served(setup: Any, names: Any, run_dir: Path | None = None) -> Any:
-    """A context giving `setup` with an embedded llama.cpp server behind each local profile
-    among `names` (and, with `run_dir`, among those that run recorded), stopped when it
-    ends, Ctrl-C included; `setup` as it is when there are none."""
-    if run_dir is None and (setup is None or not any(setup.profiles[n].local for n in names if n in setup.profiles)):
-        return contextlib.nullcontext(setup)
-    from assembly.llm.serving import serving, serving_run
-    from assembly.llm.setup import LLMSetup
-
-    if run_dir is not None:
-        return serving_run(setup if setup is not None else LLMSetup(), run_dir, names)
-    return serving(setup, names)
-
-
 def llm_factory(setup: Any, sc: Any) -> Any:
     """The member factory for a scenario's LLM seats on `setup`, or None for a sim-only
     scenario (which then never imports the model SDKs)."""
@@ -251,6 +231,8 @@ def run(
     from assembly.core.run import new_run_dir, refuse_if_taken
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
+    from assembly.llm.serving import served
+    from assembly.llm.setup import profiles_named
     from assembly.scenario.loading import load_scenario
 
     try:
@@ -267,7 +249,7 @@ def run(
     except UserError as exc:
         raise fail(exc) from None
     try:
-        with _served(setup, llm_profiles(sc)) as setup:
+        with served(setup, profiles_named(sc)) as setup:
             factory = llm_factory(setup, sc)
             if quiet:
                 summary = asyncio.run(execute(sc, run_dir, factory=factory))
@@ -330,6 +312,8 @@ def sweep(
     """Run a grid of scenario variants x seeds: results.csv, summary.csv with 95% intervals, figures."""
     import shlex
 
+    from assembly.llm.serving import served
+    from assembly.llm.setup import profiles_named
     from assembly.sweeps.executors import make_executor
     from assembly.sweeps.sweep import SweepProgress, load_with_models, print_report, run_sweep
 
@@ -347,7 +331,7 @@ def sweep(
             f"-> {_plain(str(folder))}"
         )
     try:
-        with _served(llm, {n for r in plan.runs for n in llm_profiles(r.scenario)}) as llm:
+        with served(llm, {n for r in plan.runs for n in profiles_named(r.scenario)}) as llm:
             if quiet:
                 report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
             else:
@@ -479,6 +463,7 @@ def rerun(
     from assembly.inspection.console import print_summary
     from assembly.inspection.reexecute import fork
     from assembly.inspection.reexecute import rerun as rerun_run
+    from assembly.llm.serving import served
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -496,14 +481,14 @@ def rerun(
             except TranscriptError:
                 recorded = {}  # fork() reports what is wrong with the run
             overrides = {**setup.scenario_overrides(recorded), **overrides}
-            serve = _served(setup, [setup.model] if setup.model else [], run_dir)
-        with serve as served, _progress(quiet, run_dir, overrides) as live:
+            serve = served(setup, [setup.model] if setup.model else [], run_dir)
+        with serve as live_setup, _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
                 result = asyncio.run(rerun_run(run_dir, out, listeners=listeners))
             else:
                 new_dir, summary = asyncio.run(
-                    fork(run_dir, from_round, overrides, out, listeners=listeners, setup=served)
+                    fork(run_dir, from_round, overrides, out, listeners=listeners, setup=live_setup)
                 )
     except KeyboardInterrupt:
         err_console.print(
@@ -542,11 +527,12 @@ def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
     """Continue an interrupted or killed run in place from its last complete round."""
     from assembly.inspection.console import print_summary
     from assembly.inspection.reexecute import continuing_factory, resume_async
+    from assembly.llm.serving import served
 
     try:
         # The run goes on with the profiles it recorded; local ones get a new embedded server.
-        with _served(None, [], run_dir) as served, _progress(quiet, run_dir) as live:
-            factory = continuing_factory(run_dir, served) if served is not None and served.served else None
+        with served(None, [], run_dir) as setup, _progress(quiet, run_dir) as live:
+            factory = continuing_factory(run_dir, setup) if setup is not None and setup.served else None
             listeners = [live] if live is not None else []
             result = asyncio.run(resume_async(run_dir, listeners=listeners, factory=factory))
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ from tests.test_llm_runs import CANARY_KEY, KEY_ENV, _canary_key, llm_scenario, 
 __all__ = ["_canary_key"]  # the autouse fixture that puts the canary key in the environment
 
 SCHEMA_ONLY_OBJECT = ("json_object",)  # what llama-cpp-python's server accepts
+WIDE = {"COLUMNS": "400"}  # one table row per profile
 
 
 @pytest.fixture
@@ -51,16 +52,15 @@ def _models_file(path: Path, srv: FakeOpenAIServer, **extra: Any) -> Path:
 
 
 def _status(stdout: str) -> str:
-    """The check's result for profile `fake`, with the table's line wrapping undone."""
-    rows = stdout[stdout.index("\nfake ") :].split("\n\n")[0]
-    return " ".join(rows.split())
+    """The check's row for profile `fake`."""
+    return " ".join(next(x for x in stdout.splitlines() if x.startswith("fake ")).split())
 
 
 def test_models_check_fails_a_server_that_rejects_every_json_schema_request(
     object_only: FakeOpenAIServer, tmp_path: Path
 ) -> None:
     """The false OK of the issue: the server lists the model, yet rejects the runs' requests."""
-    result = run_cli("models", "--models", str(_models_file(tmp_path / "m.yaml", object_only)))
+    result = run_cli("models", "--models", str(_models_file(tmp_path / "m.yaml", object_only)), env=WIDE)
     assert result.returncode == 1, result.stdout
     line = _status(result.stdout)
     assert "FAIL" in line and "json_object works" in line and "structured_output: json_object" in line, line
@@ -73,7 +73,7 @@ def test_models_check_fails_a_server_that_rejects_every_json_schema_request(
 
 def test_models_check_passes_the_mode_the_server_accepts(object_only: FakeOpenAIServer, tmp_path: Path) -> None:
     models = _models_file(tmp_path / "m.yaml", object_only, structured_output="json_object")
-    result = run_cli("models", "--models", str(models))
+    result = run_cli("models", "--models", str(models), env=WIDE)
     assert result.returncode == 0, result.stdout
     assert "OK" in _status(result.stdout) and "json_object" in _status(result.stdout)
     assert [r["body"]["response_format"]["type"] for r in object_only.requests] == ["json_object"]
@@ -81,7 +81,7 @@ def test_models_check_passes_the_mode_the_server_accepts(object_only: FakeOpenAI
 
 def test_models_check_sends_a_runs_own_schema(tmp_path: Path) -> None:
     with FakeOpenAIServer(seed=6) as srv:
-        result = run_cli("models", "--models", str(_models_file(tmp_path / "m.yaml", srv)))
+        result = run_cli("models", "--models", str(_models_file(tmp_path / "m.yaml", srv)), env=WIDE)
         bodies = [r["body"] for r in srv.requests]
     assert result.returncode == 0, result.stdout
     assert "OK" in _status(result.stdout)

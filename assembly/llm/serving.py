@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from assembly.core.errors import UserError
 from assembly.llm import setup as llm_setup
@@ -33,6 +35,17 @@ class LocalServerFailed(UserError):
     """The embedded server did not come up (an I/O-like failure: exit 1)."""
 
     exit_code = 1
+
+
+def served(setup: LLMSetup | None, names: Iterable[str], run_dir: Path | None = None) -> ContextManager[Any]:
+    """What the commands use: `setup` with embedded servers behind the local profiles among
+    `names` (with `run_dir`, also those that run recorded, for a resume or fork), stopped
+    when the context ends, Ctrl-C included; `setup` as it is when there are none."""
+    if run_dir is not None:
+        return serving_run(setup if setup is not None else LLMSetup(), run_dir, names)
+    if setup is None or not local_profiles(setup, names):
+        return nullcontext(setup)
+    return serving(setup, names)
 
 
 def local_profiles(setup: LLMSetup, names: Iterable[str]) -> list[ModelProfile]:
