@@ -7,6 +7,7 @@ Commands stay thin: each parses options, calls the module that owns the concept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -161,6 +162,8 @@ def run(
     from assembly.core.run import new_run_dir, refuse_if_taken
     from assembly.inspection.console import LiveProgress, print_summary
     from assembly.launch import execute
+    from assembly.llm.serving import served
+    from assembly.llm.setup import profiles_named
     from assembly.scenario.loading import load_scenario
 
     try:
@@ -172,20 +175,22 @@ def run(
         }
         sc = load_scenario(scenario, overrides)
         setup.check(sc)
-        factory = llm_factory(setup, sc)
         run_dir = out or new_run_dir(Path("runs"), sc)
         refuse_if_taken(run_dir)  # checked again under the folder's lock when the run starts
     except UserError as exc:
         raise fail(exc) from None
     try:
-        if quiet:
-            summary = asyncio.run(execute(sc, run_dir, factory=factory))
-        else:
-            console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
-            if factory is not None:
-                console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
-            with LiveProgress(console, sc.protocol.max_rounds) as live:
-                summary = asyncio.run(execute(sc, run_dir, listeners=[live], factory=factory))
+        # Local profiles (`--model local/...`) get an embedded server for the run's duration.
+        with served(setup, profiles_named(sc)) as setup:
+            factory = llm_factory(setup, sc)
+            if quiet:
+                summary = asyncio.run(execute(sc, run_dir, factory=factory))
+            else:
+                console.print(f"[bold]{_plain(sc.name)}[/]: {_plain(sc.question)}")
+                if factory is not None:
+                    console.print(f"LLM members: {_plain(setup.describe())}", highlight=False)
+                with LiveProgress(console, sc.protocol.max_rounds) as live:
+                    summary = asyncio.run(execute(sc, run_dir, listeners=[live], factory=factory))
     except KeyboardInterrupt:
         err_console.print(
             f"[yellow]interrupted.[/] Everything up to the last event is saved in {run_dir}. "
@@ -240,6 +245,8 @@ def sweep(
     model flags mean what they mean for `assembly run`."""
     import shlex
 
+    from assembly.llm.serving import served
+    from assembly.llm.setup import profiles_named
     from assembly.sweeps.display import SweepProgress, print_report, quiet_line
     from assembly.sweeps.executors import make_executor
     from assembly.sweeps.sweep import load_with_models, run_sweep
@@ -262,13 +269,14 @@ def sweep(
             f"-> {_plain(str(folder))}"
         )
     try:
-        if quiet:
-            report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
-        else:
-            with SweepProgress(console, plan.spec.name) as bar:
-                report = run_sweep(
-                    plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm, stage=bar.stage
-                )
+        with served(llm, {n for r in plan.runs for n in profiles_named(r.scenario)}) as llm:
+            if quiet:
+                report = run_sweep(plan, folder, runner, resume=resume, max_cost=max_cost, llm=llm)
+            else:
+                with SweepProgress(console, plan.spec.name) as bar:
+                    report = run_sweep(
+                        plan, folder, runner, resume=resume, max_cost=max_cost, progress=bar, llm=llm, stage=bar.stage
+                    )
     except KeyboardInterrupt as exc:
         args = [*sys.argv[1:], *([] if "--resume" in sys.argv else ["--resume"])]
         done = getattr(exc, "report", None)
@@ -323,6 +331,7 @@ def rerun(
     from assembly.inspection.reexecute import continuing_setup, fork
     from assembly.inspection.reexecute import rerun as rerun_run
     from assembly.llm import setup as llm_setup
+    from assembly.llm.serving import served
 
     try:
         overrides = collect_overrides(seed, None, rounds, turn_timeout, set_)
@@ -333,6 +342,8 @@ def rerun(
                 "model), fork it with --from-round R (R = 1 keeps nothing but the seating)"
             )
         factory = None
+        setup = None
+        serve: Any = contextlib.nullcontext()  # an exact rerun calls no model, so it starts no server
         if from_round is not None:
             setup = model_setup(model, api_base, client, api_key_env, models_file, cache, max_concurrent)
             try:
@@ -340,17 +351,18 @@ def rerun(
             except TranscriptError:
                 recorded = {}  # fork() reports what is wrong with the run
             overrides = {**setup.scenario_overrides(recorded), **overrides}
+            serve = served(setup, [setup.model] if setup.model else [], run_dir)
             if max_concurrent is not None:
                 factory = capped_factory(continuing_setup(run_dir, setup), max_concurrent)
         elif max_concurrent is not None:
             factory = capped_factory(llm_setup.recorded(run_dir), max_concurrent)
-        with _progress(quiet, run_dir, overrides) as live:
+        with serve as live_setup, _progress(quiet, run_dir, overrides) as live:
             listeners = [live] if live is not None else []
             if from_round is None:
                 result = asyncio.run(rerun_run(run_dir, out, listeners=listeners, factory=factory))
             else:
                 new_dir, summary = asyncio.run(
-                    fork(run_dir, from_round, overrides, out, listeners=listeners, factory=factory, setup=setup)
+                    fork(run_dir, from_round, overrides, out, listeners=listeners, factory=factory, setup=live_setup)
                 )
     except KeyboardInterrupt:
         err_console.print(
@@ -392,11 +404,15 @@ def rerun(
 def resume(run_dir: RunArg, quiet: QuietOpt = False) -> None:
     """Continue an interrupted or killed run in place from its last complete round."""
     from assembly.inspection.console import print_summary
-    from assembly.inspection.reexecute import resume_async
+    from assembly.inspection.reexecute import continuing_factory, resume_async
+    from assembly.llm.serving import served
 
     try:
-        with _progress(quiet, run_dir) as live:
-            result = asyncio.run(resume_async(run_dir, listeners=[live] if live is not None else []))
+        # The run goes on with the profiles it recorded; local ones get a new embedded server.
+        with served(None, [], run_dir) as setup, _progress(quiet, run_dir) as live:
+            factory = continuing_factory(run_dir, setup) if setup is not None and setup.served else None
+            listeners = [live] if live is not None else []
+            result = asyncio.run(resume_async(run_dir, listeners=listeners, factory=factory))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted again.[/] Continue with: assembly resume {run_dir}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -440,20 +456,27 @@ def models(
     api_key_env: ApiKeyEnvOpt = None,
     check: Annotated[
         bool,
-        typer.Option("--check/--no-check", help="Check that each profile is reachable (default) or only list them."),
+        typer.Option(
+            "--check/--no-check",
+            help="Check that each profile answers a structured request (default) or only list them.",
+        ),
     ] = True,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds allowed per check.")] = 15.0,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds allowed per check (default: the profile's timeout_s).")
+    ] = None,
 ) -> None:
-    """List the configured model profiles and check that each one is reachable.
+    """List the configured model profiles and check that each one works for runs.
 
-    With --model, only that model is listed and checked. A profile with an api_base is
-    checked with GET /models (free); one without gets a one-token completion. Keys are
-    never printed, only whether their variable is set."""
+    With --model, only that model is listed and checked. Each profile gets one real
+    structured request with a run's own output schema, in its `structured_output`
+    mode, else the other (the result says which works); one with an api_base is first
+    asked GET /models. Keys are never printed, only whether set."""
     import os
 
     from rich.table import Table
 
     from assembly.llm.check import check_all
+    from assembly.llm.serving import local_servers
 
     try:
         setup = model_setup(model, api_base, client, api_key_env, models_file, None)
@@ -463,7 +486,8 @@ def models(
     profiles = [setup.profiles[name] for name in names]
     if not profiles:
         raise fail(UserError(f"no model profiles ({setup.source}); pass --models FILE or --model"))
-    results = {r.profile: r for r in asyncio.run(check_all(profiles, timeout))} if check else {}
+    with local_servers(profiles if check else []) as (checked, failed):
+        results = {**failed, **{r.profile: r for r in asyncio.run(check_all(checked, timeout))}}
     table = Table(box=None, pad_edge=False)
     for col in ("profile", "model", "client", "api base", "key", "limits", *(("status",) if check else ())):
         table.add_column(col, overflow="fold")
@@ -476,7 +500,8 @@ def models(
         in_flight = "1 per seat" if p.name in setup.per_seat else str(p.max_concurrent)
         limits = f"{in_flight} in flight" + (f", {p.rpm:g}/min" if p.rpm else "")
         name = p.name + (" (--model)" if p.name == setup.model else "")
-        row = [_plain(v) for v in (name, p.model, p.client, p.api_base or "-", key, limits)]
+        where = f"embedded ({p.local.gguf})" if p.local else p.api_base or "-"
+        row = [_plain(v) for v in (name, p.model, p.client, where, key, limits)]
         if check:
             r = results[p.name]
             row.append(f"[green]OK[/] {_plain(r.reason)}" if r.ok else f"[red]FAIL[/] {_plain(r.reason)}")

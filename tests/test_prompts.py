@@ -19,11 +19,12 @@ from assembly.core.member import Request
 from assembly.core.transcript import read_transcript
 from assembly.core.view import View, ViewBuilder
 from assembly.launch import execute
-from assembly.protocols.facilitated.actions import Ballot, Speech, Synthesis
+from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
 from assembly.protocols.facilitated.prompts import QUOTED_PER_ROUND, ballot_model, speech_model
 from assembly.protocols.facilitated.protocol import FacilitatedAssembly
 from assembly.scenario.model import Scenario
-from tests.helpers import scenario
+from tests.helpers import run, scenario, tiny
+from tests.scripted import ScriptedMember
 
 
 def views_by_round(
@@ -167,20 +168,24 @@ OPTIONS = ("A", "b-2", "schema")
 
 
 def _speech(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"message": "hi", "position": "A", "scores": {o: 0.5 for o in OPTIONS}, "disclose": ["f1"]}
+    base: dict[str, Any] = {"message": "hi", "position": "A", "scores": {o: 50 for o in OPTIONS}, "disclose": ["f1"]}
     return {**base, **changes}
 
 
 def test_speech_model_admits_only_this_members_options_and_facts() -> None:
     model = speech_model(OPTIONS, ("f1", "f2"))
-    answer = model.model_validate_json(json.dumps(_speech()))
-    # The narrowed answer becomes the plain action type, option ids intact.
-    assert Speech.model_validate(answer.model_dump(mode="json")).scores == {o: 0.5 for o in OPTIONS}
+    answer = model.model_validate_json(json.dumps(_speech(scores={"A": 70, "b-2": 5, "schema": 100})))
+    # The narrowed answer becomes the plain action type, option ids intact, and the
+    # percentages become the action's shares in [0, 1].
+    assert Speech.model_validate(answer.model_dump(mode="json")).scores == {"A": 0.7, "b-2": 0.05, "schema": 1.0}
     for bad in (
         _speech(position="C"),
         _speech(disclose=["f3"]),
-        _speech(scores={"A": 0.5, "b-2": 0.5}),
-        _speech(scores={**{o: 0.5 for o in OPTIONS}, "A": 1.5}),
+        _speech(disclose=["f1", "f2", "f1"]),
+        _speech(scores={"A": 50, "b-2": 50}),
+        _speech(scores={**{o: 50 for o in OPTIONS}, "A": 101}),
+        _speech(scores={**{o: 50 for o in OPTIONS}, "A": 0.5}),
+        _speech(message="x" * 601),
         {**_speech(), "kind": "speech", "x": 1},
     ):
         with pytest.raises(ValidationError):
@@ -189,18 +194,61 @@ def test_speech_model_admits_only_this_members_options_and_facts() -> None:
         speech_model(OPTIONS, ()).model_validate_json(json.dumps(_speech()))
 
 
+def test_speech_schema_asks_only_for_what_constrained_decoding_enforces() -> None:
+    """Integer bounds, enums and string lengths: no float bounds, nothing unbounded."""
+    schema = speech_model(OPTIONS, ("f1",)).model_json_schema()
+    scores = schema["$defs"]["Scores"]
+    assert {p["type"] for p in scores["properties"].values()} == {"integer"}
+    assert all(p["minimum"] == 0 and p["maximum"] == 100 for p in scores["properties"].values())
+    assert schema["properties"]["message"]["maxLength"] == 600
+    assert schema["properties"]["disclose"]["maxItems"] == 1
+    assert "number" not in json.dumps(schema)
+
+
 @pytest.mark.parametrize(
-    ("rule", "field", "good", "bad"),
+    ("rule", "field", "answer", "ballot", "bad"),
     [
-        ("majority", "choice", "A", "C"),
-        ("approval", "approve", ["A", "schema"], ["A", "C"]),
-        ("schulze", "ranking", ["schema", "A"], []),
+        ("majority", "choice", "A", "A", "C"),
+        ("approval", "approve", {"A": True, "schema": False}, ["A"], {"A": True}),
+        ("schulze", "ranking", {"A": 2, "schema": 1}, ["schema", "A"], {"A": 1, "schema": 1}),
     ],
 )
-def test_ballot_model_follows_the_rule(rule: str, field: str, good: Any, bad: Any) -> None:
+def test_ballot_model_follows_the_rule(rule: str, field: str, answer: Any, ballot: Any, bad: Any) -> None:
     model = ballot_model(rule, ("A", "schema"))
     assert set(model.model_json_schema()["properties"]) == {field, "abstain"}
-    ballot = Ballot.model_validate(model.model_validate({field: good, "abstain": False}).model_dump(mode="json"))
-    assert getattr(ballot, field) == good
+    got = Ballot.model_validate(model.model_validate({field: answer, "abstain": False}).model_dump(mode="json"))
+    assert getattr(got, field) == ballot
     with pytest.raises(ValidationError):
         model.model_validate({field: bad, "abstain": False})
+
+
+def test_a_ranking_cannot_name_an_option_twice() -> None:
+    """The ranking is keyed by candidate, so the schema itself rules out repeats; ranks
+    are bounded integers, and equal ranks are rejected (and so re-asked)."""
+    model = ballot_model("schulze", ("A", "B", "C"))
+    ranks = model.model_json_schema()["$defs"]["Ranks"]
+    assert ranks["required"] == ["A", "B", "C"] and ranks["additionalProperties"] is False
+    assert all(
+        p == {"maximum": 3, "minimum": 1, "title": p["title"], "type": "integer"} for p in ranks["properties"].values()
+    )
+    order = model.model_validate({"ranking": {"A": 3, "B": 1, "C": 2}, "abstain": False}).model_dump(mode="json")
+    assert order["ranking"] == ["B", "C", "A"]
+    for bad in ({"A": 1, "B": 1, "C": 2}, {"A": 1, "B": 2}, {"A": 1, "B": 2, "C": 4}):
+        with pytest.raises(ValidationError):
+            model.model_validate({"ranking": bad, "abstain": False})
+
+
+def test_every_call_kind_asks_with_a_default_max_tokens(tmp_path: Path) -> None:
+    """Speak, synthesize and vote requests carry a max_tokens for LLM members (a model
+    asked without one writes until its context is full), larger where answers hold more."""
+    speech = Speech(message="m", position="A", scores={"A": 1.0, "B": 0.0})
+    seats = {f"member_{i}": {(None, "speak"): speech, (None, "vote"): Ballot(choice="A")} for i in range(3)}
+    synthesis = Synthesis(candidates=[Candidate(option="A", statement="s")], summary="x")
+    members = {m: ScriptedMember(m, script) for m, script in seats.items()}
+    members["facilitator"] = ScriptedMember("facilitator", {(None, "synthesize"): synthesis})
+    run(tiny(3), tmp_path / "run", overrides={m: (lambda seat, s=s: s) for m, s in members.items()})
+    asked = {r.phase: r.params["generation"] for m in members.values() for _, r in m.calls}
+    assert set(asked) == {"speak", "synthesize", "vote"}
+    limits = {phase: gen["max_tokens"] for phase, gen in asked.items()}  # type: ignore[index]
+    assert all(isinstance(n, int) and n > 0 for n in limits.values()), limits
+    assert limits["vote"] < limits["speak"] < limits["synthesize"]

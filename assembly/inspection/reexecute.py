@@ -24,6 +24,7 @@ engine, view builder and protocol that fold a transcript prefix with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -338,12 +339,8 @@ def continuing_setup(source_dir: Path, setup: LLMSetup | None = None) -> LLMSetu
     mine = llm_setup.recorded(source_dir, base)
     if mine is None:
         return base
-    return llm_setup.LLMSetup(
-        profiles={**base.profiles, **mine.profiles},
-        cache_dir=base.cache_dir,
-        model=base.model,
-        source=f"{base.source} and {mine.source}",
-    )
+    # The fork caches new answers in its own folder (or the active --cache), never the source's.
+    return dataclasses.replace(base.with_recorded(mine), cache_dir=base.cache_dir)
 
 
 # ----------------------------------------------------------------------------- fork

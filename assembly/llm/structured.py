@@ -26,7 +26,7 @@ from assembly.llm.cost import cost_usd
 from assembly.llm.errors import classify_error, retry_after_s
 from assembly.llm.keys import register_profile_secret, scrub
 from assembly.llm.profiles import ModelProfile
-from assembly.llm.response_format import response_format_for
+from assembly.llm.response_format import structured_format
 from assembly.llm.wrappers import SALT_ARG
 
 T = TypeVar("T")
@@ -96,6 +96,10 @@ def create_args_for(profile: ModelProfile, kind: str, salt: str | None = None) -
     max_tokens = profile.max_tokens_for(kind)
     if max_tokens is not None:
         args["max_tokens"] = max_tokens
+    if profile.thinking is not None:
+        # vLLM and llama.cpp both hand `chat_template_kwargs` to the model's chat
+        # template; Qwen3's reads `enable_thinking`.
+        args["extra_body"] = {"chat_template_kwargs": {"enable_thinking": profile.thinking}}
     if salt:
         args[SALT_ARG] = salt
     return args
@@ -140,7 +144,7 @@ async def call_structured(
         client,
         messages,
         output_type.model_validate_json,
-        response_format_for(output_type),
+        structured_format(output_type, profile.structured_output),
         profile=profile,
         kind=kind,
         salt=salt,

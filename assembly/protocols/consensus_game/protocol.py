@@ -49,6 +49,7 @@ from assembly.protocols.consensus_game.state import (
     Board,
     is_median,
     proposal_value,
+    stop_votes_needed,
     value_figures,
 )
 
@@ -68,11 +69,6 @@ def count_votes(turns: list[Turn]) -> tuple[int, int, int]:
         else:
             cont += 1
     return stop, cont, abstain
-
-
-def needed(threshold: Fraction, n: int) -> int:
-    """The fewest stop votes k with k / n >= threshold."""
-    return -(-threshold.numerator * n // threshold.denominator)
 
 
 class ConsensusGame(Protocol):
@@ -156,7 +152,7 @@ class ConsensusGame(Protocol):
         threshold = self.spec.threshold
         decided = Fraction(stop, n) >= threshold
         detail = (
-            f"{stop}/{n} stop votes; {needed(threshold, n)} needed ({self.spec.stop_threshold} of all "
+            f"{stop}/{n} stop votes; {stop_votes_needed(threshold, n)} needed ({self.spec.stop_threshold} of all "
             f"{n} agents)" + (f"; {failed} failed votes counted as continue" if failed else "")
         )
         return Tally(

@@ -18,7 +18,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import Any, Literal
 
 from assembly.core.events import Seated, Turn
 from assembly.core.view import View
@@ -35,6 +36,11 @@ def proposal_value(action: dict[str, Any] | None, lo: int, hi: int) -> int | Non
     if isinstance(v, bool) or not isinstance(v, int):
         return None
     return min(hi, max(lo, v))
+
+
+def stop_votes_needed(threshold: Fraction, n: int) -> int:
+    """The fewest stop votes k with k / n >= threshold."""
+    return -(-threshold.numerator * n // threshold.denominator)
 
 
 def lower_median(values: list[int]) -> int:
@@ -154,3 +160,38 @@ def own_value(view: View, before: int, lo: int, hi: int) -> int | None:
         return mine
     initial = view.member.private.get("initial")
     return int(initial) if initial is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """One agent in one round, as a member's view shows it.
+
+    `status` is how its proposal went: `proposed` a value, `abstained` (a Byzantine
+    agent's explicit "abstain"), or `failed` (no usable answer in time). An agent that
+    did not propose keeps its previous value, as the game does; `value` is that value
+    as far as the view knows it: the viewer's own is exact (it knows its initial value),
+    another agent's is the newest value it announced within the view's window, else
+    None. Another agent's initial value is private until it proposes, and showing it
+    would also tell honest agents (who have one) from Byzantine ones (who do not).
+    """
+
+    value: int | None
+    status: Literal["proposed", "abstained", "failed"]
+    justification: str
+
+
+def shown_round(view: View, round: int, lo: int, hi: int) -> dict[str, Shown]:
+    """Every roster agent as the view shows it after the proposals of `round`."""
+    heard = {h.member: h.public for hs in view.recent for h in hs if h.round == round and h.kind == "proposal"}
+    before = latest_values(view, round, lo, hi)
+    out: dict[str, Shown] = {}
+    for m in view.roster:
+        public = heard.get(m)
+        value = proposal_value(public, lo, hi)
+        why = str(public.get("justification", "")) if public else ""
+        if value is not None:
+            out[m] = Shown(value, "proposed", why)
+            continue
+        kept = own_value(view, round, lo, hi) if m == view.member.id else before.get(m)
+        out[m] = Shown(kept, "abstained" if public is not None else "failed", why)
+    return out

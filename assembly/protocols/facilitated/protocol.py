@@ -145,12 +145,21 @@ class FacilitatedAssembly(Protocol):
 
     async def play_round(self, ctx: RoundContext) -> None:
         r = ctx.round
-        spoken = await ctx.ask("speak", self.member_ids, Speech)
+        # `generation` carries each call kind's default max_tokens for LLM members.
+        options, k = len(self.option_ids), self.spec.candidates
+        facts = max((len(f) for f in self.facts_of.values()), default=0)
+        speak: dict[str, object] = {"generation": prompts.generation("speak", options=options, facts=facts)}
+        spoken = await ctx.ask("speak", self.member_ids, Speech, speak)
         ctx.emit(*self._disclosures(spoken, ctx))
-        await ctx.ask("synthesize", [FACILITATOR_ID], Synthesis, {"candidates": self.spec.candidates})
+        synthesize: dict[str, object] = {"candidates": k, "generation": prompts.generation("synthesize", candidates=k)}
+        await ctx.ask("synthesize", [FACILITATOR_ID], Synthesis, synthesize)
         if r < self.spec.first_vote_round or not self.candidates:
             return
-        ballots = await ctx.ask("vote", self.member_ids, Ballot, {"rule": self.spec.decision_rule.kind})
+        vote: dict[str, object] = {
+            "rule": self.spec.decision_rule.kind,
+            "generation": prompts.generation("vote", candidates=k),
+        }
+        ballots = await ctx.ask("vote", self.member_ids, Ballot, vote)
         ctx.emit(self._tally(r, ballots))
 
     def stop_rule(self) -> StopRule:
