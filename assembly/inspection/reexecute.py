@@ -29,6 +29,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,17 +128,25 @@ async def _drive(
     checked again to be fresh once the lock is held; a resume holds its lock already.
     `append`: `header + prefix` are the transcript already on disk, whose last line
     has the link `after` (None: a schema 1 transcript, continued without chain)."""
-    args = (scenario, run_dir, header, prefix, start_round)
+    drive = partial(
+        _drive_locked,
+        scenario,
+        run_dir,
+        header,
+        prefix,
+        start_round,
+        append=append,
+        listeners=listeners,
+        factory=factory,
+        recorded=recorded,
+        after=after,
+    )
     if append:
-        return await _drive_locked(
-            *args, append=True, listeners=listeners, factory=factory, recorded=recorded, after=after
-        )
+        return await drive()
     parent = header[0].parent if isinstance(header[0], RunStarted) else None
     with writer_lock(run_dir, str((parent or {}).get("mode", "rerun"))):
         _fresh_dir(run_dir)
-        return await _drive_locked(
-            *args, append=False, listeners=listeners, factory=factory, recorded=recorded, after=after
-        )
+        return await drive()
 
 
 async def _drive_locked(

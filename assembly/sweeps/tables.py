@@ -84,18 +84,7 @@ def run_row(summary: dict[str, Any], run: str) -> dict[str, Any]:
     totals = summary.get("totals", {})
     timing = summary.get("timing", {})
     row: dict[str, Any] = {"run": run}
-    for key in (
-        "run_key",
-        "scenario",
-        "protocol",
-        "seed",
-        "members",
-        "status",
-        "outcome",
-        "cause",
-        "decision",
-        "rounds",
-    ):
+    for key in RUN_COLUMNS[1 : RUN_COLUMNS.index("rounds") + 1]:  # the summary's own top-level fields
         row[key] = summary.get(key)
     for key in (
         "turn_timeouts",
