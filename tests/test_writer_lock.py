@@ -73,9 +73,22 @@ def _state(pid: int) -> str:
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    proc.send_signal(signal.SIGCONT)
-    out, err = proc.communicate(timeout=300)
-    return proc.returncode, out, err
+    """Let the process go on until it exits.
+
+    Keep letting it go: a writer that was still starting when first told to go on
+    stops itself once it takes the lock (after the other writer released it), and
+    one SIGCONT sent before that stop would leave it frozen for good.
+    """
+    deadline = time.monotonic() + 300
+    while True:
+        proc.send_signal(signal.SIGCONT)
+        try:
+            out, err = proc.communicate(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                raise
+            continue
+        return proc.returncode, out, err
 
 
 @pytest.fixture(scope="module")
