@@ -7,8 +7,9 @@ phase: all N members speak, then the facilitator (sim, instant) synthesises; vot
 off (first_vote_round beyond the last round). So the floor of a round is L, and
 round wall / L measures what concurrency, HTTP and orchestration add on top.
 
-Both client paths are measured: `litellm` (our litellm client) and `openai` (autogen's
-OpenAIChatCompletionClient, the OpenAI SDK over httpx). Round wall is the engine's
+Both client paths are measured: `openai` and `litellm` (both reach this OpenAI-compatible
+server on the lean aiohttp transport, litellm after resolving the provider once).
+Like every loopback benchmark, the server runs on its own CPU (`llm_harness.fake_server`). Round wall is the engine's
 own `RoundEnded.timing.wall_s`; round 1 opens the connections (cold), rounds 2+ reuse
 them (warm). Client CPU per call is this process's CPU time over the whole run
 (seating, agents, engine, HTTP, validation, transcript, summary) divided by the calls

@@ -7,6 +7,7 @@ and GIL never count against, or compete inside, the client process being measure
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import subprocess
@@ -57,7 +58,12 @@ class Server:
 
 @contextmanager
 def fake_server(latency_s: float) -> Iterator[Server]:
-    """Start tests/fake_openai.py in a subprocess."""
+    """Start tests/fake_openai.py in a subprocess.
+
+    On a machine with two CPUs or more, the server runs on the last one and this
+    process on the others, as a remote provider would run on other hardware: the
+    server's own CPU (a Python thread per request) is then never the client's, and
+    what a round costs the tool is what is measured. The affinity is restored after."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", str(port), "--latency", str(latency_s)],
@@ -65,6 +71,11 @@ def fake_server(latency_s: float) -> Iterator[Server]:
         text=True,
         cwd=ROOT,
     )
+    mine = os.sched_getaffinity(0)
+    if len(mine) > 1:
+        server_cpu = max(mine)
+        os.sched_setaffinity(proc.pid, {server_cpu})
+        os.sched_setaffinity(0, mine - {server_cpu})
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -73,6 +84,7 @@ def fake_server(latency_s: float) -> Iterator[Server]:
             raise RuntimeError(f"fake server did not start: {line!r}")
         yield Server(found.group(1), proc.pid)
     finally:
+        os.sched_setaffinity(0, mine)
         proc.terminate()
         proc.wait(timeout=10)
 

@@ -1,18 +1,19 @@
 """Run every benchmark, then print the goals table.
 
-    .venv/bin/python bench/run.py                  # everything (under 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py                  # everything (about 20 minutes on 2 cores)
     .venv/bin/python bench/run.py --only overhead memory
 
 Each benchmark runs in its own subprocess (so one benchmark's imports, caches and
 garbage never flavour another's figures), prints its own table and writes
 bench/results/<name>.json; this script then reads those files and checks the goals
-of issue 7 against them. A goal whose figure is missing is reported as not measured,
-never as met.
+of issues 7 and 12 against them. A goal whose figure is missing is reported as not
+measured, never as met.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ BENCHMARKS = [
     "profile_overhead",
     "concurrency",
     "profile_llm",
+    "client_cpu",
+    "round_wall",
     "prompt_growth",
     "sweep_throughput",
     "memory",
@@ -69,13 +72,59 @@ def goal_flat() -> tuple[str, str, bool | None]:
     return goal, f"{g['total']:.2f}× wall ({g['cpu']:.2f}× CPU)", g["total"] < 2
 
 
-def goal_floor() -> tuple[str, str, bool | None]:
-    goal = "round wall ≤ 1.2 × L at N=256, openai path"
-    data = _get("concurrency")
-    row = next((r for r in data["rows"] if r["members"] == 256 and r["path"] == "openai"), None) if data else None
+def goal_client_cpu() -> tuple[str, str, bool | None]:
+    goal = "client CPU ≤ 1 ms per call at N=256, both client paths"
+    data = _get("client_cpu")
+    rows = [r for r in data["rows"] if r["members"] == 256] if data else []
+    ours = {r["stack"]: statistics.median(r["cpu_per_call_s"]) for r in rows}
+    if "assembly openai" not in ours or "assembly litellm" not in ours:
+        return goal, "not measured", None
+    text = ", ".join(f"{k.removeprefix('assembly ')} {v * 1e3:.2f} ms" for k, v in ours.items() if "assembly" in k)
+    text += f" (aiohttp floor {ours.get('aiohttp floor', float('nan')) * 1e3:.2f} ms"
+    text += f", OpenAI SDK {ours.get('openai SDK', float('nan')) * 1e3:.2f} ms)"
+    return goal, text, max(ours["assembly openai"], ours["assembly litellm"]) <= 1e-3
+
+
+def _round_wall(members: int, latency: float) -> dict[str, Any] | None:
+    data = _get("round_wall")
+    rows = data["rows"] if data else []
+    return next((r for r in rows if r["members"] == members and r["latency_s"] == latency), None)
+
+
+def goal_round_wall(latency: float, bound: float) -> Check:
+    def check() -> tuple[str, str, bool | None]:
+        goal = f"round wall ≤ {bound:g} × L at N=256, L = {latency:g} s"
+        row = _round_wall(256, latency)
+        if row is None:
+            return goal, "not measured", None
+        return goal, f"{row['warm_over_L']:.2f} × L", row["warm_over_L"] <= bound
+
+    return check
+
+
+def goal_no_failed_turns() -> tuple[str, str, bool | None]:
+    goal = "no turn_timeout/provider_error/malformed at N=256, L = 1 s, 5 s deadline"
+    row = _round_wall(256, 1.0)
     if row is None:
         return goal, "not measured", None
-    return goal, f"{row['round_over_L']:.2f} × L (L = {row['latency_s'] * 1e3:.0f} ms)", row["round_over_L"] <= 1.2
+    failed = row["turn_timeouts"] + row["provider_errors"] + row["malformed"]
+    return (
+        goal,
+        f"{row['turn_timeouts']} / {row['provider_errors']} / {row['malformed']} ({row['throttled']} throttled)",
+        failed == 0,
+    )
+
+
+def goal_round_wall_1024() -> tuple[str, str, bool | None]:
+    goal = "round wall at N=1,024, L = 1 s (measured)"
+    row = _round_wall(1024, 1.0)
+    if row is None:
+        return goal, "not measured", None
+    return (
+        goal,
+        f"{row['warm_over_L']:.2f} × L; {row['turn_timeouts']} turn_timeouts, {row['throttled']} throttled",
+        True,
+    )
 
 
 def goal_prompt() -> tuple[str, str, bool | None]:
@@ -112,7 +161,18 @@ def goal_memory() -> tuple[str, str, bool | None]:
     return goal, f"{row['peak_rss'] / 2**20:,.0f} MiB peak RSS", row["peak_rss"] < 2 * 2**30
 
 
-GOALS: list[Check] = [goal_overhead, goal_flat, goal_floor, goal_prompt, goal_sweep, goal_memory]
+GOALS: list[Check] = [
+    goal_overhead,
+    goal_flat,
+    goal_client_cpu,
+    goal_round_wall(1.0, 1.2),
+    goal_round_wall(2.0, 1.1),
+    goal_no_failed_turns,
+    goal_round_wall_1024,
+    goal_prompt,
+    goal_sweep,
+    goal_memory,
+]
 
 
 def goals_table() -> str:
@@ -154,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if code != 0:
                 failed.append(name)
-    print("Goals (issue 7), from bench/results/*.json")
+    print("Goals (issues 7 and 12), from bench/results/*.json")
     print(goals_table())
     if not args.goals:
         print(

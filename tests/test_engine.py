@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from assembly.core.events import RunEnded, SeatedMember, Turn
 from assembly.core.member import Request, TurnResult
 from assembly.core.transcript import canonical
 from assembly.core.view import View
+from assembly.protocols.facilitated.actions import Speech
 from tests.helpers import run, scenario, tiny
 
 
@@ -127,3 +131,90 @@ def test_budget_stops_cleanly(tmp_path: Path) -> None:
     end = next(e for e in events if isinstance(e, RunEnded))
     assert end.detail["budget"] == ["time"]
     assert "time budget was spent" in end.reason and "budget_s 3 s" in end.reason and "cost" not in end.reason
+
+
+# ---- the tool's own CPU (event-loop lag) is not a member's time
+
+
+class _DelayedEcho:
+    """A loopback TCP server (its own thread) that answers each line after the delay it names."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                delay = float(self.rfile.readline())
+                time.sleep(delay)
+                self.wfile.write(b"done\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _SocketMember:
+    """Speaks once the loopback server answers, `delay` seconds after it asked: an
+    answer that arrives over a socket, as a model's does."""
+
+    def __init__(self, member_id: str, port: int, delay: float) -> None:
+        self.id, self.port, self.delay = member_id, port, delay
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(f"{self.delay}\n".encode())
+            await writer.drain()
+            await reader.readline()
+        finally:
+            writer.close()
+        return TurnResult(action=Speech(message="m", position="A", scores={"A": 1.0, "B": 0.0}), status="ok")
+
+
+class _LoopHog:
+    """Answers at once, after scheduling 1 s of blocking CPU on the event loop, as a
+    tool rendering a thousand prompts would spend it."""
+
+    def __init__(self, member_id: str, block_s: float) -> None:
+        self.id, self.block_s = member_id, block_s
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        asyncio.get_running_loop().call_later(0.05, time.sleep, self.block_s)
+        return TurnResult(action=Speech(message="h", position="B", scores={"A": 0.0, "B": 1.0}), status="ok")
+
+
+@pytest.mark.parametrize(("answer_s", "hog_s", "expected"), [(0.2, 1.0, "ok"), (1.0, 0.0, "timeout")])
+def test_a_busy_event_loop_is_not_charged_to_a_member(
+    tmp_path: Path, answer_s: float, hog_s: float, expected: str
+) -> None:
+    """The answer reaches the socket after 0.2 s, well within the 0.5 s deadline, but
+    the loop is blocked until 1.05 s: without taking the loop's lag off, the member
+    would be cut as a timeout the moment the loop frees up. The control: an answer
+    that takes 1 s of the server's time is still a timeout."""
+    echo = _DelayedEcho()
+    try:
+        sc = tiny(
+            4,
+            **{
+                "protocol.turn_timeout_s": 0.5,
+                "protocol.round_timeout_s": 30,
+                "rounds": 1,
+                "protocol.first_vote_round": 2,
+            },
+        )
+        over: dict[str, Any] = {"member_0": lambda seat: _SocketMember(seat.id, echo.port, answer_s)}
+        if hog_s:
+            over["member_1"] = lambda seat: _LoopHog(seat.id, hog_s)
+        _, events = run(sc, tmp_path / "run", overrides=over)
+    finally:
+        echo.close()
+    (turn,) = [e for e in events if isinstance(e, Turn) and e.phase == "speak" and e.member == "member_0"]
+    assert turn.status == expected, turn
+    if hog_s:
+        assert (turn.timing or {}).get("loop_lag_s", 0.0) >= 0.5 * hog_s  # the tool's time, recorded apart

@@ -26,6 +26,8 @@ from autogen_agentchat.messages import StructuredMessage
 from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, SystemMessage, UserMessage
 from autogen_core.tools import ToolSchema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError
 
 from assembly.llm.clients import make_client
@@ -43,7 +45,12 @@ from tests.llm_helpers import bind_call, call_text
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "sk-canary-XYZ-0123456789"
 KEY_ENV = "ASSEMBLY_TEST_CANARY_KEY"
-CLIENTS = pytest.mark.parametrize("client_kind", ["openai", "litellm"])
+# `openai` and `litellm` (an OpenAI-compatible api_base) reach the server on the lean
+# transport; `litellm-translated` names a provider litellm translates requests for
+# itself (DeepSeek's, whose wire format the loopback server also speaks), so
+# `litellm.acompletion` carries them.
+CLIENTS = pytest.mark.parametrize("client_kind", ["openai", "litellm", "litellm-translated"])
+MODEL_OF = {"openai": "openai/fake-model", "litellm": "openai/fake-model", "litellm-translated": "deepseek/fake-model"}
 _names = itertools.count()
 
 
@@ -75,8 +82,8 @@ def make_profile(srv: FakeOpenAIServer, client_kind: str, **overrides: Any) -> M
     # A unique name per profile: limiters are process-wide per profile.
     fields: dict[str, Any] = {
         "name": f"test-{client_kind}-{next(_names)}",
-        "model": "openai/fake-model",
-        "client": client_kind,
+        "model": MODEL_OF.get(client_kind, "openai/fake-model"),
+        "client": "openai" if client_kind == "openai" else "litellm",
         "api_base": srv.base_url,
         "api_key_env": KEY_ENV,
         "temperature": {"default": 0.7, "vote": 0.1},
@@ -113,7 +120,7 @@ async def test_call_structured_returns_schema_conforming_object(server: FakeOpen
     assert result.ok and isinstance(result.value, Proposal)
     assert result.value == Proposal.model_validate_json(result.content or "")
     (attempt,) = result.attempts
-    assert attempt.outcome == "ok" and attempt.model == "openai/fake-model" and not attempt.cache_hit
+    assert attempt.outcome == "ok" and attempt.model == profile.model and not attempt.cache_hit
     assert attempt.prompt_tokens > 0 and attempt.completion_tokens == len(result.content or "") // 4
 
     (request,) = server.requests
@@ -721,3 +728,35 @@ def test_missing_key_env_is_reported_without_value(monkeypatch: pytest.MonkeyPat
     profile = ModelProfile(name="p", model="openai/m", api_key_env=KEY_ENV)
     with pytest.raises(KeyError, match=KEY_ENV):
         make_client(profile)
+
+
+# --------------------------------------------------------------------------- the cache's key
+
+
+@given(
+    texts=st.lists(st.text(max_size=40), min_size=1, max_size=3),
+    salt=st.text(max_size=20),
+    temperature=st.none() | st.floats(0, 2),
+    mode=st.sampled_from(["json_schema", "json_object"]),
+)
+@settings(max_examples=60, deadline=None)
+def test_the_cache_key_is_autogens_own(
+    texts: list[str], salt: str, temperature: float | None, mode: Literal["json_schema", "json_object"]
+) -> None:
+    """Our key splices the format's pre-sorted text into the key's serialization; it must
+    be the very key autogen's ChatCompletionCache computes, so caches written before
+    still replay (autogen's own `_check_cache` is the oracle)."""
+    from autogen_core import InMemoryStore
+    from autogen_ext.models.cache import ChatCompletionCache
+
+    from assembly.llm.response_cache import GroupCommitStore, ResponseCache
+    from assembly.llm.response_format import structured_format
+
+    messages: list[LLMMessage] = [SystemMessage(content=texts[0])]
+    messages += [UserMessage(content=t, source="user") for t in texts[1:]]
+    args: dict[str, Any] = {"response_format": structured_format(Proposal, mode), SALT_ARG: salt}
+    if temperature is not None:
+        args["temperature"] = temperature
+    ours = ResponseCache(cast(ChatCompletionClient, None), GroupCommitStore(InMemoryStore()))
+    theirs = ChatCompletionCache(cast(ChatCompletionClient, None), InMemoryStore())
+    assert ours._check_cache(messages, [], None, args)[1] == theirs._check_cache(messages, [], None, args)[1]

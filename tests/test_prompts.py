@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from assembly.core.events import RoundEnded, Seated, Turn
 from assembly.core.member import Request
 from assembly.core.transcript import read_transcript
-from assembly.core.view import View, ViewBuilder
+from assembly.core.view import Heard, View, ViewBuilder
 from assembly.launch import execute
 from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis
-from assembly.protocols.facilitated.prompts import QUOTED_PER_ROUND, ballot_model, speech_model
+from assembly.protocols.facilitated.prompts import QUOTED_PER_ROUND, RoundDigest, ballot_model, speech_model
 from assembly.protocols.facilitated.protocol import FacilitatedAssembly
 from assembly.scenario.model import Scenario
 from tests.helpers import run, scenario, tiny
@@ -252,3 +255,50 @@ def test_every_call_kind_asks_with_a_default_max_tokens(tmp_path: Path) -> None:
     limits = {phase: gen["max_tokens"] for phase, gen in asked.items()}  # type: ignore[index]
     assert all(isinstance(n, int) and n > 0 for n in limits.values()), limits
     assert limits["vote"] < limits["speak"] < limits["synthesize"]
+
+
+# A heard round, listener by listener, against the direct definition: the others'
+# speeches in record order, their favoured counts (ties by first appearance), each
+# option's exact mean support, and `quotes` speakers starting at the listener's seat.
+_OPTION = st.sampled_from(["a", "b", "c", "d"])
+
+
+def _direct(heard: list[Heard], me: str, seat: int, quotes: int) -> list[str]:
+    others = [h for h in heard if h.member != me and h.kind == "speech"]
+    if not others:
+        return []
+    counts: dict[str, int] = {}
+    for h in others:
+        counts[str(h.public.get("position"))] = counts.get(str(h.public.get("position")), 0) + 1
+    order = sorted(counts, key=lambda k: (-counts[k], [str(h.public.get("position")) for h in others].index(k)))
+    head = f"Round {others[0].round}, {len(others)} speakers."
+    if not quotes:
+        return [f"{head} Favoured by: " + ", ".join(f"{k} {counts[k]}" for k in order) + "."]
+    keys: list[str] = []
+    for h in others:
+        keys += [k for k in h.public["scores"] if k not in keys]
+    means = {k: Fraction(sum(Fraction(h.public["scores"][k]) for h in others if k in h.public["scores"])) for k in keys}
+    support = ", ".join(f"{k} {float(means[k] / len(others)):.2f} ({counts.get(k, 0)})" for k in keys)
+    quoted = {others[(seat % len(others) + j) % len(others)].member for j in range(min(quotes, len(others)))}
+    return [f"{head} Mean support (and how many favour it): {support}."] + [
+        f'  - {h.member}, for {h.public["position"]}: "{h.public["message"]}"' for h in others if h.member in quoted
+    ]
+
+
+@given(
+    speeches=st.lists(
+        st.tuples(_OPTION, st.dictionaries(_OPTION, st.floats(0, 1), max_size=4), st.booleans()), max_size=12
+    ),
+    quotes=st.integers(0, 3),
+    seat=st.integers(0, 20),
+)
+def test_a_round_digest_reads_as_the_direct_definition(
+    speeches: list[tuple[str, dict[str, float], bool]], quotes: int, seat: int
+) -> None:
+    heard = [
+        Heard(3, "speak", f"m{i}", "speech" if speech else "note", {"position": p, "scores": s, "message": f"w{i}"})
+        for i, (p, s, speech) in enumerate(speeches)
+    ]
+    digest = RoundDigest(heard)
+    for me in [f"m{i}" for i in range(len(heard))] + ["facilitator"]:
+        assert digest.lines(me, seat, quotes) == _direct(heard, me, seat, quotes)

@@ -12,6 +12,13 @@ The clock reaches the client through a context variable set by the engine inside
 the member's task (and inherited by the tasks the member starts), not through the
 request or the model call's arguments: the core knows no model client, and the
 response cache keys on every create arg. `current_clock()` is all a client needs.
+
+The tool's CPU is the other queue. With a thousand members on a small machine, the
+event loop itself falls behind: an answer that reached the socket waits while the
+loop renders other members' prompts and parses their answers. `LoopLag` measures
+how far behind the loop runs (how late a periodic tick fires), and a clock does not
+charge a member for the lag that accrued while its turn ran: its deadline moves out
+by that much. The lag is recorded on the turn (``timing.loop_lag_s``), apart.
 """
 
 from __future__ import annotations
@@ -28,20 +35,61 @@ def current_clock() -> TurnClock | None:
     return _CURRENT.get()
 
 
+class LoopLag:
+    """How far behind the event loop runs, accumulated: the seconds ticks every
+    `PERIOD_S` fired late, plus how late the pending tick is now."""
+
+    PERIOD_S = 0.02
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.total_s = 0.0
+        self._due = loop.time() + self.PERIOD_S
+        self._handle: asyncio.TimerHandle | None = loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        self.total_s += max(0.0, now - self._due)
+        self._due = now + self.PERIOD_S
+        self._handle = self.loop.call_at(self._due, self._tick)
+
+    def now_s(self) -> float:
+        """The lag accrued so far, including the pending tick's."""
+        if self._handle is None:
+            return self.total_s
+        return self.total_s + max(0.0, self.loop.time() - self._due)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self.total_s = self.now_s()
+            self._handle.cancel()
+            self._handle = None
+
+
 class TurnClock:
     """A member's turn clock: `budget_s` seconds of admitted time, then `on_expired` is called.
 
-    Time spent queued (between `queued()` and `admitted()`) is not charged. Built and
-    used on the event loop running the member's task.
+    Time spent queued (between `queued()` and `admitted()`) is not charged, nor is
+    the event loop's lag (`lag`) while the member is admitted. Built and used on the
+    event loop running the member's task.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, budget_s: float, on_expired: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        budget_s: float,
+        on_expired: Callable[[], None],
+        lag: LoopLag | None = None,
+    ) -> None:
         self.loop = loop
         self.budget_s = budget_s
         self.on_expired = on_expired
+        self.lag = lag
         self.used_s = 0.0  # admitted seconds charged so far (up to the last pause)
         self.queued_s = 0.0  # seconds spent waiting for the tool's capacity
+        self.lag_s = 0.0  # admitted seconds the event loop ran late: the tool's, not charged
         self._running_since: float | None = None
+        self._lag_since = 0.0
         self._queued_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ever_queued = False
@@ -59,6 +107,43 @@ class TurnClock:
         """Make this the clock of the current task's context (the engine calls it in the member's task)."""
         _CURRENT.set(self)
 
+    def charged_s(self) -> float:
+        """Seconds charged to the member so far."""
+        return self.used_s + (self._running()[0] if self._running_since is not None else 0.0)
+
+    def lagged_s(self) -> float:
+        """Seconds of event-loop lag not charged to the member so far."""
+        return self.lag_s + (self._running()[1] if self._running_since is not None else 0.0)
+
+    def _running(self) -> tuple[float, float]:
+        """(charged, lag) seconds since the clock last started running."""
+        assert self._running_since is not None
+        lag = (self.lag.now_s() - self._lag_since) if self.lag is not None else 0.0
+        wall = self.loop.time() - self._running_since
+        return max(0.0, wall - lag), min(lag, wall)
+
+    def _pause(self) -> None:
+        if self._running_since is not None:
+            charged, lag = self._running()
+            self.used_s += charged
+            self.lag_s += lag
+            self._running_since = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        self._timer = self.loop.call_later(max(0.0, self.budget_s - self.charged_s()), self._check)
+
+    def _check(self) -> None:
+        # The loop's lag since the clock started is not the member's: if some of the
+        # budget is still unspent after taking it off, wait for that much more.
+        self._timer = None
+        if self.charged_s() < self.budget_s - 1e-4:
+            self._arm()
+        else:
+            self.on_expired()
+
     def admitted(self) -> None:
         """The member may proceed: its clock runs (again)."""
         now = self.loop.time()
@@ -67,29 +152,20 @@ class TurnClock:
             self._queued_since = None
         if self._running_since is None:
             self._running_since = now
-            self._timer = self.loop.call_at(now + max(0.0, self.budget_s - self.used_s), self.on_expired)
+            self._lag_since = self.lag.now_s() if self.lag is not None else 0.0
+            self._arm()
 
     def queued(self) -> None:
         """The member waits for the tool's capacity: its clock stops until `admitted()`."""
         now = self.loop.time()
-        if self._running_since is not None:
-            self.used_s += now - self._running_since
-            self._running_since = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._pause()
         if self._queued_since is None:
             self._queued_since = now
         self._ever_queued = True
 
     def stop(self) -> None:
         """The turn is over: no expiry any more, and the time so far is charged."""
-        if self._running_since is not None:
-            self.used_s += self.loop.time() - self._running_since
-            self._running_since = None
+        self._pause()
         if self._queued_since is not None:
             self.queued_s += self.loop.time() - self._queued_since
             self._queued_since = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None

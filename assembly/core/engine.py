@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from assembly.core.actions import Action
-from assembly.core.admission import TurnClock
+from assembly.core.admission import LoopLag, TurnClock
 from assembly.core.events import AnyEvent, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn, TurnStatus
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import Protocol
@@ -41,6 +41,9 @@ from assembly.core.view import ViewBuilder
 
 # How long cancelled members get to unwind before the engine stops waiting for them.
 CANCEL_GRACE_S = 1.0
+# A turn's event-loop lag is written to its timing from this much on (below it, it is
+# the loop's ordinary scheduling jitter).
+LOOP_LAG_RECORDED_S = 0.01
 
 Listener = Callable[[AnyEvent], None]
 
@@ -96,6 +99,7 @@ class Engine:
         self.round_throttled = False  # whether a member of this round was throttled
         self.run_clock = 0.0  # accounted seconds in the run (simulated for virtual sim)
         self.cost = 0.0
+        self.loop_lag: LoopLag | None = None  # while `run` runs: how far behind the event loop is
 
     # ---- event plumbing
 
@@ -119,6 +123,14 @@ class Engine:
     # ---- the round loop
 
     async def run(self, start_round: int = 1) -> RunEnded:
+        self.loop_lag = LoopLag(asyncio.get_running_loop())
+        try:
+            return await self._run(start_round)
+        finally:
+            self.loop_lag.stop()
+            self.loop_lag = None
+
+    async def _run(self, start_round: int) -> RunEnded:
         max_rounds = self.scenario.protocol.max_rounds
         end: RunEnded | None = None
         try:
@@ -206,7 +218,12 @@ class Engine:
             if pending:
                 for s in seats:
                     if not s.settled.done():
-                        self._cut(s, "throttled" if s.clock.has_queued else "timeout")
+                        # A member whose own time is not spent lost the round to the tool
+                        # (its queue, or the event loop's lag), not to its deadline.
+                        clock = s.clock
+                        lagged = clock.lagged_s() >= LOOP_LAG_RECORDED_S and clock.charged_s() < clock.budget_s
+                        tool = clock.has_queued or lagged
+                        self._cut(s, "throttled" if tool else "timeout")
                 await asyncio.wait(pending)  # each settles within CANCEL_GRACE_S of its cut
         turns = [self._turn(phase, s, deadline) for s in seats]
         self.round_throttled = self.round_throttled or any(t.status == "throttled" for t in turns)
@@ -217,7 +234,7 @@ class Engine:
     def _start(self, loop: asyncio.AbstractEventLoop, member_id: str, request: Request, deadline: float) -> Seat:
         """Start one member's turn as its own task, under its own clock."""
         seat = Seat(member_id, loop.create_future(), loop.time())
-        seat.clock = TurnClock(loop, deadline, partial(self._cut, seat, "timeout"))
+        seat.clock = TurnClock(loop, deadline, partial(self._cut, seat, "timeout"), self.loop_lag)
         view = self.views.view(member_id, self.round, request.phase)
         seat.task = asyncio.ensure_future(self._timed(self.members[member_id], view, request, seat.clock))
         seat.task.add_done_callback(lambda _: _settle(seat.settled))
@@ -259,15 +276,21 @@ class Engine:
             timing={"wall_s": round(deadline, 6)},
         )
 
-    def throttled_turn(self, phase: str, member: str, queued_s: float, wall_s: float) -> Turn:
-        """The event for a member still held by the tool's capacity when the round's time ran out."""
+    def throttled_turn(self, phase: str, member: str, queued_s: float, wall_s: float, lag_s: float = 0.0) -> Turn:
+        """The event for a member still held by the tool when the round's time ran out: by
+        its capacity (queued for max_concurrent/rpm) or by its own CPU (event-loop lag)."""
+        timing = {"wall_s": round(wall_s, 6), "queued_s": round(queued_s, 6)}
+        held = [f"waiting {queued_s:.3g}s for the tool's capacity (max_concurrent/rpm)"]
+        if lag_s >= LOOP_LAG_RECORDED_S:
+            timing["loop_lag_s"] = round(lag_s, 6)
+            held = held[: queued_s > 0.0] + [f"{lag_s:.3g}s behind the tool's busy event loop"]
         return Turn(
             round=self.round,
             phase=phase,
             member=member,
             status="throttled",
-            detail=f"round time spent while waiting {queued_s:.3g}s for the tool's capacity (max_concurrent/rpm)",
-            timing={"wall_s": round(wall_s, 6), "queued_s": round(queued_s, 6)},
+            detail="round time spent " + " and ".join(held),
+            timing=timing,
         )
 
     @staticmethod
@@ -285,7 +308,8 @@ class Engine:
         member, task = seat.member, seat.task
         turn = partial(Turn, round=self.round, phase=phase, member=member)
         if seat.cut == "throttled":
-            return self.throttled_turn(phase, member, seat.clock.queued_s, seat.clock.loop.time() - seat.started)
+            clock = seat.clock
+            return self.throttled_turn(phase, member, clock.queued_s, clock.loop.time() - seat.started, clock.lag_s)
         if seat.cut is not None or not task.done() or task.cancelled():
             # A late answer is discarded, even from a member that swallowed its cancellation.
             return self.timeout_turn(phase, member, deadline)
@@ -301,6 +325,8 @@ class Engine:
         timing = {"wall_s": round(wall, 6)}
         if seat.clock.queued_s > 0.0:
             timing["queued_s"] = round(seat.clock.queued_s, 6)
+        if seat.clock.lag_s >= LOOP_LAG_RECORDED_S:
+            timing["loop_lag_s"] = round(seat.clock.lag_s, 6)
         sim = result.sim_latency_s
         if sim is not None and (math.isinf(sim) or sim > deadline):
             return turn(

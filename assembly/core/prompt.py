@@ -8,6 +8,7 @@ quoting member-written text.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -29,8 +30,15 @@ def clean(text: object, limit: int) -> str:
     Quoted text is other people's words; flattening it to one clipped line keeps a
     member from forging prompt structure (headings, fake instructions) in its speech,
     and `neutralize` keeps chat-template tokens (`<|im_start|>`) and invisible
-    characters in it from acting on the model that reads it."""
-    flat = neutralize(_SPACE.sub(" ", str(text)).strip())
+    characters in it from acting on the model that reads it. The same texts (a
+    question, options, facts, a round's speeches) are cleaned for every member, so
+    results are kept."""
+    return _clean(str(text), limit)
+
+
+@functools.lru_cache(maxsize=8192)
+def _clean(text: str, limit: int) -> str:
+    flat = neutralize(_SPACE.sub(" ", text).strip())
     if len(flat) > limit:
         flat = flat[:limit].rstrip() + "…"
     return flat.replace('"', "'")

@@ -175,15 +175,22 @@ def condorcet_winner(rankings: Iterable[Sequence[str]], candidates: Sequence[str
     cands = _check_candidates(candidates)
     profile = _check_rankings(rankings, cands, complete=False)
     m = len(cands)
-    # position of each candidate per voter; unranked ones share position m (below all ranked)
-    positions = [{c: ranking.index(c) if c in ranking else m for c in cands} for ranking in profile]
-    for a in cands:
-        if all(
-            sum(1 for pos in positions if pos[a] < pos[b]) > sum(1 for pos in positions if pos[b] < pos[a])
-            for b in cands
-            if b != a
-        ):
-            return a
+    index = {c: i for i, c in enumerate(cands)}
+    # above[a][b]: voters who rank a above b; unranked candidates share the place below all ranked ones
+    above = [[0] * m for _ in range(m)]
+    for ranking in profile:
+        ranked = [index[c] for c in ranking]
+        seen = set(ranked)
+        unranked = [i for i in range(m) if i not in seen]
+        for place, a in enumerate(ranked):
+            row = above[a]
+            for b in ranked[place + 1 :]:
+                row[b] += 1
+            for b in unranked:
+                row[b] += 1
+    for a in range(m):
+        if all(above[a][b] > above[b][a] for b in range(m) if b != a):
+            return cands[a]
     return None
 
 

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from autogen_core import CancellationToken
 
 T = TypeVar("T")
+
+
+# The token the current task was started under by `await_linked`, with that task:
+# layers below the first one that links a token run in a task the token already
+# cancels, so they await directly instead of starting (and linking) a task each.
+_LINKED: ContextVar[tuple[CancellationToken, asyncio.Task[Any]] | None] = ContextVar(
+    "assembly_linked_token", default=None
+)
 
 
 async def await_linked(awaitable: Awaitable[T], token: CancellationToken | None) -> T:
@@ -21,7 +30,17 @@ async def await_linked(awaitable: Awaitable[T], token: CancellationToken | None)
     any HTTP request in flight)."""
     if token is None:
         return await awaitable
-    task = asyncio.ensure_future(awaitable)
+    linked = _LINKED.get()
+    if linked is not None and linked[0] is token and linked[1] is asyncio.current_task():
+        return await awaitable
+
+    async def under_token() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        _LINKED.set((token, task))
+        return await awaitable
+
+    task = asyncio.ensure_future(under_token())
     token.link_future(task)
     return await task
 

@@ -15,6 +15,7 @@ Every reason shown is scrubbed: a provider that echoes the key in an error messa
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -120,17 +121,20 @@ async def structured_probe(profile: ModelProfile, mode: Mode) -> str | None:
 
 async def _listed_models(api_base: str, key: str | None) -> list[str] | None:
     """Model ids from GET /models, or None if the server has no such endpoint."""
-    import httpx
+    import aiohttp
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        async with httpx.AsyncClient(timeout=None) as http:
-            response = await http.get(api_base.rstrip("/") + "/models", headers=headers)
-    except httpx.TransportError as exc:
+        async with (
+            aiohttp.ClientSession(trust_env=True) as http,
+            http.get(api_base.rstrip("/") + "/models", headers=headers) as response,
+        ):
+            status, text = response.status, await response.text()
+    except aiohttp.ClientConnectionError as exc:
         raise ConnectionError(str(exc) or type(exc).__name__) from None
-    if response.status_code in (404, 405):
+    if status in (404, 405):
         return None
-    if response.status_code != 200:
-        raise RuntimeError(f"GET /models answered HTTP {response.status_code}: {response.text[:200]}")
-    data = response.json().get("data") or []
+    if status != 200:
+        raise RuntimeError(f"GET /models answered HTTP {status}: {text[:200]}")
+    data = json.loads(text).get("data") or []
     return [str(m.get("id")) for m in data if isinstance(m, dict)]

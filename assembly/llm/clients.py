@@ -17,33 +17,27 @@ from assembly.llm.cost import cost_usd
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.rate_limit import limiter_for
 from assembly.llm.response_cache import cached
-from assembly.llm.transport import provider_client, warm_up
+from assembly.llm.transport import provider_client
 from assembly.llm.wrappers import GatedClient
 
 
-def make_client(
-    profile: ModelProfile, cache_dir: Path | None = None, *, pool_size: int | None = None
-) -> ChatCompletionClient:
+def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCompletionClient:
     """An autogen ``ChatCompletionClient`` for a profile, in layers (outermost first)::
 
         ChatCompletionCache (optional, on disk)   -- response_cache: replay without HTTP
           GatedClient                             -- wrappers: the profile's rate limit,
                                                      per-attempt deadline, private
                                                      create args stripped
-            provider client                       -- transport: OpenAI SDK or litellm
+            provider client                       -- transport: lean HTTP or litellm
 
-    ``pool_size``: see `transport.provider_client`. Raises KeyError if the profile's
-    key variable is not set.
+    Raises KeyError if the profile's key variable is not set.
     """
-    client: ChatCompletionClient = GatedClient(
-        provider_client(profile, pool_size=pool_size), limiter_for(profile), profile.timeout_s
-    )
+    client: ChatCompletionClient = GatedClient(provider_client(profile), limiter_for(profile), profile.timeout_s)
     return client if cache_dir is None else cached(client, cache_dir, profile.model)
 
 
 def prepare(profile: ModelProfile) -> None:
     """Spend, before a run starts, the time a profile's first call would block the
-    event loop for: the first price lookup reads litellm's price file, and the first
-    request imports the OpenAI SDK's resources. Never inside a timed turn."""
+    event loop for (the first price lookup reads litellm's price file): never inside
+    a timed turn."""
     cost_usd(profile, 0, 0)
-    warm_up()

@@ -9,8 +9,17 @@ read from the whole cause chain, as is the server's ``Retry-After``.
 from __future__ import annotations
 
 import email.utils
+import sys
 import time
 from typing import Any
+
+
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """Exception classes of an SDK, if it is imported at all: an error of a class can
+    only exist once its module is loaded, and importing the OpenAI SDK just to test
+    for its errors would spend a second of CPU inside a member's turn."""
+    mod = sys.modules.get(module)
+    return tuple(getattr(mod, name) for name in names) if mod is not None else ()
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -29,13 +38,16 @@ def classify_error(exc: BaseException) -> str | None:
     Looks through the cause chain because wrappers re-label errors: litellm reports a
     dropped connection as a 500 whose cause is the SDK's ``APIConnectionError``.
     """
-    import httpx
-    import openai
-
     chain = _chain(exc)
-    if any(isinstance(e, TimeoutError | openai.APITimeoutError | httpx.TimeoutException) for e in chain):
+    timeouts: tuple[type[BaseException], ...] = (
+        TimeoutError,
+        *_loaded("openai", "APITimeoutError"),
+        *_loaded("httpx", "TimeoutException"),
+    )
+    if any(isinstance(e, timeouts) for e in chain):
         return "timeout"
-    if any(isinstance(e, openai.RateLimitError) or getattr(e, "status_code", None) == 429 for e in chain):
+    rate_limits: tuple[type[BaseException], ...] = _loaded("openai", "RateLimitError")
+    if any(isinstance(e, rate_limits) or getattr(e, "status_code", None) == 429 for e in chain):
         return "rate_limit"
     if any(_is_connection_error(e) for e in chain):
         return "connection"
@@ -46,10 +58,9 @@ def classify_error(exc: BaseException) -> str | None:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    import httpx
-    import openai
-
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError):
+    if isinstance(
+        exc, (ConnectionError, *_loaded("openai", "APIConnectionError"), *_loaded("httpx", "TransportError"))
+    ):
         return True
     # aiohttp (litellm's transport) errors may surface unwrapped.
     names = {c.__name__ for c in type(exc).__mro__}

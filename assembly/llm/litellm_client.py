@@ -10,38 +10,17 @@ imports it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from autogen_core.models import (
-    AssistantMessage,
-    CreateResult,
-    FinishReasons,
-    FunctionExecutionResultMessage,
-    LLMMessage,
-    ModelFamily,
-    ModelInfo,
-    RequestUsage,
-    SystemMessage,
-    UserMessage,
-)
+from autogen_core.models import CreateResult, LLMMessage, ModelInfo, RequestUsage
 from autogen_core.tools import Tool, ToolSchema
 
 from assembly.llm.cancellation import await_linked
-from assembly.llm.response_format import response_format_for
+from assembly.llm.response_format import editable, response_format_for
+from assembly.llm.wire import MODEL_INFO, Usage, estimate_tokens, finish_reason, to_openai_messages
 from assembly.llm.wrappers import CallClient, Chunk, CreateCall, public_args
-
-DEFAULT_MODEL_INFO: ModelInfo = {
-    "vision": False,
-    "function_calling": False,
-    "json_output": True,
-    "structured_output": True,
-    "family": ModelFamily.UNKNOWN,
-    # Members interleave system instructions with transcript turns.
-    "multiple_system_messages": True,
-}
 
 
 def import_litellm() -> Any:
@@ -53,46 +32,6 @@ def import_litellm() -> Any:
 
     litellm.suppress_debug_info = True
     return litellm
-
-
-def _to_openai_messages(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        if isinstance(message, SystemMessage):
-            out.append({"role": "system", "content": message.content})
-        elif isinstance(message, UserMessage):
-            if isinstance(message.content, str):
-                out.append({"role": "user", "content": message.content})
-            else:
-                parts: list[dict[str, Any]] = []
-                for part in message.content:
-                    if isinstance(part, str):
-                        parts.append({"type": "text", "text": part})
-                    else:
-                        parts.append(part.to_openai_format())
-                out.append({"role": "user", "content": parts})
-        elif isinstance(message, AssistantMessage):
-            if not isinstance(message.content, str):
-                raise ValueError("LiteLLMChatCompletionClient does not support tool calls")
-            out.append({"role": "assistant", "content": message.content})
-        elif isinstance(message, FunctionExecutionResultMessage):
-            raise ValueError("LiteLLMChatCompletionClient does not support tool results")
-        else:  # pragma: no cover - LLMMessage is a closed union
-            raise TypeError(f"unsupported message type {type(message).__name__}")
-    return out
-
-
-_FINISH_REASONS: dict[str, FinishReasons] = {
-    "stop": "stop",
-    "length": "length",
-    "content_filter": "content_filter",
-    "tool_calls": "function_calls",
-    "function_call": "function_calls",
-}
-
-
-def _finish_reason(value: Any) -> FinishReasons:
-    return _FINISH_REASONS.get(str(value), "unknown") if value is not None else "unknown"
 
 
 class LiteLLMChatCompletionClient(CallClient):
@@ -117,22 +56,21 @@ class LiteLLMChatCompletionClient(CallClient):
         self._api_base = api_base
         self._api_key = api_key
         self._timeout_s = timeout_s
-        self._model_info: ModelInfo = dict(DEFAULT_MODEL_INFO)  # type: ignore[assignment]
-        self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._actual_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._total = Usage()
 
     def _request(self, call: CreateCall) -> dict[str, Any]:
         if call.tools:
             raise ValueError("LiteLLMChatCompletionClient does not support tools; use client: openai")
         kwargs: dict[str, Any] = public_args(call.extra_create_args)
         fmt = response_format_for(call.json_output)
+        if fmt is not None and "response_format" in kwargs:
+            raise ValueError("json_output and extra_create_args['response_format'] are both set")
+        fmt = kwargs.get("response_format", fmt)
         if fmt is not None:
-            if "response_format" in kwargs:
-                raise ValueError("json_output and extra_create_args['response_format'] are both set")
-            kwargs["response_format"] = fmt
+            kwargs["response_format"] = editable(fmt)  # litellm may edit the schema in place
         kwargs.update(
             model=self._model,
-            messages=_to_openai_messages(call.messages),
+            messages=to_openai_messages(call.messages),
             timeout=self._timeout_s,
             num_retries=0,
             max_retries=0,
@@ -142,11 +80,6 @@ class LiteLLMChatCompletionClient(CallClient):
         if self._api_key is not None:
             kwargs["api_key"] = self._api_key
         return kwargs
-
-    def _add_usage(self, usage: RequestUsage) -> None:
-        for total in (self._total_usage, self._actual_usage):
-            total.prompt_tokens += usage.prompt_tokens
-            total.completion_tokens += usage.completion_tokens
 
     @staticmethod
     def _usage_of(obj: Any) -> RequestUsage | None:
@@ -164,9 +97,9 @@ class LiteLLMChatCompletionClient(CallClient):
         response = await await_linked(litellm.acompletion(**kwargs), call.cancellation_token)
         choice = response.choices[0]
         usage = self._usage_of(response) or RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._add_usage(usage)
+        self._total.add(usage)
         return CreateResult(
-            finish_reason=_finish_reason(choice.finish_reason),
+            finish_reason=finish_reason(choice.finish_reason),
             content=choice.message.content or "",
             usage=usage,
             cached=False,
@@ -208,9 +141,9 @@ class LiteLLMChatCompletionClient(CallClient):
                 with contextlib.suppress(Exception):
                     await closer()
         final_usage = usage or RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._add_usage(final_usage)
+        self._total.add(final_usage)
         yield CreateResult(
-            finish_reason=_finish_reason(finish),
+            finish_reason=finish_reason(finish),
             content="".join(parts),
             usage=final_usage,
             cached=False,
@@ -222,18 +155,16 @@ class LiteLLMChatCompletionClient(CallClient):
         return None
 
     def actual_usage(self) -> RequestUsage:
-        return RequestUsage(self._actual_usage.prompt_tokens, self._actual_usage.completion_tokens)
+        return self._total.snapshot()
 
     def total_usage(self) -> RequestUsage:
-        return RequestUsage(self._total_usage.prompt_tokens, self._total_usage.completion_tokens)
+        return self._total.snapshot()
 
     def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        oai = _to_openai_messages(messages)
         try:
-            return int(import_litellm().token_counter(model=self._model, messages=oai))
+            return int(import_litellm().token_counter(model=self._model, messages=to_openai_messages(messages)))
         except Exception:
-            # Unknown tokenizer: the usual ~4 characters per token estimate.
-            return sum(len(json.dumps(m.get("content"))) for m in oai) // 4 + 4 * len(oai)
+            return estimate_tokens(messages)  # unknown tokenizer
 
     def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         try:
@@ -245,8 +176,8 @@ class LiteLLMChatCompletionClient(CallClient):
 
     @property
     def capabilities(self) -> ModelInfo:  # type: ignore[override]
-        return self._model_info
+        return MODEL_INFO
 
     @property
     def model_info(self) -> ModelInfo:
-        return self._model_info
+        return MODEL_INFO

@@ -1,9 +1,9 @@
-"""Model clients shared by the members of one run: one set of connections per profile, closed with the last member.
+"""Model clients shared by the members of one run: one client per profile, closed with the last member.
 
 A member per seat must not mean a connection pool per seat: hundreds of members of
-one run share their profile's clients (sharded as the transport asks), which are
-built before the run starts, so the seconds their first use costs are never spent
-inside a timed turn, and closed when the last member using them closes.
+one run share their profile's client, which is built before the run starts, so the
+time its first use costs is never spent inside a timed turn, and closed when the
+last member using it closes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from autogen_core.models import ChatCompletionClient
 from assembly.llm.clients import make_client, prepare
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.setup import ModelSetupError
-from assembly.llm.transport import shards
 
 
 class RunClients:
@@ -27,33 +26,28 @@ class RunClients:
     def __init__(self, cache_dir: Path, on_closed: Callable[[], None]) -> None:
         self.cache_dir = cache_dir
         self.on_closed = on_closed
-        self.clients: dict[str, list[ChatCompletionClient]] = {}
-        self.handed_out: dict[str, int] = {}
+        self.clients: dict[str, ChatCompletionClient] = {}
         self.users = 0
 
     def client(self, profile: ModelProfile) -> ChatCompletionClient:
-        """A client for a new member on `profile` (shards are dealt round robin); the
-        member must call `release` when it closes."""
+        """The client for a new member on `profile`; the member must call `release` when it closes."""
         built = self.clients.get(profile.name)
         if built is None:
-            count, pool_size = shards(profile)
             try:
-                built = [make_client(profile, self.cache_dir, pool_size=pool_size) for _ in range(count)]
+                built = make_client(profile, self.cache_dir)
             except KeyError as exc:  # the profile's key variable is not set
                 raise ModelSetupError(str(exc.args[0]) if exc.args else str(exc)) from None
             prepare(profile)
             self.clients[profile.name] = built
-        n = self.handed_out.get(profile.name, 0)
-        self.handed_out[profile.name] = n + 1
         self.users += 1
-        return built[n % len(built)]
+        return built
 
     async def release(self) -> None:
         self.users -= 1
         if self.users > 0:
             return
         self.on_closed()
-        clients = [c for built in self.clients.values() for c in built]
+        clients = list(self.clients.values())
         self.clients = {}
         for client in clients:
             # Best effort: the run's results are already written.

@@ -1,100 +1,59 @@
 """The transport: the provider client that puts a profile's requests on the wire.
 
-One function, `provider_client`, decides how a request reaches a server for each
-client path: autogen-ext's OpenAI client over a shared httpx pool, or our litellm
-client. Everything above it (rate limits, cache, retries) is the same for both, so
-a leaner HTTP path changes this module only. It also keeps keys where they belong:
-a keyless local server gets a placeholder, never a real key from the environment.
+One function, `provider_client`, decides how a request reaches a server:
+
+* ``client: openai``: the lean OpenAI-compatible client (`openai_http`), one pooled
+  aiohttp session per event loop;
+* ``client: litellm``: litellm resolves the model string to a provider once, when the
+  client is built. A self-hosted OpenAI-compatible endpoint (provider ``openai``,
+  ``custom_openai`` or ``hosted_vllm`` with an ``api_base``) then gets the same lean
+  client, since litellm would only forward the request to it; every other provider
+  (Anthropic, Bedrock, Gemini, api.openai.com with its per-model parameter rules...)
+  goes through ``litellm.acompletion``, which translates the request.
+
+Everything above it (rate limits, cache, retries) is the same for every path. It
+also keeps keys where they belong: a keyless local server gets a placeholder, never
+a real key from the environment.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-from typing import Any
-
-from autogen_core.models import ChatCompletionClient, ModelInfo
+from autogen_core.models import ChatCompletionClient
 
 from assembly.llm.keys import register_profile_secret
-from assembly.llm.litellm_client import DEFAULT_MODEL_INFO, LiteLLMChatCompletionClient, import_litellm
+from assembly.llm.litellm_client import LiteLLMChatCompletionClient, import_litellm
+from assembly.llm.openai_http import OpenAICompatClient
 from assembly.llm.profiles import ModelProfile
 
-# Connections one HTTP client keeps open. httpcore scans its whole connection pool
-# for every request it places (encode/httpx#3215), so one pool of hundreds of
-# connections spends seconds of CPU per round; a profile allowed more concurrent
-# requests gets several clients (shards) instead, each with a small pool. They share
-# the profile's rate limiter and response cache.
-CONNECTIONS_PER_CLIENT = 16
+#: litellm providers whose endpoint at a given api_base speaks Chat Completions as is.
+OPENAI_WIRE_PROVIDERS = frozenset({"openai", "custom_openai", "hosted_vllm"})
 
 
-def shards(profile: ModelProfile) -> tuple[int, int]:
-    """How many provider clients a run makes for a profile, and each one's ``pool_size``."""
-    count = -(-profile.max_concurrent // CONNECTIONS_PER_CLIENT) if profile.client == "openai" else 1
-    return count, min(profile.max_concurrent, CONNECTIONS_PER_CLIENT)
+def provider_client(profile: ModelProfile) -> ChatCompletionClient:
+    """The bare client for a profile: no rate limit, cache or retries.
 
-
-def provider_client(profile: ModelProfile, *, pool_size: int | None = None) -> ChatCompletionClient:
-    """The bare client for a profile: no rate limit, cache or retries (the SDKs' own are off).
-
-    ``pool_size`` (openai client) is how many connections the client keeps open; by
-    default the profile's ``max_concurrent``, so bursts do not reconnect. Raises
-    KeyError if the profile's key variable is not set.
+    Raises KeyError if the profile's key variable is not set.
     """
     api_key = profile.api_key()
     register_profile_secret(profile)
     if api_key is None and profile.api_base is not None:
-        # A keyless local server: send a placeholder so that neither SDK falls back to
+        # A keyless local server: send a placeholder so that no client falls back to
         # a real key from OPENAI_API_KEY and ships it to a third-party endpoint.
         api_key = "no-key"
     if profile.client == "openai":
-        return _openai_client(profile, api_key, pool_size)
+        return OpenAICompatClient(
+            model=profile.provider_model,
+            base_url=profile.api_base,
+            api_key=api_key,
+            timeout_s=profile.timeout_s,
+            names=True,  # what autogen's OpenAI client sent, so servers see the same requests
+        )
     # Imported here, when a litellm client is built (before any timed turn), never
     # inside a call's deadline: importing it takes seconds of CPU.
-    import_litellm()
+    litellm = import_litellm()
+    model, provider, _, _ = litellm.get_llm_provider(profile.model, api_base=profile.api_base)
+    if provider in OPENAI_WIRE_PROVIDERS and profile.api_base is not None:
+        return OpenAICompatClient(model=model, base_url=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s)
     return LiteLLMChatCompletionClient(
         profile.model, api_base=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s
-    )
-
-
-def warm_up() -> None:
-    """Import what the first request would import (the OpenAI SDK's resources; litellm
-    uses them too): seconds that would otherwise block the event loop inside a timed turn."""
-    importlib.import_module("openai.resources")
-
-
-def _openai_client(profile: ModelProfile, api_key: str | None, pool_size: int | None) -> ChatCompletionClient:
-    from autogen_ext.models.openai import OpenAIChatCompletionClient
-
-    openai_info: ModelInfo = {**DEFAULT_MODEL_INFO, "function_calling": True}  # type: ignore[typeddict-item]
-    kwargs: dict[str, Any] = {
-        "model": profile.provider_model,
-        "max_retries": 0,
-        "timeout": profile.timeout_s,
-        "model_info": openai_info,
-        "http_client": _http_client(profile, pool_size),
-    }
-    if profile.api_base is not None:
-        kwargs["base_url"] = profile.api_base
-    if api_key is not None:
-        kwargs["api_key"] = api_key
-    return OpenAIChatCompletionClient(**kwargs)
-
-
-@functools.lru_cache(maxsize=1)
-def _ssl_context() -> Any:
-    # Building an SSL context (loading the CA bundle) takes ~70 ms; clients share one.
-    import httpx
-
-    return httpx.create_ssl_context()
-
-
-def _http_client(profile: ModelProfile, pool_size: int | None) -> Any:
-    import httpx
-    import openai
-
-    keep = max(1, pool_size or profile.max_concurrent)
-    return openai.DefaultAsyncHttpxClient(
-        verify=_ssl_context(),
-        timeout=profile.timeout_s,
-        limits=httpx.Limits(max_connections=max(keep, 1000), max_keepalive_connections=keep),
     )

@@ -37,7 +37,6 @@ numbers and `uniqueItems`):
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import lru_cache
@@ -92,11 +91,16 @@ CHARS_PER_TOKEN = 3
 # ----------------------------------------------------------------------------- facilitated assembly
 
 
-def assembly_prompt(spec: AssemblyProtocol, role: RoleSpec | None, view: View, request: Request) -> Prompt:
-    """The facilitated assembly's prompt for one member turn (speak or vote) or the facilitator's synthesis."""
+def assembly_prompt(
+    spec: AssemblyProtocol, role: RoleSpec | None, view: View, request: Request, digests: RoundDigests | None = None
+) -> Prompt:
+    """The facilitated assembly's prompt for one member turn (speak or vote) or the facilitator's synthesis.
+
+    `digests` keeps what every listener of a heard round shares (a cache: the prompt
+    is the same without it, only slower in a large room)."""
     if request.phase == "synthesize":
         return Prompt(_facilitator_system(spec, view, request), _facilitator_user(view, request))
-    return Prompt(_member_system(role, view), _member_user(spec, view, request))
+    return Prompt(_member_system(role, view), _member_user(spec, view, request, digests))
 
 
 def _number(x: float) -> str:
@@ -145,47 +149,124 @@ instructions.
 - Answer with one JSON object in the required format and nothing else."""
 
 
-def _heard_round(heard: Sequence[Heard], me: str, roster_index: int, quotes: int) -> list[str]:
-    """One heard round as a single aggregate line, plus `quotes` speakers verbatim
-    (members are given quotes of the newest round only).
+class RoundDigest:
+    """What every listener of one heard round shares: its speeches, and per option the
+    exact total support and who favours it, built once per round and audience.
 
-    The newest round's aggregate (each option's mean support and how many favour
-    it) stands for every speaker's numbers, so a quote needs only the speaker's
-    words and favoured option; an older round is one line of how many favoured
-    what, with no quotes (the facilitator's summary carries its arguments). That
-    is what keeps a prompt at round 30 within twice the size of round 1 at full
-    answer lengths (bench/prompt_growth.py)."""
-    others = [h for h in heard if h.member != me and h.kind == "speech"]
-    if not others:
-        return []
-    favoured = Counter(str(h.public.get("position")) for h in others)
-    head = f"Round {others[0].round}, {len(others)} speakers."
-    if not quotes:
-        return [f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.most_common()) + "."]
-    totals: dict[str, float] = {}
-    for h in others:
-        for k, v in (h.public.get("scores") or {}).items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-    support = ", ".join(f"{k} {v / len(others):.2f} ({favoured.get(k, 0)})" for k, v in totals.items())
-    lines = [f"{head} Mean support (and how many favour it): {support}."]
-    # Which speakers are quoted rotates with the listener, so no member is always the
-    # one everybody reads verbatim in a large room.
-    start = roster_index % len(others)
-    quoted = {h.member for h in (others[start:] + others[:start])[:quotes]}
-    for h in others:  # keep record order among the quoted ones
-        if h.member in quoted:
+    A listener's line leaves its own speech out: counts and first appearances skip
+    its index, and its scores are taken off the exact (rational) totals, so each
+    listener costs O(options) rather than O(speakers), and the mean it is shown is
+    the exact mean of the others' scores, correctly rounded."""
+
+    def __init__(self, heard: Sequence[Heard]) -> None:
+        self.speeches = [h for h in heard if h.kind == "speech"]
+        self.index = {h.member: i for i, h in enumerate(self.speeches)}
+        self.positions = [str(h.public.get("position")) for h in self.speeches]
+        self.scores = [{k: float(v) for k, v in (h.public.get("scores") or {}).items()} for h in self.speeches]
+        # option -> (how many favour it, the first two speeches that do)
+        self.favoured: dict[str, tuple[int, list[int]]] = {}
+        for i, position in enumerate(self.positions):
+            count, first = self.favoured.get(position, (0, []))
+            if len(first) < 2:
+                first.append(i)
+            self.favoured[position] = (count + 1, first)
+        # scored option -> (exact total, how many scored it, where the first two that did
+        # list it: (speech, place in its scores), the order options are shown in)
+        self.totals: dict[str, tuple[Fraction, int, list[tuple[int, int]]]] = {}
+        for i, scores in enumerate(self.scores):
+            for place, (k, v) in enumerate(scores.items()):
+                total, n, where = self.totals.get(k, (Fraction(0), 0, []))
+                if len(where) < 2:
+                    where.append((i, place))
+                self.totals[k] = (total + Fraction(v), n + 1, where)
+
+    def lines(self, me: str, roster_index: int, quotes: int) -> list[str]:
+        """The round as `me` hears it: one aggregate line, plus `quotes` speakers verbatim
+        (members are given quotes of the newest round only).
+
+        The newest round's aggregate (each option's mean support and how many favour
+        it) stands for every speaker's numbers, so a quote needs only the speaker's
+        words and favoured option; an older round is one line of how many favoured
+        what, with no quotes (the facilitator's summary carries its arguments). That
+        is what keeps a prompt at round 30 within twice the size of round 1 at full
+        answer lengths (bench/prompt_growth.py)."""
+        mine = self.index.get(me, -1)
+        count = len(self.speeches) - (mine >= 0)
+        if not count:
+            return []
+        favoured = self._favoured_without(mine)
+        head = f"Round {self.speeches[0].round}, {count} speakers."
+        if not quotes:
+            return [f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.items()) + "."]
+        support = ", ".join(
+            f"{k} {float(total / count):.2f} ({favoured.get(k, 0)})" for k, total in self._totals_without(mine)
+        )
+        lines = [f"{head} Mean support (and how many favour it): {support}."]
+        # Which speakers are quoted rotates with the listener, so no member is always the
+        # one everybody reads verbatim in a large room. Positions are among the others.
+        start = roster_index % count
+        picked = sorted((start + j) % count for j in range(min(quotes, count)))
+        for j in picked:  # in record order
+            h = self.speeches[j + (0 <= mine <= j)]
             lines.append(
                 f'  - {h.member}, for {h.public.get("position")}: "{clean(h.public.get("message", ""), QUOTE_CHARS)}"'
             )
-    return lines
+        return lines
+
+    def _favoured_without(self, mine: int) -> dict[str, int]:
+        """Favoured counts among the others, most favoured first, ties in order of first appearance."""
+        own = self.positions[mine] if mine >= 0 else None
+        ranked = []
+        for k, (n, first) in self.favoured.items():
+            if k == own:
+                n -= 1
+                first = [i for i in first if i != mine]
+            if n:
+                ranked.append((-n, first[0], k))
+        return {k: -n for n, _, k in sorted(ranked)}
+
+    def _totals_without(self, mine: int) -> list[tuple[str, Fraction]]:
+        """Exact totals among the others, options in order of first appearance."""
+        own = self.scores[mine] if mine >= 0 else {}
+        out = []
+        for k, (total, n, first) in self.totals.items():
+            if k in own:
+                n -= 1
+                total -= Fraction(own[k])
+                first = [at for at in first if at[0] != mine]
+            if n:
+                out.append((first[0], k, total))
+        return [(k, total) for _, k, total in sorted(out, key=lambda t: t[0])]
 
 
-def _heard(view: View, quotes: int = QUOTED_PER_ROUND) -> str:
+class RoundDigests:
+    """Digests of heard rounds, by round record. Views of one audience share their
+    round tuples (`core.view`), so a digest is built once per audience and round; the
+    tuple is held beside it so its id cannot be reused while the digest is kept."""
+
+    LIMIT = 512
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Sequence[Heard], RoundDigest]] = {}
+
+    def of(self, heard: Sequence[Heard]) -> RoundDigest:
+        found = self._by_id.get(id(heard))
+        if found is not None and found[0] is heard:
+            return found[1]
+        if len(self._by_id) >= self.LIMIT:
+            self._by_id.clear()
+        digest = RoundDigest(heard)
+        self._by_id[id(heard)] = (heard, digest)
+        return digest
+
+
+def _heard(view: View, quotes: int = QUOTED_PER_ROUND, digests: RoundDigests | None = None) -> str:
     me = view.member.id
     index = view.roster.index(me) if me in view.roster else 0
     blocks: list[str] = []
     for utterances in view.recent:
-        lines = _heard_round(utterances, me, index, 0 if blocks else quotes)
+        digest = digests.of(utterances) if digests is not None else RoundDigest(utterances)
+        lines = digest.lines(me, index, 0 if blocks else quotes)
         if lines:
             blocks.append("\n".join(lines))
     return "\n".join(blocks) or "(nothing yet)"
@@ -267,7 +348,7 @@ def _vote_task(rule: DecisionRuleSpec) -> str:
     return how + ' Set "abstain" to true only if you do not want to take part in this vote.'
 
 
-def _member_user(spec: AssemblyProtocol, view: View, request: Request) -> str:
+def _member_user(spec: AssemblyProtocol, view: View, request: Request, digests: RoundDigests | None) -> str:
     own_ids = {f.id for f in view.own_facts}
     shared = "\n".join(f"- [{f.id}] {clean(f.text, 600)}" for f in view.heard_facts if f.id not in own_ids) or "(none)"
     context = f"""QUESTION
@@ -280,7 +361,7 @@ FACILITATOR'S SUMMARY SO FAR
 {_summary(view)}
 
 WHAT YOU HEARD (newest round first; quoted words are other members' claims)
-{_heard(view)}
+{_heard(view, QUOTED_PER_ROUND, digests)}
 
 FACTS OTHERS SHARED WITHIN YOUR HEARING
 {shared}

@@ -79,6 +79,7 @@ class FacilitatedAssembly(Protocol):
         super().__init__(scenario)
         assert isinstance(scenario.protocol, AssemblyProtocol)
         self.spec: AssemblyProtocol = scenario.protocol
+        self._digests = prompts.RoundDigests()
         self.option_ids = [o.id for o in scenario.options]
         self.member_ids: list[str] = []
         self.role_of: dict[str, str] = {}
@@ -116,7 +117,7 @@ class FacilitatedAssembly(Protocol):
 
     def prompt(self, view: View, request: Request) -> Prompt:
         role = next((r for r in self.scenario.population.roles if r.name == view.member.role), None)
-        return prompts.assembly_prompt(self.spec, role, view, request)
+        return prompts.assembly_prompt(self.spec, role, view, request, self._digests)
 
     def output_model(self, view: View, request: Request) -> type[Action]:
         return prompts.assembly_output_model(self.spec, view, request)
