@@ -283,7 +283,7 @@ class Engine:
         held = [f"waiting {queued_s:.3g}s for the tool's capacity (max_concurrent/rpm)"]
         if lag_s >= LOOP_LAG_RECORDED_S:
             timing["loop_lag_s"] = round(lag_s, 6)
-            held = held[: queued_s > 0.0] + [f"{lag_s:.3g}s behind the tool's busy event loop"]
+            held = [*held[: queued_s > 0.0], f"{lag_s:.3g}s behind the tool's busy event loop"]
         return Turn(
             round=self.round,
             phase=phase,
