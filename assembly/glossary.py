@@ -70,9 +70,11 @@ _ENTRIES = (
         "throttled",
         ROUND,
         "thr",
-        "Turns still queued behind the tool's own limits (a profile's `max_concurrent`/`rpm`) when the round's "
-        "time ran out: the tool's capacity, never a member's liveness loss, so neither a timeout nor an "
-        "abstention. A member's deadline starts only when its request is admitted.",
+        "Turns still held by the tool when the round's time ran out: queued behind its own limits (a profile's "
+        "`max_concurrent`/`rpm`), or with the member's deadline moved out by the tool's busy event loop "
+        "(`timing.loop_lag_s`): the tool's capacity, never a member's liveness loss, so neither a timeout nor an "
+        "abstention. A member's deadline starts only when its request is admitted, and the loop's lag is not "
+        "charged to it.",
         label="throttled turns",
     ),
     Figure(

@@ -760,3 +760,31 @@ def test_the_cache_key_is_autogens_own(
     ours = ResponseCache(cast(ChatCompletionClient, None), GroupCommitStore(InMemoryStore()))
     theirs = ChatCompletionCache(cast(ChatCompletionClient, None), InMemoryStore())
     assert ours._check_cache(messages, [], None, args)[1] == theirs._check_cache(messages, [], None, args)[1]
+
+
+@pytest.mark.parametrize(
+    ("model", "api_base", "lean"),
+    [
+        ("openai/fake-model", True, True),  # a self-hosted OpenAI-compatible server
+        ("hosted_vllm/fake-model", True, True),
+        ("deepseek/fake-model", True, False),  # a provider litellm translates for
+        ("anthropic/claude-x", False, False),
+        ("openai/gpt-4o-mini", False, False),  # api.openai.com: litellm's per-model parameter rules
+    ],
+)
+def test_the_litellm_path_sends_openai_compatible_servers_the_lean_transport(
+    model: str, api_base: bool, lean: bool
+) -> None:
+    from assembly.llm.openai_http import OpenAICompatClient
+    from assembly.llm.transport import provider_client
+
+    profile = ModelProfile(
+        name=f"route-{next(_names)}",
+        model=model,
+        client="litellm",
+        api_base="http://127.0.0.1:9/v1" if api_base else None,
+        api_key_env=KEY_ENV,
+    )
+    client = provider_client(profile)
+    assert isinstance(client, OpenAICompatClient) == lean
+    assert isinstance(client, LiteLLMChatCompletionClient) == (not lean)

@@ -14,13 +14,20 @@ import os
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from autogen_core.models import CreateResult, LLMMessage, ModelInfo, RequestUsage
+from autogen_core.models import CreateResult, LLMMessage, RequestUsage
 from autogen_core.tools import Tool, ToolSchema
 
 from assembly.llm.cancellation import await_linked
 from assembly.llm.response_format import editable, response_format_for
-from assembly.llm.wire import MODEL_INFO, Usage, estimate_tokens, finish_reason, to_openai_messages
-from assembly.llm.wrappers import CallClient, Chunk, CreateCall, public_args
+from assembly.llm.wire import (
+    DEFAULT_WINDOW,
+    ProviderClient,
+    StreamedAnswer,
+    estimate_tokens,
+    finish_reason,
+    to_openai_messages,
+)
+from assembly.llm.wrappers import Chunk, CreateCall, public_args
 
 
 def import_litellm() -> Any:
@@ -34,7 +41,7 @@ def import_litellm() -> Any:
     return litellm
 
 
-class LiteLLMChatCompletionClient(CallClient):
+class LiteLLMChatCompletionClient(ProviderClient):
     """autogen ``ChatCompletionClient`` over ``litellm.acompletion``.
 
     Retries are disabled inside litellm (``num_retries=0``, ``max_retries=0``) so each
@@ -56,7 +63,7 @@ class LiteLLMChatCompletionClient(CallClient):
         self._api_base = api_base
         self._api_key = api_key
         self._timeout_s = timeout_s
-        self._total = Usage()
+        super().__init__()
 
     def _request(self, call: CreateCall) -> dict[str, Any]:
         if call.tools:
@@ -97,7 +104,7 @@ class LiteLLMChatCompletionClient(CallClient):
         response = await await_linked(litellm.acompletion(**kwargs), call.cancellation_token)
         choice = response.choices[0]
         usage = self._usage_of(response) or RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._total.add(usage)
+        self.add_usage(usage)
         return CreateResult(
             finish_reason=finish_reason(choice.finish_reason),
             content=choice.message.content or "",
@@ -113,52 +120,37 @@ class LiteLLMChatCompletionClient(CallClient):
         kwargs["stream_options"] = {"include_usage": True}
         stream = await await_linked(litellm.acompletion(**kwargs), call.cancellation_token)
         iterator = stream.__aiter__()
-        parts: list[str] = []
-        thoughts: list[str] = []
-        usage: RequestUsage | None = None
-        finish: Any = None
+        answer = StreamedAnswer()
         try:
             while True:
                 try:
                     chunk = await await_linked(iterator.__anext__(), call.cancellation_token)
                 except StopAsyncIteration:
                     break
-                usage = self._usage_of(chunk) or usage
+                answer.usage = self._usage_of(chunk) or answer.usage
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
-                finish = choice.finish_reason or finish
+                answer.finish = choice.finish_reason or answer.finish
                 reasoning = getattr(choice.delta, "reasoning_content", None)
                 if reasoning:
-                    thoughts.append(reasoning)
+                    answer.thoughts.append(reasoning)
                 text = choice.delta.content
                 if text:
-                    parts.append(text)
+                    answer.parts.append(text)
                     yield text
         finally:
             closer = getattr(stream, "aclose", None)
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer()
-        final_usage = usage or RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._total.add(final_usage)
-        yield CreateResult(
-            finish_reason=finish_reason(finish),
-            content="".join(parts),
-            usage=final_usage,
-            cached=False,
-            thought="".join(thoughts) or None,
-        )
+        result = answer.result()
+        self.add_usage(result.usage)
+        yield result
 
     async def close(self) -> None:
         # litellm owns and reuses its HTTP clients; nothing of ours to release.
         return None
-
-    def actual_usage(self) -> RequestUsage:
-        return self._total.snapshot()
-
-    def total_usage(self) -> RequestUsage:
-        return self._total.snapshot()
 
     def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
         try:
@@ -172,12 +164,4 @@ class LiteLLMChatCompletionClient(CallClient):
             window = int(info.get("max_input_tokens") or info.get("max_tokens") or 0) or None
         except Exception:
             window = None
-        return (window or 32_768) - self.count_tokens(messages, tools=tools)
-
-    @property
-    def capabilities(self) -> ModelInfo:  # type: ignore[override]
-        return MODEL_INFO
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return MODEL_INFO
+        return (window or DEFAULT_WINDOW) - self.count_tokens(messages, tools=tools)

@@ -22,29 +22,21 @@ import os
 import ssl
 import urllib.request
 import weakref
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
 import yarl
-from autogen_core.models import CreateResult, LLMMessage, ModelInfo, RequestUsage
-from autogen_core.tools import Tool, ToolSchema
+from autogen_core.models import CreateResult
 
 from assembly.core.redaction import redact_url
 from assembly.llm.cancellation import await_linked
 from assembly.llm.response_format import WireFormat, response_format_for
-from assembly.llm.wire import (
-    MODEL_INFO,
-    Usage,
-    estimate_tokens,
-    finish_reason,
-    to_openai_messages,
-    tool_calls_of,
-    usage_of,
-)
-from assembly.llm.wrappers import CallClient, Chunk, CreateCall, public_args
+from assembly.llm.wire import ProviderClient, StreamedAnswer, finish_reason, to_openai_messages, tool_calls_of, usage_of
+from assembly.llm.wrappers import Chunk, CreateCall, public_args
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})  # a local server is never reached through a proxy
 
 
 class ProviderHTTPError(Exception):
@@ -71,7 +63,7 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class OpenAICompatClient(CallClient):
+class OpenAICompatClient(ProviderClient):
     """An autogen ``ChatCompletionClient`` that speaks Chat Completions over aiohttp.
 
     ``names`` sends each message's source as its ``name``, as autogen's OpenAI client
@@ -99,7 +91,7 @@ class OpenAICompatClient(CallClient):
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
             weakref.WeakKeyDictionary()
         )
-        self._total = Usage()
+        super().__init__()
 
     # ------------------------------------------------------------------ requests
 
@@ -125,7 +117,7 @@ class OpenAICompatClient(CallClient):
             headers["Authorization"] = aiohttp.BasicAuth(base.user, base.password or "").encode()
         elif self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        bypass = url.host is None or urllib.request.proxy_bypass(url.host)
+        bypass = url.host is None or url.host in _LOOPBACK or urllib.request.proxy_bypass(url.host)
         return url, headers, None if bypass else urllib.request.getproxies().get(url.scheme)
 
     def _session(self) -> aiohttp.ClientSession:
@@ -200,7 +192,7 @@ class OpenAICompatClient(CallClient):
         choice = answer["choices"][0]
         message = choice["message"]
         usage = usage_of(answer.get("usage"))
-        self._total.add(usage)
+        self.add_usage(usage)
         calls = tool_calls_of(message)
         return CreateResult(
             finish_reason=finish_reason(choice.get("finish_reason")),
@@ -212,10 +204,7 @@ class OpenAICompatClient(CallClient):
 
     async def on_stream(self, call: CreateCall) -> AsyncGenerator[Chunk, None]:
         response = await await_linked(self._open(self._body(call, stream=True)), call.cancellation_token)
-        parts: list[str] = []
-        thoughts: list[str] = []
-        usage: RequestUsage | None = None
-        finish: Any = None
+        answer = StreamedAnswer()
         try:
             while True:
                 try:
@@ -232,26 +221,20 @@ class OpenAICompatClient(CallClient):
                     break
                 chunk = json.loads(data)
                 if chunk.get("usage"):
-                    usage = usage_of(chunk["usage"])
+                    answer.usage = usage_of(chunk["usage"])
                 for choice in chunk.get("choices") or []:
-                    finish = choice.get("finish_reason") or finish
+                    answer.finish = choice.get("finish_reason") or answer.finish
                     delta = choice.get("delta") or {}
                     if delta.get("reasoning_content"):
-                        thoughts.append(delta["reasoning_content"])
+                        answer.thoughts.append(delta["reasoning_content"])
                     if delta.get("content"):
-                        parts.append(delta["content"])
+                        answer.parts.append(delta["content"])
                         yield delta["content"]
         finally:
             response.release()
-        final = usage or RequestUsage(prompt_tokens=0, completion_tokens=0)
-        self._total.add(final)
-        yield CreateResult(
-            finish_reason=finish_reason(finish),
-            content="".join(parts),
-            usage=final,
-            cached=False,
-            thought="".join(thoughts) or None,
-        )
+        result = answer.result()
+        self.add_usage(result.usage)
+        yield result
 
     async def close(self) -> None:
         try:
@@ -261,26 +244,6 @@ class OpenAICompatClient(CallClient):
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
-
-    def actual_usage(self) -> RequestUsage:
-        return self._total.snapshot()
-
-    def total_usage(self) -> RequestUsage:
-        return self._total.snapshot()
-
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return estimate_tokens(messages)
-
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
-        return 32_768 - self.count_tokens(messages, tools=tools)
-
-    @property
-    def capabilities(self) -> ModelInfo:  # type: ignore[override]
-        return MODEL_INFO
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return MODEL_INFO
 
 
 def _error_message(raw: bytes) -> str:

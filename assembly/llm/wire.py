@@ -12,6 +12,7 @@ from typing import Any
 from autogen_core import FunctionCall
 from autogen_core.models import (
     AssistantMessage,
+    CreateResult,
     FinishReasons,
     FunctionExecutionResultMessage,
     LLMMessage,
@@ -21,6 +22,9 @@ from autogen_core.models import (
     SystemMessage,
     UserMessage,
 )
+from autogen_core.tools import Tool, ToolSchema
+
+from assembly.llm.wrappers import CallClient
 
 MODEL_INFO: ModelInfo = {
     "vision": False,
@@ -31,6 +35,9 @@ MODEL_INFO: ModelInfo = {
     # Members interleave system instructions with transcript turns.
     "multiple_system_messages": True,
 }
+
+#: The context window assumed for a model whose own is unknown.
+DEFAULT_WINDOW = 32_768
 
 _FINISH_REASONS: dict[str, FinishReasons] = {
     "stop": "stop",
@@ -103,19 +110,58 @@ def tool_calls_of(message: Mapping[str, Any]) -> list[FunctionCall] | None:
     ]
 
 
-class Usage:
-    """A client's running token totals (autogen's `total_usage`/`actual_usage`)."""
+class StreamedAnswer:
+    """A streamed answer as it arrives: text and reasoning deltas, the finish reason
+    and usage (sent last), then the final `CreateResult`."""
 
     def __init__(self) -> None:
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
+        self.parts: list[str] = []
+        self.thoughts: list[str] = []
+        self.finish: Any = None
+        self.usage: RequestUsage | None = None
 
-    def add(self, usage: RequestUsage) -> None:
-        self.prompt_tokens += usage.prompt_tokens
-        self.completion_tokens += usage.completion_tokens
+    def result(self) -> CreateResult:
+        return CreateResult(
+            finish_reason=finish_reason(self.finish),
+            content="".join(self.parts),
+            usage=self.usage or RequestUsage(prompt_tokens=0, completion_tokens=0),
+            cached=False,
+            thought="".join(self.thoughts) or None,
+        )
 
-    def snapshot(self) -> RequestUsage:
-        return RequestUsage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
+
+class ProviderClient(CallClient):
+    """What both provider clients share: running token totals (autogen's
+    `total_usage`/`actual_usage`), model info, and token estimates where the server's
+    tokenizer is not at hand."""
+
+    def __init__(self) -> None:
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+
+    def add_usage(self, usage: RequestUsage) -> None:
+        self._prompt_tokens += usage.prompt_tokens
+        self._completion_tokens += usage.completion_tokens
+
+    def actual_usage(self) -> RequestUsage:
+        return RequestUsage(prompt_tokens=self._prompt_tokens, completion_tokens=self._completion_tokens)
+
+    def total_usage(self) -> RequestUsage:
+        return self.actual_usage()
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return estimate_tokens(messages)
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return DEFAULT_WINDOW - self.count_tokens(messages, tools=tools)
+
+    @property
+    def capabilities(self) -> ModelInfo:  # type: ignore[override]
+        return MODEL_INFO
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return MODEL_INFO
 
 
 def estimate_tokens(messages: Sequence[LLMMessage]) -> int:
