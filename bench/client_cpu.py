@@ -136,7 +136,7 @@ def assembly_path(path: str, cache_dir: Path) -> Callable[[Server, int, int], Aw
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256], help="N (e.g. 256 1024; 1,024 takes ~10 min)")
     ap.add_argument("--latency", type=float, default=0.2, help="L, the server's fixed latency in seconds")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args(argv)
