@@ -1,6 +1,6 @@
 """Run every benchmark, then print the goals table.
 
-    .venv/bin/python bench/run.py                  # everything (about 20 minutes on 2 cores)
+    .venv/bin/python bench/run.py                  # everything (about 8 minutes on 2 cores)
     .venv/bin/python bench/run.py --only overhead memory
 
 Each benchmark runs in its own subprocess (so one benchmark's imports, caches and
