@@ -18,6 +18,8 @@ a real key from the environment.
 
 from __future__ import annotations
 
+import importlib
+
 from autogen_core.models import ChatCompletionClient
 
 from assembly.llm.keys import register_profile_secret
@@ -54,6 +56,9 @@ def provider_client(profile: ModelProfile) -> ChatCompletionClient:
     model, provider, _, _ = litellm.get_llm_provider(profile.model, api_base=profile.api_base)
     if provider in OPENAI_WIRE_PROVIDERS and profile.api_base is not None:
         return OpenAICompatClient(model=model, base_url=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s)
+    # What litellm's first request would import (the OpenAI SDK's resources, which its
+    # providers build on): seconds that would otherwise block the loop inside a turn.
+    importlib.import_module("openai.resources")
     return LiteLLMChatCompletionClient(
         profile.model, api_base=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s
     )
