@@ -12,7 +12,6 @@ The real embedded server is exercised in tests/test_local_model.py.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,8 @@ import pytest
 from assembly.core.events import Turn
 from tests.conftest import SCENARIOS, run_cli
 from tests.fake_openai import FakeOpenAIServer
-from tests.test_llm_runs import CANARY_KEY, KEY_ENV, _canary_key, llm_scenario, make_profile, run, turns
+from tests.test_llm_runs import CANARY_KEY, _canary_key, llm_scenario, make_profile, run, turns
+from tests.test_llm_runs import _models_file as _llm_models_file
 
 __all__ = ["_canary_key"]  # the autouse fixture that puts the canary key in the environment
 
@@ -39,16 +39,8 @@ def object_only() -> Iterator[FakeOpenAIServer]:
 
 
 def _models_file(path: Path, srv: FakeOpenAIServer, **extra: Any) -> Path:
-    profile = {
-        "model": "openai/fake-model",
-        "client": "openai",
-        "api_base": srv.base_url,
-        "api_key_env": KEY_ENV,
-        "retries": 0,
-        **extra,
-    }
-    path.write_text(json.dumps({"profiles": {"fake": profile}}))  # JSON is YAML
-    return path
+    """The loopback server's profile `fake`, with no retries: a check's first answer is its verdict."""
+    return _llm_models_file(path, srv, retries=0, **extra)
 
 
 def _status(stdout: str) -> str:

@@ -122,6 +122,13 @@ class TurnClock:
         """Seconds of event-loop lag not charged to the member so far."""
         return self.lag_s + (self._running()[1] if self._running_since is not None else 0.0)
 
+    def held_by_tool(self, min_lag_s: float) -> bool:
+        """Whether a member cut by the round's time lost it to the tool rather than to
+        its own deadline: it queued for the tool's capacity, or its own time is not
+        spent because the event loop fell behind (by at least `min_lag_s`)."""
+        lagged = self.lagged_s() >= min_lag_s and self.charged_s() < self.budget_s
+        return self.has_queued or lagged
+
     def _running(self) -> tuple[float, float]:
         """(charged, lag) seconds since the clock last started running."""
         assert self._running_since is not None

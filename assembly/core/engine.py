@@ -218,12 +218,7 @@ class Engine:
             if pending:
                 for s in seats:
                     if not s.settled.done():
-                        # A member whose own time is not spent lost the round to the tool
-                        # (its queue, or the event loop's lag), not to its deadline.
-                        clock = s.clock
-                        lagged = clock.lagged_s() >= LOOP_LAG_RECORDED_S and clock.charged_s() < clock.budget_s
-                        tool = clock.has_queued or lagged
-                        self._cut(s, "throttled" if tool else "timeout")
+                        self._cut(s, "throttled" if s.clock.held_by_tool(LOOP_LAG_RECORDED_S) else "timeout")
                 await asyncio.wait(pending)  # each settles within CANCEL_GRACE_S of its cut
         turns = [self._turn(phase, s, deadline) for s in seats]
         self.round_throttled = self.round_throttled or any(t.status == "throttled" for t in turns)

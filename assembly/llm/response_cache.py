@@ -121,10 +121,7 @@ class ResponseCache(ChatCompletionCache):
         }
         text = json.dumps(data, sort_keys=True).replace(_FORMAT_SLOT_JSON, fmt.sorted_encoded, 1)
         key = hashlib.sha256(text.encode()).hexdigest()
-        found = self.store.get(key)
-        if found is not None and not isinstance(found, CreateResult | list):
-            return super()._check_cache(messages, tools, json_output, extra_create_args)  # stored as text
-        return found, key
+        return self.store.get(key), key  # diskcache hands back the objects it was given
 
     async def close(self) -> None:
         self.group_store.flush()

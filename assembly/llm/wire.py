@@ -6,6 +6,7 @@ format), so the translation is written once, here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -166,7 +167,5 @@ class ProviderClient(CallClient):
 
 def estimate_tokens(messages: Sequence[LLMMessage]) -> int:
     """About four characters per token, for servers whose tokenizer we do not have."""
-    import json
-
     wire = to_openai_messages(messages)
     return sum(len(json.dumps(m.get("content"))) for m in wire) // 4 + 4 * len(wire)
