@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -402,7 +402,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self.send_encoded(status, json.dumps(payload).encode(), headers)
+
+    def send_encoded(self, status: int, data: bytes, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -608,6 +610,7 @@ class FakeOpenAIServer:
         except ValueError as exc:
             handler.send_json(400, {"error": {"message": f"invalid JSON body: {exc}", "type": "invalid_request_error"}})
             return
+        arrived = time.monotonic()
         with self._lock:
             index = self._counter
             self._counter += 1
@@ -631,11 +634,12 @@ class FakeOpenAIServer:
                     "authorization": handler.headers.get("Authorization"),
                     "body": body,
                     "fault": fault,
-                    "t_start": time.monotonic(),
+                    "t_start": arrived,
                 }
             )
+        delay = hang_s if fault == "hang" else latency + (extra if fault == "latency" else 0.0)
         try:
-            self._respond(handler, body, index, fault, seed, latency, hang_s, extra, retry_after)
+            self._respond(handler, body, index, fault, seed, arrived + delay, retry_after)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -647,13 +651,23 @@ class FakeOpenAIServer:
         index: int,
         fault: str | None,
         seed: int,
-        latency: float,
-        hang_s: float,
-        extra: float,
+        due: float,
         retry_after: str,
     ) -> None:
-        delay = hang_s if fault == "hang" else latency + (extra if fault == "latency" else 0.0)
-        if delay > 0 and self._stopping.wait(delay):
+        """Answer at `due` (monotonic): the request's arrival plus its latency.
+
+        An answer is computed before the wait, not after it: the latency is the
+        provider's, measured from arrival, so a burst of N requests is answered N
+        latencies in parallel, not one latency plus N answers' worth of this
+        server's CPU in a row (which a benchmark would charge to the client)."""
+        if fault is None or fault in ("latency", "malformed", "empty", "echo_auth"):
+            reply = self._answer(handler, body, index, fault, seed)
+            if self._wait_until(due):
+                handler.close_connection = True
+                return
+            reply()
+            return
+        if self._wait_until(due):
             handler.close_connection = True
             return
         if fault == "disconnect":
@@ -690,15 +704,20 @@ class FakeOpenAIServer:
             return
         if fault == "server_error":
             handler.send_json(500, {"error": {"message": "Internal server error (injected)", "type": "server_error"}})
-            return
 
+    def _wait_until(self, due: float) -> bool:
+        """Sleep until `due`; True when the server is stopping instead."""
+        remaining = due - time.monotonic()
+        return remaining > 0 and self._stopping.wait(remaining)
+
+    def _answer(
+        self, handler: _Handler, body: dict[str, Any], index: int, fault: str | None, seed: int
+    ) -> Callable[[], None]:
+        """The reply to a request that gets an answer (possibly a damaged one), ready to send."""
         fmt = body.get("response_format")
         if isinstance(fmt, Mapping) and fmt.get("type") not in self.formats:
-            handler.send_json(
-                500,
-                {"error": {"message": f"response_format {fmt.get('type')!r} is not supported", "type": "server_error"}},
-            )
-            return
+            message = f"response_format {fmt.get('type')!r} is not supported"
+            return lambda: handler.send_json(500, {"error": {"message": message, "type": "server_error"}})
         messages = body.get("messages") or []
         schema = self._schema_of(body)
         content_rng = random.Random(
@@ -711,10 +730,8 @@ class FakeOpenAIServer:
         try:
             content = self._content(body, schema, content_rng, echo)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            handler.send_json(
-                400, {"error": {"message": f"unsupported schema: {exc}", "type": "invalid_request_error"}}
-            )
-            return
+            error = {"error": {"message": f"unsupported schema: {exc}", "type": "invalid_request_error"}}
+            return lambda: handler.send_json(400, error)
         if fault == "malformed":
             content = self._malform(content, fault_rng)
         elif fault == "empty":
@@ -735,28 +752,26 @@ class FakeOpenAIServer:
         ident = f"chatcmpl-fake-{seed}-{index}"
         created = int(time.time())
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(handler, ident, created, model, content, finish_reason, usage if include_usage else None)
-            return
-        handler.send_json(
-            200,
-            {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "system_fingerprint": "fake-openai",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": finish_reason,
-                    }
-                ],
-                "usage": usage,
-            },
-        )
+            streamed_usage = usage if (body.get("stream_options") or {}).get("include_usage") else None
+            return lambda: self._stream(handler, ident, created, model, content, finish_reason, streamed_usage)
+        answer = {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fake-openai",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": usage,
+        }
+        encoded = json.dumps(answer).encode()
+        return lambda: handler.send_encoded(200, encoded)
 
     @staticmethod
     def _schema_of(body: Mapping[str, Any]) -> Any:

@@ -7,19 +7,18 @@ summary can only report what the transcript supports.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import json
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from assembly.core import metrics
 from assembly.core.atomic import write_atomic
+from assembly.core.collector import collector_tuned_for_a_run
 from assembly.core.engine import Engine, Listener
 from assembly.core.errors import OutputPathError
 from assembly.core.events import AnyEvent, RunStarted, Seated
@@ -120,8 +119,8 @@ async def _execute(
     writer = TranscriptWriter(run_dir / TRANSCRIPT, durable=durable)
     written: list[AnyEvent] = []  # exactly the events written to the transcript, in order
     engine = Engine(scenario, protocol, members, writer, views, [written.append, *listeners])
-    try:
-        with _young_objects_collected_less():
+    with collector_tuned_for_a_run():
+        try:
             engine.emit(
                 RunStarted(
                     run_id=run_dir.name,
@@ -137,36 +136,10 @@ async def _execute(
                 seated,
             )
             await engine.run()
-    finally:
-        writer.close()
-        await _close(members)
-    return write_summary(run_dir, type(protocol), Transcript.of(written, run_dir / TRANSCRIPT))
-
-
-_RUNS_GOING = 0
-_SAVED_THRESHOLD = gc.get_threshold()
-
-
-@contextlib.contextmanager
-def _young_objects_collected_less() -> Iterator[None]:
-    """Raise the cyclic GC's gen-0 threshold while a run goes.
-
-    A run allocates millions of short-lived, acyclic objects (views, actions,
-    events); with the default threshold of 700 the collector spent about 40% of a
-    2,048-member round rescanning them (bench/profile_overhead.py). Reference
-    counting still frees them at once; only cycle detection runs less often.
-    """
-    global _RUNS_GOING, _SAVED_THRESHOLD
-    if _RUNS_GOING == 0:  # runs may overlap in one event loop (a local sweep)
-        _SAVED_THRESHOLD = gc.get_threshold()
-        gc.set_threshold(20_000, _SAVED_THRESHOLD[1], _SAVED_THRESHOLD[2])
-    _RUNS_GOING += 1
-    try:
-        yield
-    finally:
-        _RUNS_GOING -= 1
-        if _RUNS_GOING == 0:
-            gc.set_threshold(*_SAVED_THRESHOLD)
+        finally:
+            writer.close()
+            await _close(members)
+        return write_summary(run_dir, type(protocol), Transcript.of(written, run_dir / TRANSCRIPT))
 
 
 def write_summary(

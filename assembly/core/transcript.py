@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -92,6 +93,8 @@ class TranscriptWriter:
         # A new transcript is created by its first write (see `_create`), never empty.
         self._fh: IO[str] | None = open(path, "a", encoding="utf-8") if append else None  # noqa: SIM115
         self._closed = False
+        self._syncer: ThreadPoolExecutor | None = None
+        self._syncing: Future[None] | None = None
 
     def write(self, events: Iterable[AnyEvent]) -> None:
         # Redacted here, at the one place events become bytes, whatever produced their
@@ -133,24 +136,49 @@ class TranscriptWriter:
         return line
 
     def sync(self) -> None:
-        """Force written events to disk (called at every round end)."""
+        """Force written events to disk (called at every round end).
+
+        The events are flushed to the OS at once, so a killed process loses nothing
+        of them; forcing them from the OS to the disk (what survives a power cut)
+        runs on a thread, while the next round plays, instead of stalling it for
+        the disk (about 5 ms a round here). A sync waits for the one before it, so
+        by the time a round ends, every round before it is on disk."""
         fh = self._require_open()
         fh.flush()
         if self.durable:
-            getattr(os, "fdatasync", os.fsync)(fh.fileno())
+            self._wait_for_disk()
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcript-sync")
+            self._syncing = self._syncer.submit(_datasync, fh.fileno())
+
+    def _wait_for_disk(self) -> None:
+        """Wait for the sync in flight, raising its error (a full or failing disk) here."""
+        if self._syncing is not None:
+            syncing, self._syncing = self._syncing, None
+            syncing.result()
 
     def close(self) -> None:
         self._closed = True
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())  # a finished run is always on disk
-            self._fh.close()
-            self._fh = None
+        try:
+            self._wait_for_disk()
+        finally:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
+            if self._fh is not None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())  # a finished run is always on disk
+                self._fh.close()
+                self._fh = None
 
     def _require_open(self) -> IO[str]:
         if self._fh is None:
             raise TranscriptError(f"{self.path}: writer already closed")
         return self._fh
+
+
+def _datasync(fd: int) -> None:
+    getattr(os, "fdatasync", os.fsync)(fd)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from assembly.core.social_choice import borda_winner, condorcet_winner, maximin_winner, proportional_veto_core
 
 __all__ = ["baselines", "normalize", "rank_options", "spearman", "utilities", "welfare"]
@@ -220,18 +218,21 @@ def baselines(
     return {"utilitarian": utilitarian, "borda": borda, "maximin": maximin}
 
 
-def _average_ranks(xs: Sequence[float]) -> np.ndarray:
-    """1-based ranks, tied values sharing the mean of the ranks they span."""
-    arr = np.asarray(xs, dtype=float)
-    order = np.argsort(arr, kind="stable")
-    ranks = np.empty(len(arr), dtype=float)
-    sorted_vals = arr[order]
+def _average_ranks(xs: Sequence[float]) -> list[float]:
+    """1-based ranks, tied values sharing the mean of the ranks they span.
+
+    Plain Python, not numpy: the summary ranks a few options per member per round,
+    thousands of times, where numpy's per-call cost is most of the work. Ranks are
+    multiples of 1/2, so every sum below is exact either way."""
+    order = sorted(range(len(xs)), key=xs.__getitem__)  # stable, as argsort(kind="stable")
+    ranks = [0.0] * len(xs)
     i = 0
-    while i < len(arr):
+    while i < len(order):
         j = i
-        while j + 1 < len(arr) and sorted_vals[j + 1] == sorted_vals[i]:
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
             j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        for k in order[i : j + 1]:
+            ranks[k] = (i + j) / 2 + 1
         i = j + 1
     return ranks
 
@@ -252,9 +253,10 @@ def spearman(stated: Mapping[str, float], assigned: Mapping[str, float]) -> floa
     b = [float(assigned[o]) for o in common]
     if any(math.isnan(v) for v in a + b):
         raise ValueError("spearman: NaN score")
-    ra, rb = _average_ranks(a), _average_ranks(b)
-    da, db = ra - ra.mean(), rb - rb.mean()
-    denom = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
+    centre = (len(common) + 1) / 2  # the mean of any average ranks of len(common) values
+    da = [r - centre for r in _average_ranks(a)]
+    db = [r - centre for r in _average_ranks(b)]
+    denom = math.sqrt(sum(x * x for x in da) * sum(y * y for y in db))
     if denom == 0:
         return None
-    return max(-1.0, min(1.0, float(np.dot(da, db)) / denom))
+    return max(-1.0, min(1.0, sum(x * y for x, y in zip(da, db, strict=True)) / denom))
