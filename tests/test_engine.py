@@ -218,3 +218,33 @@ def test_a_busy_event_loop_is_not_charged_to_a_member(
     assert turn.status == expected, turn
     if hog_s:
         assert (turn.timing or {}).get("loop_lag_s", 0.0) >= 0.5 * hog_s  # the tool's time, recorded apart
+
+
+class _TwoStepMember:
+    """Records when its turn starts and when it gets past its first wait (where an LLM
+    member's request is on the wire), then answers."""
+
+    def __init__(self, member_id: str, log: list[tuple[str, str]]) -> None:
+        self.id = member_id
+        self.log = log
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        self.log.append(("start", self.id))
+        await asyncio.sleep(0)
+        self.log.append(("sent", self.id))
+        await asyncio.sleep(0.01)
+        return TurnResult(action=Speech(message="ok", position="a", scores={"a": 1.0}, disclose=[]))
+
+
+def test_members_are_started_one_by_one_so_the_first_request_leaves_first(tmp_path: Path) -> None:
+    """A member's first steps run before the next member's turn starts: the first
+    request does not wait on every other member's preparation (views, prompts)."""
+    log: list[tuple[str, str]] = []
+    sc = tiny(8, **{"rounds": 1, "protocol.first_vote_round": 2})
+    members = [f"member_{i}" for i in range(8)]
+    over: dict[str, Any] = {m: (lambda seat: _TwoStepMember(seat.id, log)) for m in members}
+    _, events = run(sc, tmp_path / "run", overrides=over)
+    speak = [e for e in events if isinstance(e, Turn) and e.phase == "speak"]
+    assert len(speak) == 8 and all(t.status == "ok" for t in speak)
+    starts = [m for kind, m in log if kind == "start"]
+    assert log.index(("sent", starts[0])) < log.index(("start", starts[-1]))

@@ -208,8 +208,7 @@ class Engine:
             self.emit(*turns)
             return turns
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
-        loop = asyncio.get_running_loop()
-        seats = [self._start(loop, m, request, deadline) for m in member_ids]
+        seats = await self._start_paced(member_ids, request, deadline)
         if seats:
             # Members end themselves at their own deadlines (their clocks' timers); the
             # round's remaining time bounds the phase whatever the queue.
@@ -225,6 +224,29 @@ class Engine:
         self.account(turns)
         self.emit(*turns)
         return turns
+
+    async def _start_paced(self, member_ids: Sequence[str], request: Request, deadline: float) -> list[Seat]:
+        """Start every member's turn, each one's first steps before the next one's view.
+
+        Started all at once, N turns would advance in lockstep: every view and prompt
+        of the phase built before the first request leaves, and every answer then
+        arriving in one burst, which the event loop works through one by one. Each
+        member's request would wait on N others' preparation, and a round at N = 256
+        would last its latency plus a fifth more (bench/round_wall.py). Yielding once
+        after each start lets the member just started reach its first wait (its
+        request on the wire) while the next one's view is built, so requests leave
+        as they are ready. Members that finish at once (sim members) are then started
+        without yielding: there is nothing to overlap."""
+        loop = asyncio.get_running_loop()
+        seats: list[Seat] = []
+        pace = True
+        for m in member_ids:
+            seat = self._start(loop, m, request, deadline)
+            seats.append(seat)
+            if pace:
+                await asyncio.sleep(0)
+                pace = not seat.task.done()
+        return seats
 
     def _start(self, loop: asyncio.AbstractEventLoop, member_id: str, request: Request, deadline: float) -> Seat:
         """Start one member's turn as its own task, under its own clock."""

@@ -136,7 +136,10 @@ def _store(directory: Path) -> GroupCommitStore:
         store = _DISK_CACHES.get(key)
         if store is None:
             directory.mkdir(parents=True, exist_ok=True)
-            store = _DISK_CACHES[key] = GroupCommitStore(diskcache.Cache(key))
+            # No eviction: an answer dropped to keep the cache under diskcache's default
+            # 1 GiB would turn a rerun's replay into a live call, silently; and without
+            # it, storing an answer takes half the SQLite statements.
+            store = _DISK_CACHES[key] = GroupCommitStore(diskcache.Cache(key, eviction_policy="none"))
         return store
 
 

@@ -149,6 +149,18 @@ instructions.
 - Answer with one JSON object in the required format and nothing else."""
 
 
+_EXPONENT = 1074  # every finite float is a whole multiple of 2**-1074
+
+
+def _exact(x: float) -> int:
+    """`x` exactly, in units of 2**-1074 (the denominator of a float's ratio is a power of two).
+
+    Integers rather than `Fraction`s: the same exact sums at a fraction of the cost,
+    for every listener of a large room."""
+    num, den = x.as_integer_ratio()
+    return num << (_EXPONENT - den.bit_length() + 1)
+
+
 class RoundDigest:
     """What every listener of one heard round shares: its speeches, and per option the
     exact total support and who favours it, built once per round and audience.
@@ -170,15 +182,16 @@ class RoundDigest:
             if len(first) < 2:
                 first.append(i)
             self.favoured[position] = (count + 1, first)
-        # scored option -> (exact total, how many scored it, where the first two that did
-        # list it: (speech, place in its scores), the order options are shown in)
-        self.totals: dict[str, tuple[Fraction, int, list[tuple[int, int]]]] = {}
+        # scored option -> (exact total in units of 2**-1074, how many scored it, where
+        # the first two that did list it: (speech, place in its scores), the order
+        # options are shown in)
+        self.totals: dict[str, tuple[int, int, list[tuple[int, int]]]] = {}
         for i, scores in enumerate(self.scores):
             for place, (k, v) in enumerate(scores.items()):
-                total, n, where = self.totals.get(k, (Fraction(0), 0, []))
+                total, n, where = self.totals.get(k, (0, 0, []))
                 if len(where) < 2:
                     where.append((i, place))
-                self.totals[k] = (total + Fraction(v), n + 1, where)
+                self.totals[k] = (total + _exact(v), n + 1, where)
 
     def lines(self, me: str, roster_index: int, quotes: int) -> list[str]:
         """The round as `me` hears it: one aggregate line, plus `quotes` speakers verbatim
@@ -198,8 +211,9 @@ class RoundDigest:
         head = f"Round {self.speeches[0].round}, {count} speakers."
         if not quotes:
             return [f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.items()) + "."]
+        # int / int is correctly rounded: the exact mean of the others' scores, as a float.
         support = ", ".join(
-            f"{k} {float(total / count):.2f} ({favoured.get(k, 0)})" for k, total in self._totals_without(mine)
+            f"{k} {total / (count << _EXPONENT):.2f} ({favoured.get(k, 0)})" for k, total in self._totals_without(mine)
         )
         lines = [f"{head} Mean support (and how many favour it): {support}."]
         # Which speakers are quoted rotates with the listener, so no member is always the
@@ -225,14 +239,14 @@ class RoundDigest:
                 ranked.append((-n, first[0], k))
         return {k: -n for n, _, k in sorted(ranked)}
 
-    def _totals_without(self, mine: int) -> list[tuple[str, Fraction]]:
-        """Exact totals among the others, options in order of first appearance."""
+    def _totals_without(self, mine: int) -> list[tuple[str, int]]:
+        """Exact totals among the others (in units of 2**-1074), options in order of first appearance."""
         own = self.scores[mine] if mine >= 0 else {}
         out = []
         for k, (total, n, first) in self.totals.items():
             if k in own:
                 n -= 1
-                total -= Fraction(own[k])
+                total -= _exact(own[k])
                 first = [at for at in first if at[0] != mine]
             if n:
                 out.append((first[0], k, total))
@@ -248,6 +262,13 @@ class RoundDigests:
 
     def __init__(self) -> None:
         self._by_id: dict[int, tuple[Sequence[Heard], RoundDigest]] = {}
+        self._options: tuple[object, str] | None = None
+
+    def options(self, view: View) -> str:
+        """The options block, which every member's prompt shares: formatted once per run."""
+        if self._options is None or self._options[0] is not view.options:
+            self._options = (view.options, _options(view))
+        return self._options[1]
 
     def of(self, heard: Sequence[Heard]) -> RoundDigest:
         found = self._by_id.get(id(heard))
@@ -355,7 +376,7 @@ def _member_user(spec: AssemblyProtocol, view: View, request: Request, digests: 
 {clean(view.question, 4000)}
 
 OPTIONS (id: what it is [rating on each consideration])
-{_options(view)}
+{digests.options(view) if digests is not None else _options(view)}
 
 FACILITATOR'S SUMMARY SO FAR
 {_summary(view)}
