@@ -55,7 +55,7 @@ USER = "Round {r}. Member {i} heard: the transit option would cut commute times;
 Call = Callable[[int, int], Awaitable[Any]]
 
 
-def _messages(i: int, r: int) -> list[dict[str, str]]:
+def messages(i: int, r: int) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER.format(r=r, i=i)}]
 
 
@@ -86,7 +86,7 @@ async def aiohttp_floor(server: Server, n: int, rep: int) -> tuple[float, int]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def call(i: int, r: int) -> Any:
-            body = json.dumps({"model": "fake-model", "messages": _messages(i, r)})
+            body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
             body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
             async with session.post(url, data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
                 return json.loads(await resp.read())
@@ -114,7 +114,7 @@ async def openai_sdk(server: Server, n: int, rep: int) -> tuple[float, int]:
     async def call(i: int, r: int) -> Any:
         return await shards[i % len(shards)].chat.completions.create(
             model="fake-model",
-            messages=_messages(i, r),  # type: ignore[arg-type]
+            messages=messages(i, r),  # type: ignore[arg-type]
             response_format=fmt,  # type: ignore[arg-type]
         )
 

@@ -13,23 +13,35 @@ N = 256, L = 1 s and within 1.1 x L at L = 2 s; measured at N = 1,024 too; no
 `turn_timeout`, `provider_error` or `malformed` turn at N = 256, L = 1 s. All
 cases run side by side in one invocation, with the machine and its load beside the
 figures (the machine is shared: load from other processes lengthens rounds).
+
+Beside each case, the HTTP floor: the same N requests a round, against the same
+server, from a bare aiohttp session with nothing of assembly (`_http_floor`). The
+server is one Python process on one CPU, so it has a floor of its own; what a round
+costs above that floor is the tool's.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from client_cpu import messages
 from common import ROOT, command_line, machine_info, measured, table, write_result
 from llm_harness import fake_server, profile, run
 
 from assembly.core.events import RoundEnded, Turn
 from assembly.core.transcript import read_transcript
+from assembly.llm.response_format import structured_format
+from assembly.protocols.facilitated.actions import Speech
 from assembly.scenario.loading import load_scenario
 from assembly.scenario.model import Scenario
 
@@ -55,8 +67,30 @@ def scenario(n: int, prof: str, rounds: int, turn_timeout: float) -> Scenario:
     )
 
 
+async def _http_floor(url: str, n: int, rounds: int) -> list[float]:
+    """Wall time of each round of N concurrent requests with nothing but HTTP: one
+    pooled aiohttp session posting pre-serialized bodies of a member's size and
+    parsing each answer. What the server, the loopback and this machine allow."""
+    fmt = structured_format(Speech, "json_schema")
+    walls = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def call(i: int, r: int) -> Any:
+            body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
+            body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
+            async with session.post(url, data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
+                return json.loads(await resp.read())
+
+        for r in range(1, rounds + 1):
+            start = time.perf_counter()
+            await asyncio.gather(*(call(i, r) for i in range(n)))
+            walls.append(time.perf_counter() - start)
+    return walls
+
+
 def once(n: int, latency: float, path: str, rounds: int, turn_timeout: float, work: Path) -> dict[str, Any]:
     with fake_server(latency) as server:
+        floor = asyncio.run(_http_floor(server.url + "/chat/completions", n, rounds))
         # One request in flight per seat: what an ad-hoc run allows (`LLMSetup.seat_profile`).
         prof = profile(server.url, path, max_concurrent=n)
         run_dir = work / f"{path}-{n}-{latency:g}"
@@ -73,6 +107,8 @@ def once(n: int, latency: float, path: str, rounds: int, turn_timeout: float, wo
         "latency_s": latency,
         "round_walls": walls,
         "warm_over_L": statistics.median(walls[1:]) / latency if len(walls) > 1 else float("nan"),
+        "http_floor_walls": floor,
+        "http_floor_warm_over_L": statistics.median(floor[1:]) / latency if len(floor) > 1 else float("nan"),
         "round1_over_L": walls[0] / latency if walls else float("nan"),
         "turn_timeouts": statuses.count("timeout"),
         "throttled": statuses.count("throttled"),
@@ -120,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "round / L (warm)",
                 "goal",
                 "met",
+                "HTTP floor / L",
                 "round 1 / L",
                 "t/o",
                 "throttled",
@@ -135,6 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"{r['warm_over_L']:.2f}",
                     f"≤ {r['goal_over_L']:g}" if r["goal_over_L"] else "measured",
                     ("yes" if r["warm_over_L"] <= r["goal_over_L"] else "NO") if r["goal_over_L"] else "-",
+                    f"{r['http_floor_warm_over_L']:.2f}",
                     f"{r['round1_over_L']:.2f}",
                     r["turn_timeouts"],
                     r["throttled"],

@@ -57,6 +57,9 @@ class ProviderResponseError(Exception):
     """A 2xx answer that is not a Chat Completions answer (retrying will not help)."""
 
 
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+
+
 @functools.lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes tens of milliseconds; every session shares one context.
@@ -70,8 +73,10 @@ class OpenAICompatClient(ProviderClient):
     did (the ``openai`` client path keeps sending it; litellm never did). The session
     is made on first use in each event loop (aiohttp sessions belong to one loop) and
     closed by `close` in the loop that calls it. No retries here: `structured` retries
-    and records every attempt; the per-attempt deadline is `wrappers.GatedClient`'s,
-    and ``timeout_s`` bounds a request made without it.
+    and records every attempt. The deadline of an answer is `wrappers.GatedClient`'s
+    per-attempt one (every client is made under it, by `clients.make_client`), so a
+    `create` sets no timer of its own (one per request, at every call); ``timeout_s``
+    bounds a stream, which the gate cannot time from outside its generator.
     """
 
     def __init__(
@@ -127,8 +132,10 @@ class OpenAICompatClient(ProviderClient):
             # No connection limit here: the profile's rate limiter caps requests in flight.
             https = self._endpoint[0].scheme == "https"
             connector = aiohttp.TCPConnector(limit=0, ssl=_ssl_context() if https else False, keepalive_timeout=60)
+            # No Accept-Encoding: answers are a few kB, and decompressing them costs
+            # more CPU than the bytes cost on the wire.
             session = self._sessions[loop] = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",)
+                connector=connector, timeout=_NO_TIMEOUT, skip_auto_headers=("User-Agent", "Accept-Encoding")
             )
         return session
 
@@ -153,11 +160,11 @@ class OpenAICompatClient(ProviderClient):
             text = f'{text[:-1]},"response_format":{encoded}}}'
         return text.encode()
 
-    async def _open(self, body: bytes) -> aiohttp.ClientResponse:
+    async def _open(self, body: bytes, timeout: aiohttp.ClientTimeout = _NO_TIMEOUT) -> aiohttp.ClientResponse:
         """POST and return the response once its status is a success; the caller releases it."""
         url, headers, proxy = self._endpoint
         try:
-            response = await self._session().post(url, data=body, headers=headers, proxy=proxy)
+            response = await self._session().post(url, data=body, headers=headers, proxy=proxy, timeout=timeout)
         except aiohttp.ClientConnectionError as exc:
             raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
         if response.status >= 400:
@@ -203,7 +210,7 @@ class OpenAICompatClient(ProviderClient):
         )
 
     async def on_stream(self, call: CreateCall) -> AsyncGenerator[Chunk, None]:
-        response = await await_linked(self._open(self._body(call, stream=True)), call.cancellation_token)
+        response = await await_linked(self._open(self._body(call, stream=True), self._timeout), call.cancellation_token)
         answer = StreamedAnswer()
         try:
             while True:

@@ -185,13 +185,20 @@ class RoundDigest:
         # scored option -> (exact total in units of 2**-1074, how many scored it, where
         # the first two that did list it: (speech, place in its scores), the order
         # options are shown in)
+        self.exact = [{k: _exact(v) for k, v in scores.items()} for scores in self.scores]
         self.totals: dict[str, tuple[int, int, list[tuple[int, int]]]] = {}
-        for i, scores in enumerate(self.scores):
+        for i, scores in enumerate(self.exact):
             for place, (k, v) in enumerate(scores.items()):
                 total, n, where = self.totals.get(k, (0, 0, []))
                 if len(where) < 2:
                     where.append((i, place))
-                self.totals[k] = (total + _exact(v), n + 1, where)
+                self.totals[k] = (total + v, n + 1, where)
+        # Most listeners are not among the first two speeches to favour or score an
+        # option: for them, the order of first appearance is the round's own.
+        self.early = {i for _, first in self.favoured.values() for i in first}
+        self.early.update(i for _, _, where in self.totals.values() for i, _ in where)
+        self.order = sorted(self.totals, key=lambda k: self.totals[k][2][0])
+        self._favoured_memo: dict[tuple[str | None, int], dict[str, int]] = {}
 
     def lines(self, me: str, roster_index: int, quotes: int) -> list[str]:
         """The round as `me` hears it: one aggregate line, plus `quotes` speakers verbatim
@@ -228,8 +235,18 @@ class RoundDigest:
         return lines
 
     def _favoured_without(self, mine: int) -> dict[str, int]:
-        """Favoured counts among the others, most favoured first, ties in order of first appearance."""
+        """Favoured counts among the others, most favoured first, ties in order of first appearance.
+
+        They depend on the listener only through the option it favoured (and whether
+        it was among the first to), so they are kept by that."""
         own = self.positions[mine] if mine >= 0 else None
+        key = (own, mine if mine in self.early else -1)
+        found = self._favoured_memo.get(key)
+        if found is None:
+            found = self._favoured_memo[key] = self._rank_favoured(own, mine)
+        return found
+
+    def _rank_favoured(self, own: str | None, mine: int) -> dict[str, int]:
         ranked = []
         for k, (n, first) in self.favoured.items():
             if k == own:
@@ -241,16 +258,26 @@ class RoundDigest:
 
     def _totals_without(self, mine: int) -> list[tuple[str, int]]:
         """Exact totals among the others (in units of 2**-1074), options in order of first appearance."""
-        own = self.scores[mine] if mine >= 0 else {}
-        out = []
+        own = self.exact[mine] if mine >= 0 else {}
+        if mine not in self.early:
+            out = []
+            for k in self.order:
+                total, n, _ = self.totals[k]
+                if k in own:
+                    n -= 1
+                    total -= own[k]
+                if n:
+                    out.append((k, total))
+            return out
+        ranked = []
         for k, (total, n, first) in self.totals.items():
             if k in own:
                 n -= 1
-                total -= _exact(own[k])
+                total -= own[k]
                 first = [at for at in first if at[0] != mine]
             if n:
-                out.append((first[0], k, total))
-        return [(k, total) for _, k, total in sorted(out, key=lambda t: t[0])]
+                ranked.append((first[0], k, total))
+        return [(k, total) for _, k, total in sorted(ranked, key=lambda t: t[0])]
 
 
 class RoundDigests:
