@@ -1,7 +1,7 @@
 """Benchmark: client CPU per model call, the model-call stack alone, beside its floor and the SDK it replaced.
 
 N concurrent structured calls per round (one per member, distinct cache salts so the
-cache never answers) against the loopback server (tests/fake_openai.py, its own
+cache never answers) against the loopback server (bench/latency_server.py, its own
 process) with fixed latency L, for several rounds; CPU is this process's CPU time
 over the warm rounds (2..R) divided by their calls. The server's CPU is not in it.
 

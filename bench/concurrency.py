@@ -1,7 +1,7 @@
 """Benchmark 2: concurrency against the floor, LLM members vs a server with fixed latency L.
 
 N LLM members of the citizens' assembly (autogen AssistantAgents, structured output)
-call the loopback OpenAI-compatible server (tests/fake_openai.py, in its own process),
+call the loopback OpenAI-compatible server (bench/latency_server.py, in its own process),
 which answers every request after exactly L seconds. A round here is one concurrent
 phase: all N members speak, then the facilitator (sim, instant) synthesises; votes are
 off (first_vote_round beyond the last round). So the floor of a round is L, and

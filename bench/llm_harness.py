@@ -1,7 +1,8 @@
-"""LLM members against the loopback OpenAI-compatible server, for benchmarks 2 and 3.
+"""LLM members against a loopback OpenAI-compatible server, for the latency benchmarks.
 
-The server (tests/fake_openai.py) runs in its own process, so its CPU time, threads
-and GIL never count against, or compete inside, the client process being measured.
+The server (bench/latency_server.py: every answer exactly L after its request
+arrives) runs in its own process, so its CPU time never counts against, or competes
+inside, the client process being measured.
 """
 
 from __future__ import annotations
@@ -58,15 +59,15 @@ class Server:
 
 @contextmanager
 def fake_server(latency_s: float) -> Iterator[Server]:
-    """Start tests/fake_openai.py in a subprocess.
+    """Start bench/latency_server.py in a subprocess.
 
     On a machine with two CPUs or more, the server runs on the last one and this
     process on the others, as a remote provider would run on other hardware: the
-    server's own CPU (a Python thread per request) is then never the client's, and
+    server's own CPU is then never the client's, and
     what a round costs the tool is what is measured. The affinity is restored after."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", str(port), "--latency", str(latency_s)],
+        [sys.executable, str(ROOT / "bench" / "latency_server.py"), "--port", str(port), "--latency", str(latency_s)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,

@@ -7,7 +7,7 @@ quorum of every seat is required and the stall rule is off, so every run plays a
 30 rounds. Two sources:
 
 - `http`: LLM members and an LLM facilitator call the loopback OpenAI-compatible
-  server (tests/fake_openai.py, latency 0) over the openai client path; tokens are
+  server (bench/latency_server.py, latency 0) over the openai client path; tokens are
   what the server reports and the transcript records (its count is characters / 4).
   The server's answers are schema instances of 1 to 8 random words per text field,
   far shorter than a model's, so the heard part of every prompt is small.

@@ -1,7 +1,7 @@
 """Round wall time against a loopback server with latency L and no faults (issue 12, goal 5).
 
 N LLM members of the citizens' assembly call the loopback OpenAI-compatible server
-(tests/fake_openai.py, in its own process), which answers every request after
+(bench/latency_server.py, in its own process), which answers every request after
 exactly L seconds. As in `concurrency.py`, a round is one concurrent phase (all N
 members speak; the facilitator is sim and instant; votes are off), so its floor is L.
 The profile allows one request in flight per seated member, the default of an
@@ -15,9 +15,10 @@ cases run side by side in one invocation, with the machine and its load beside t
 figures (the machine is shared: load from other processes lengthens rounds).
 
 Beside each case, the HTTP floor: the same N requests a round, against the same
-server, from a bare aiohttp session with nothing of assembly (`_http_floor`). The
-server is one Python process on one CPU, so it has a floor of its own; what a round
-costs above that floor is the tool's.
+server, from a bare aiohttp session with nothing of assembly (`_http_floor`): what
+putting N requests on the wire and reading N answers costs on this machine's one
+client CPU. What a round costs above it is the rest of the tool (views, prompts,
+agents, the cache, the engine, the transcript).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The append-only JSONL transcript: durable writing, tolerant reading, checked integrity.
 
 Writing: every event is one line, flushed to the OS as soon as its batch is written,
-and the file is fsynced at the end of every round, so after `kill -9` the file is a
-valid prefix with at most one torn last line. Each line carries its number and a
+so after `kill -9` the file is a valid prefix with at most one torn last line; it is
+forced to disk round by round (`TranscriptWriter.sync`), for power cuts. Each line carries its number and a
 hash chain (`integrity`).
 
 Reading: a torn last line is skipped and reported (`Transcript.torn`), never fatal.
