@@ -97,7 +97,9 @@ def goal_round_wall(latency: float, bound: float) -> Check:
         row = _round_wall(256, latency)
         if row is None:
             return goal, "not measured", None
-        return goal, f"{row['warm_over_L']:.2f} × L", row["warm_over_L"] <= bound
+        floor = row.get("http_floor_warm_over_L")
+        beside = f" (bare HTTP, same server: {floor:.2f} × L)" if floor is not None else ""
+        return goal, f"{row['warm_over_L']:.2f} × L{beside}", row["warm_over_L"] <= bound
 
     return check
 
