@@ -78,20 +78,25 @@ async def _timed_rounds(n: int, call: Call) -> tuple[float, int]:
     return cpu, n * (ROUNDS - 1)
 
 
+def bare_http_call(session: Any, url: str) -> Call:
+    """Member i's structured request of round r with nothing but HTTP: a pre-serialized
+    body posted on a pooled aiohttp session, and the answer parsed with json.loads."""
+    fmt = structured_format(Speech, "json_schema")
+
+    async def call(i: int, r: int) -> Any:
+        body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
+        body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
+        async with session.post(url, data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
+            return json.loads(await resp.read())
+
+    return call
+
+
 async def aiohttp_floor(server: Server, n: int, rep: int) -> tuple[float, int]:
     import aiohttp
 
-    fmt = structured_format(Speech, "json_schema")
-    url = server.url + "/chat/completions"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        async def call(i: int, r: int) -> Any:
-            body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
-            body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
-            async with session.post(url, data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
-                return json.loads(await resp.read())
-
-        return await _rounds(n, call)
+        return await _rounds(n, bare_http_call(session, server.url + "/chat/completions"))
 
 
 async def openai_sdk(server: Server, n: int, rep: int) -> tuple[float, int]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -35,14 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from client_cpu import messages
+from client_cpu import bare_http_call
 from common import ROOT, command_line, machine_info, measured, table, write_result
 from llm_harness import fake_server, profile, run
 
 from assembly.core.events import RoundEnded, Turn
 from assembly.core.transcript import read_transcript
-from assembly.llm.response_format import structured_format
-from assembly.protocols.facilitated.actions import Speech
 from assembly.scenario.loading import load_scenario
 from assembly.scenario.model import Scenario
 
@@ -72,16 +69,9 @@ async def _http_floor(url: str, n: int, rounds: int) -> list[float]:
     """Wall time of each round of N concurrent requests with nothing but HTTP: one
     pooled aiohttp session posting pre-serialized bodies of a member's size and
     parsing each answer. What the server, the loopback and this machine allow."""
-    fmt = structured_format(Speech, "json_schema")
     walls = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        async def call(i: int, r: int) -> Any:
-            body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
-            body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
-            async with session.post(url, data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
-                return json.loads(await resp.read())
-
+        call = bare_http_call(session, url)
         for r in range(1, rounds + 1):
             start = time.perf_counter()
             await asyncio.gather(*(call(i, r) for i in range(n)))
