@@ -2,8 +2,8 @@
 
 Writing: every event is one line, flushed to the OS as soon as its batch is written,
 so after `kill -9` the file is a valid prefix with at most one torn last line; it is
-forced to disk round by round (`TranscriptWriter.sync`), for power cuts. Each line carries its number and a
-hash chain (`integrity`).
+forced to disk round by round (`TranscriptWriter.sync`), for power cuts. Each line
+carries its number and a hash chain (`integrity`).
 
 Reading: a torn last line is skipped and reported (`Transcript.torn`), never fatal.
 Anything else wrong is damage, not a crash artefact: a corrupt line in the middle, a
