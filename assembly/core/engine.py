@@ -233,10 +233,11 @@ class Engine:
         arriving in one burst, which the event loop works through one by one. Each
         member's request would wait on N others' preparation, and a round at N = 256
         would last its latency plus a fifth more (bench/round_wall.py). Yielding once
-        after each start lets the member just started reach its first wait (its
-        request on the wire) while the next one's view is built, so requests leave
-        as they are ready. Members that finish at once (sim members) are then started
-        without yielding: there is nothing to overlap."""
+        after each start lets the member just started run to its first wait, and
+        what it started then advances while the next members start, so each request
+        is on the wire a few starts after its member's, as soon as it is ready.
+        Members that finish at once (sim members) are then started without yielding:
+        there is nothing to overlap."""
         loop = asyncio.get_running_loop()
         seats: list[Seat] = []
         pace = True
