@@ -126,6 +126,17 @@ class _Audience:
     record: Record = field(default_factory=Record)
     shared_key: tuple[int, int, int] | None = None
     shared: tuple[tuple[tuple[Heard, ...], ...], HeardMatrix | None, frozenset[str]] | None = None
+    # round -> its heard utterances as one tuple, kept while the round is in the window:
+    # a round that is over keeps its tuple from view to view, so what protocols derive
+    # from it (a prompt's digest of the round) can be kept by it too.
+    rounds: dict[int, tuple[Heard, ...]] = field(default_factory=dict)
+
+    def round_heard(self, r: int) -> tuple[Heard, ...]:
+        heard = self.record.by_round[r]
+        kept = self.rounds.get(r)
+        if kept is None or len(kept) != len(heard):  # a record only grows
+            kept = self.rounds[r] = tuple(heard)
+        return kept
 
 
 class ViewBuilder:
@@ -309,9 +320,10 @@ class ViewBuilder:
         rec = aud.record
         key = (round, rec.version, len(rec.disclosed))
         if aud.shared_key != key:
-            recent = tuple(
-                tuple(rec.by_round[r]) for r in range(round, round - self.window - 1, -1) if r in rec.by_round
-            )
+            window = range(round, round - self.window - 1, -1)
+            recent = tuple(aud.round_heard(r) for r in window if r in rec.by_round)
+            for r in [r for r in aud.rounds if r < window.stop + 1]:
+                del aud.rounds[r]
             aud.shared = (recent, self._matrix(rec, round), frozenset(rec.disclosed))
             aud.shared_key = key
         assert aud.shared is not None
