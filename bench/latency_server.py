@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fake_openai import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer, _message_chars, _tokens
 
 _SEP = b"\r\n\r\n"
 
@@ -104,8 +104,8 @@ class LatencyServer:
             content = FakeOpenAIServer._content(request, schema, random.Random(f"{self.seed}:{self.count}"))
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             return "400 Bad Request", {"error": {"message": f"bad request: {exc}", "type": "invalid_request_error"}}
-        prompt_tokens = sum(len(str(m.get("content", ""))) for m in request.get("messages") or []) // 4
-        completion_tokens = max(1, len(content) // 4)
+        prompt_tokens = _tokens(_message_chars(request.get("messages") or []))
+        completion_tokens = _tokens(len(content))
         return "200 OK", {
             "id": f"chatcmpl-latency-{self.count}",
             "object": "chat.completion",

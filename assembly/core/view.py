@@ -320,9 +320,9 @@ class ViewBuilder:
         rec = aud.record
         key = (round, rec.version, len(rec.disclosed))
         if aud.shared_key != key:
-            window = range(round, round - self.window - 1, -1)
-            recent = tuple(aud.round_heard(r) for r in window if r in rec.by_round)
-            for r in [r for r in aud.rounds if r < window.stop + 1]:
+            oldest = round - self.window
+            recent = tuple(aud.round_heard(r) for r in range(round, oldest - 1, -1) if r in rec.by_round)
+            for r in [r for r in aud.rounds if r < oldest]:
                 del aud.rounds[r]
             aud.shared = (recent, self._matrix(rec, round), frozenset(rec.disclosed))
             aud.shared_key = key

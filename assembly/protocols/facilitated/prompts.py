@@ -259,25 +259,23 @@ class RoundDigest:
     def _totals_without(self, mine: int) -> list[tuple[str, int]]:
         """Exact totals among the others (in units of 2**-1074), options in order of first appearance."""
         own = self.exact[mine] if mine >= 0 else {}
-        if mine not in self.early:
-            out = []
-            for k in self.order:
-                total, n, _ = self.totals[k]
-                if k in own:
-                    n -= 1
-                    total -= own[k]
-                if n:
-                    out.append((k, total))
-            return out
-        ranked = []
-        for k, (total, n, first) in self.totals.items():
+        order = self.order
+        if mine in self.early:
+            order = sorted(self.totals, key=lambda k: self._first_without(k, mine))
+        out = []
+        for k in order:
+            total, n, _ = self.totals[k]
             if k in own:
                 n -= 1
                 total -= own[k]
-                first = [at for at in first if at[0] != mine]
             if n:
-                ranked.append((first[0], k, total))
-        return [(k, total) for _, k, total in sorted(ranked, key=lambda t: t[0])]
+                out.append((k, total))
+        return out
+
+    def _first_without(self, option: str, mine: int) -> tuple[int, int]:
+        """Where `option` first appears among the speeches other than `mine` (an option
+        nobody else scored sorts last; it is left out anyway)."""
+        return next((at for at in self.totals[option][2] if at[0] != mine), (len(self.speeches), 0))
 
 
 class RoundDigests:
