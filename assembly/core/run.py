@@ -137,8 +137,10 @@ async def _execute(
             )
             await engine.run()
         finally:
-            writer.close()
-            await _close(members)
+            try:
+                writer.close()  # raises a disk error that a round's sync met on its thread
+            finally:
+                await _close(members)  # their HTTP sessions and servers, whatever the disk did
         return write_summary(run_dir, type(protocol), Transcript.of(written, run_dir / TRANSCRIPT))
 
 
