@@ -19,7 +19,7 @@ Rows, side by side in one run:
 
 All stacks run under the collector setting of a run (`core.collector`: a higher
 gen-0 threshold, the heap present at the start frozen); with Python's default, the
-cyclic collector adds about 15% to every row.
+cyclic collector adds to every row.
 
 Messages are realistic in size (a 1.2 kB system message, a 3 kB user message) and
 differ per member; the output type is the facilitated protocol's `Speech`.
