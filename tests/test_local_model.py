@@ -40,12 +40,14 @@ from assembly.llm.local_server import LocalModelServer
 from assembly.llm.profiles import LocalServer, ModelProfile
 from tests.conftest import ROOT, SCENARIOS, run_cli
 from tests.recording_proxy import RecordingProxy
+from tests.test_answer_size import write_widest
 from tests.test_local_server import alive, port_open, require_local_model
 
 pytestmark = pytest.mark.local_model
 
 ALIAS = "smollm2"
 SLOTS = 6  # every member (and the facilitator) keeps its own prompt cache between calls
+SLOT_TOKENS = 4096  # as `local` profiles have: a long prompt and the longest answer fit
 TIMEOUT = "900"  # a member's deadline: generous, since these runs measure the pipeline, not the CPU
 
 
@@ -55,7 +57,7 @@ def server() -> Iterator[LocalModelServer]:
 
     require_local_model()
     profile = ModelProfile(
-        name="smol", model=f"openai/{ALIAS}", local=LocalServer(parallel=SLOTS, ctx_size=SLOTS * 3072)
+        name="smol", model=f"openai/{ALIAS}", local=LocalServer(parallel=SLOTS, ctx_size=SLOTS * SLOT_TOKENS)
     )
     srv = start_server(profile)
     try:
@@ -173,24 +175,28 @@ def test_citizens_assembly_with_five_members_a_vote_and_an_llm_facilitator(
     _check_run(out, proxy, before, "member_0", models_file)
 
 
-def _longest(schema: dict[str, Any], root: dict[str, Any]) -> Any:
-    """The longest valid JSON instance of a schema: prose at every maxLength, all items."""
+PROSE = "The group should agree on one value soon, because most members already support it. " * 40
+# What SmolLM2 wrote into a speech on a CI machine, until max_tokens cut it: one token a digit.
+DIGITS = ",".join(str(n) for n in range(1, 1000))
+
+
+def _longest(schema: dict[str, Any], root: dict[str, Any], text: str = PROSE) -> Any:
+    """The longest valid JSON instance of a schema: `text` at every maxLength, all items."""
     if "$ref" in schema:
-        return _longest(root["$defs"][schema["$ref"].split("/")[-1]], root)
+        return _longest(root["$defs"][schema["$ref"].split("/")[-1]], root, text)
     if "anyOf" in schema:
-        return max((_longest(s, root) for s in schema["anyOf"]), key=lambda v: len(json.dumps(v)))
+        return max((_longest(s, root, text) for s in schema["anyOf"]), key=lambda v: len(json.dumps(v)))
     if "enum" in schema:
         return max(schema["enum"], key=lambda v: len(json.dumps(v)))
     if "const" in schema:
         return schema["const"]
     kind = schema.get("type")
     if kind == "object":
-        return {k: _longest(v, root) for k, v in schema["properties"].items()}
+        return {k: _longest(v, root, text) for k, v in schema["properties"].items()}
     if kind == "array":
-        return [_longest(schema["items"], root)] * schema.get("maxItems", 1)
+        return [_longest(schema["items"], root, text)] * schema.get("maxItems", 1)
     if kind == "string":
-        prose = "The group should agree on one value soon, because most members already support it. " * 40
-        return prose[: schema.get("maxLength", 0)]
+        return text[: schema.get("maxLength", 0)]
     if kind == "integer":
         return max(schema["minimum"], schema["maximum"], key=lambda v: len(str(v)))
     if kind == "boolean":
@@ -199,35 +205,49 @@ def _longest(schema: dict[str, Any], root: dict[str, Any]) -> Any:
 
 
 def test_longest_valid_answers_fit_the_default_max_tokens(server: LocalModelServer) -> None:
-    """Counted by the served model's own tokenizer, with the JSON as a model writes it."""
+    """Counted by the served model's own tokenizer. The assembly's own limits cover its
+    longest answers in prose and in digits, with the widest whitespace llama.cpp's
+    grammar allows after every token; the paper's limits, its prose as models write it."""
     from assembly.llm.response_format import strict_json_schema
     from assembly.protocols.consensus_game.config import ConsensusGeneration
     from assembly.protocols.consensus_game.prompts import HonestStopVote, proposal_model
-    from assembly.protocols.facilitated.prompts import ballot_model, generation, speech_model, synthesis_model
+    from assembly.protocols.facilitated.prompts import ballot_model, generations, speech_model, synthesis_model
 
     options = tuple(f"option_{i}" for i in range(5))
     facts = tuple(f"fact_{i}" for i in range(4))
+    limits = {
+        rule: {kind: int(gen["max_tokens"]) for kind, gen in generations(rule, options, facts, 4, 3).items()}  # type: ignore[call-overload]
+        for rule in ("majority", "approval", "schulze", "maximin_score")
+    }
+    ours = [
+        (speech_model(options, facts), limits["majority"]["speak"]),
+        (synthesis_model(options, 3), limits["majority"]["synthesize"]),
+        *[(ballot_model(rule, options[:3]), limits[rule]["vote"]) for rule in limits],
+    ]
+    for model, max_tokens in ours:
+        schema = strict_json_schema(model)
+        for text in (PROSE, DIGITS):
+            _assert_fits(server, model.__name__, write_widest(_longest(schema, schema, text)), max_tokens)
     paper = ConsensusGeneration()
-    cases = [
-        (speech_model(options, facts), generation("speak", options=5, facts=4)["max_tokens"]),
-        (synthesis_model(options, 3), generation("synthesize", candidates=3)["max_tokens"]),
-        *[(ballot_model(rule, options[:3]), generation("vote", candidates=3)["max_tokens"]) for rule in
-          ("majority", "approval", "schulze", "maximin_score")],
+    for model, max_tokens in [
         (proposal_model(0, 50, False), paper.propose.max_tokens),
         (proposal_model(0, 50, True), paper.propose.max_tokens),
         (HonestStopVote, paper.stop_vote.max_tokens),
-    ]  # fmt: skip
-    for model, max_tokens in cases:
+    ]:
         schema = strict_json_schema(model)
-        answer = json.dumps(_longest(schema, schema), indent=1)  # newlines and indents, as models write
-        request = urllib.request.Request(
-            server.base_url.removesuffix("/v1") + "/tokenize",
-            data=json.dumps({"content": answer}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            tokens = len(json.load(response)["tokens"])
-        assert tokens <= max_tokens, f"{model.__name__}: {tokens} tokens > max_tokens {max_tokens}"
+        _assert_fits(server, model.__name__, json.dumps(_longest(schema, schema), indent=1), max_tokens)
+
+
+def _assert_fits(server: LocalModelServer, name: str, answer: str, max_tokens: int) -> None:
+    """`answer` is at most `max_tokens` tokens."""
+    request = urllib.request.Request(
+        server.base_url.removesuffix("/v1") + "/tokenize",
+        data=json.dumps({"content": answer}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        tokens = len(json.load(response)["tokens"])
+    assert tokens <= max_tokens, f"{name}: {tokens} tokens > max_tokens {max_tokens}: {answer[:80]}"
 
 
 def test_model_local_serves_runs_and_stops_the_server(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ from pydantic import (
 )
 
 from assembly.core.actions import Action
+from assembly.core.answer_size import longest_answer_chars
 from assembly.core.member import Request
 from assembly.core.prompt import Prompt, clean
 from assembly.core.spec import RoleSpec
@@ -79,14 +80,13 @@ FACILITATOR_QUOTES = 6
 QUOTE_CHARS = 240  # one quoted speech or candidate statement
 SUMMARY_CHARS = 1500  # the facilitator's running summary
 
-# What a model may write. Each call kind's default `max_tokens` (`generation`) covers
-# its free text at CHARS_PER_TOKEN (below what English prose takes with common
-# tokenizers, about 4) plus the JSON around it; `tests/test_local_model.py` checks the
-# longest valid answers against a real tokenizer.
+# What a model may write. Each call kind's default `max_tokens` (`generation`) is the
+# longest answer its output model admits (`core.answer_size`), so no answer the server's
+# grammar lets through is cut short; `tests/test_local_model.py` checks the longest
+# answers, in prose and in digits, against a real tokenizer.
 SPEECH_CHARS = 600  # a speech: "a few sentences, at most about 100 words"
 STATEMENT_CHARS = 200  # one candidate's one-sentence statement
 SUMMARY_WRITE_CHARS = 1000  # the facilitator's summary: "at most about 150 words"
-CHARS_PER_TOKEN = 3
 
 # ----------------------------------------------------------------------------- facilitated assembly
 
@@ -639,25 +639,28 @@ def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
     )
 
 
-# JSON around the free text: per option id with its score, rank or flag, per listed id,
-# and for the rest of an answer (keys, braces, an enum value, a boolean).
-_TOKENS_PER_ID = 12
-_TOKENS_FIXED = 40
+@lru_cache(maxsize=256)
+def generation(model: type[Action]) -> dict[str, object]:
+    """The default `max_tokens` of a call kind whose answers `model` describes (the
+    longest of its output models), passed to members in `Request.params`. A profile
+    that sets `max_tokens` for the call kind by name wins."""
+    return {"max_tokens": longest_answer_chars(model.model_json_schema())}
 
 
-def generation(phase: str, *, options: int = 0, facts: int = 0, candidates: int = 0) -> dict[str, object]:
-    """The default `max_tokens` of a call kind, passed to members in `Request.params`.
-
-    Each covers the longest valid answer: its free text at CHARS_PER_TOKEN plus the
-    JSON around it. A profile that sets `max_tokens` for the call kind by name wins."""
-    if phase == "speak":  # a message, a score per option, up to `facts` disclosures
-        tokens = SPEECH_CHARS // CHARS_PER_TOKEN + _TOKENS_PER_ID * (options + facts)
-    elif phase == "synthesize":  # up to `candidates` statements and a summary
-        text = SUMMARY_WRITE_CHARS + candidates * STATEMENT_CHARS
-        tokens = text // CHARS_PER_TOKEN + _TOKENS_PER_ID * candidates
-    else:  # a choice, or a rank or flag per candidate
-        tokens = _TOKENS_PER_ID * candidates
-    return {"max_tokens": _TOKENS_FIXED + tokens}
+def generations(
+    rule_kind: str, option_ids: Sequence[str], fact_ids: Sequence[str], facts: int, candidates: int
+) -> dict[str, dict[str, object]]:
+    """Every call kind's `generation`, for a run whose members hold at most `facts` of
+    `fact_ids`: each bounds the call kind's longest output model, the one with the
+    longest ids (a member's own facts, a vote's current candidates)."""
+    longest_facts = tuple(sorted(fact_ids, key=len, reverse=True)[:facts])
+    longest_candidates = tuple(sorted(option_ids, key=len, reverse=True)[:candidates])
+    options = tuple(option_ids)
+    return {
+        "speak": generation(speech_model(options, longest_facts)),
+        "synthesize": generation(synthesis_model(options, candidates)),
+        "vote": generation(ballot_model(rule_kind, longest_candidates)),
+    }
 
 
 def assembly_output_model(spec: AssemblyProtocol, view: View, request: Request) -> type[Action]:

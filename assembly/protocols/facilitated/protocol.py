@@ -91,6 +91,7 @@ class FacilitatedAssembly(Protocol):
         self.votes_held = 0
         self.quorum_ever_met = False
         self.last_tally: Tally | None = None
+        self._limits: dict[str, dict[str, object]] | None = None
 
     # ---- seating
 
@@ -147,21 +148,27 @@ class FacilitatedAssembly(Protocol):
     async def play_round(self, ctx: RoundContext) -> None:
         r = ctx.round
         # `generation` carries each call kind's default max_tokens for LLM members.
-        options, k = len(self.option_ids), self.spec.candidates
-        facts = max((len(f) for f in self.facts_of.values()), default=0)
-        speak: dict[str, object] = {"generation": prompts.generation("speak", options=options, facts=facts)}
-        spoken = await ctx.ask("speak", self.member_ids, Speech, speak)
+        limits, k = self._generations(), self.spec.candidates
+        spoken = await ctx.ask("speak", self.member_ids, Speech, {"generation": limits["speak"]})
         ctx.emit(*self._disclosures(spoken, ctx))
-        synthesize: dict[str, object] = {"candidates": k, "generation": prompts.generation("synthesize", candidates=k)}
+        synthesize: dict[str, object] = {"candidates": k, "generation": limits["synthesize"]}
         await ctx.ask("synthesize", [FACILITATOR_ID], Synthesis, synthesize)
         if r < self.spec.first_vote_round or not self.candidates:
             return
-        vote: dict[str, object] = {
-            "rule": self.spec.decision_rule.kind,
-            "generation": prompts.generation("vote", candidates=k),
-        }
+        vote: dict[str, object] = {"rule": self.spec.decision_rule.kind, "generation": limits["vote"]}
         ballots = await ctx.ask("vote", self.member_ids, Ballot, vote)
         ctx.emit(self._tally(r, ballots))
+
+    def _generations(self) -> dict[str, dict[str, object]]:
+        if self._limits is None:  # once per run: output models' schemas are not cheap
+            self._limits = prompts.generations(
+                self.spec.decision_rule.kind,
+                self.option_ids,
+                [f.id for f in self.scenario.facts],
+                max((len(f) for f in self.facts_of.values()), default=0),
+                self.spec.candidates,
+            )
+        return self._limits
 
     def stop_rule(self) -> StopRule:
         """`decided() | stalled(k, tolerance)`: a decided vote ends the run, else a stall
