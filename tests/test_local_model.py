@@ -216,13 +216,12 @@ def test_longest_valid_answers_fit_the_default_max_tokens(server: LocalModelServ
     options = tuple(f"option_{i}" for i in range(5))
     facts = tuple(f"fact_{i}" for i in range(4))
     limits = {
-        rule: {kind: int(gen["max_tokens"]) for kind, gen in generations(rule, options, facts, 4, 3).items()}  # type: ignore[call-overload]
-        for rule in ("majority", "approval", "schulze", "maximin_score")
+        rule: generations(rule, options, facts, 4, 3) for rule in ("majority", "approval", "schulze", "maximin_score")
     }
     ours = [
-        (speech_model(options, facts), limits["majority"]["speak"]),
-        (synthesis_model(options, 3), limits["majority"]["synthesize"]),
-        *[(ballot_model(rule, options[:3]), limits[rule]["vote"]) for rule in limits],
+        (speech_model(options, facts), limits["majority"]["speak"]["max_tokens"]),
+        (synthesis_model(options, 3), limits["majority"]["synthesize"]["max_tokens"]),
+        *[(ballot_model(rule, options[:3]), limits[rule]["vote"]["max_tokens"]) for rule in limits],
     ]
     for model, max_tokens in ours:
         schema = strict_json_schema(model)

@@ -640,7 +640,7 @@ def ballot_model(rule_kind: str, candidates: tuple[str, ...]) -> type[Action]:
 
 
 @lru_cache(maxsize=256)
-def generation(model: type[Action]) -> dict[str, object]:
+def generation(model: type[Action]) -> dict[str, int]:
     """The default `max_tokens` of a call kind whose answers `model` describes (the
     longest of its output models), passed to members in `Request.params`. A profile
     that sets `max_tokens` for the call kind by name wins."""
@@ -649,7 +649,7 @@ def generation(model: type[Action]) -> dict[str, object]:
 
 def generations(
     rule_kind: str, option_ids: Sequence[str], fact_ids: Sequence[str], facts: int, candidates: int
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, int]]:
     """Every call kind's `generation`, for a run whose members hold at most `facts` of
     `fact_ids`: each bounds the call kind's longest output model, the one with the
     longest ids (a member's own facts, a vote's current candidates)."""

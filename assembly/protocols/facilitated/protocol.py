@@ -91,7 +91,7 @@ class FacilitatedAssembly(Protocol):
         self.votes_held = 0
         self.quorum_ever_met = False
         self.last_tally: Tally | None = None
-        self._limits: dict[str, dict[str, object]] | None = None
+        self._limits: dict[str, dict[str, int]] | None = None
 
     # ---- seating
 
@@ -159,7 +159,7 @@ class FacilitatedAssembly(Protocol):
         ballots = await ctx.ask("vote", self.member_ids, Ballot, vote)
         ctx.emit(self._tally(r, ballots))
 
-    def _generations(self) -> dict[str, dict[str, object]]:
+    def _generations(self) -> dict[str, dict[str, int]]:
         if self._limits is None:  # once per run: output models' schemas are not cheap
             self._limits = prompts.generations(
                 self.spec.decision_rule.kind,
