@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import gc
 import os
+import weakref
 from pathlib import Path
 
 import pytest
 
-from assembly.core.collector import RUN_GEN0_THRESHOLD, collector_tuned_for_a_run
+from assembly.core.collector import RUN_GEN0_THRESHOLD, collection_deferred, collector_tuned_for_a_run
 from assembly.core.events import RoundEnded, RoundStarted
 from assembly.core.transcript import TranscriptWriter, read_transcript
 
@@ -89,3 +90,42 @@ def test_the_collector_is_restored_when_a_run_fails() -> None:
         raise RuntimeError("the run failed")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_collection_is_deferred_inside_the_block_and_due_at_once_after() -> None:
+    assert gc.isenabled()
+    with collection_deferred():
+        assert not gc.isenabled()
+        # Overlapping blocks leave the collector to the one that disabled it.
+        with collection_deferred():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        # Cyclic garbage made inside outlives any number of allocations there...
+        cycle = _Cycle()
+        alive = weakref.ref(cycle)
+        del cycle
+        junk = [[i] for i in range(3 * gc.get_threshold()[0])]
+        del junk
+        assert alive() is not None
+    assert gc.isenabled()
+    # ...and is collected as soon as a collection runs after it.
+    gc.collect()
+    assert alive() is None
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_collector_disabled_before_stays_disabled_and_errors_restore_it() -> None:
+    gc.disable()
+    try:
+        with collection_deferred():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "a collector someone else disabled must stay disabled"
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collection_deferred():
+        raise RuntimeError("a phase failed")
+    assert gc.isenabled()

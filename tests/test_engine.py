@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from assembly.core.events import RunEnded, SeatedMember, Turn
 from assembly.core.member import Request, TurnResult
 from assembly.core.transcript import canonical
 from assembly.core.view import View
+from assembly.launch import execute
 from assembly.protocols.facilitated.actions import Speech
 from tests.helpers import run, scenario, tiny
 
@@ -277,3 +279,58 @@ def test_members_are_started_one_by_one_so_the_first_request_leaves_first(tmp_pa
     assert len(speak) == 8 and all(t.status == "ok" for t in speak)
     starts = [m for kind, m in log if kind == "start"]
     assert log.index(("sent", starts[0])) < log.index(("start", starts[-1]))
+
+
+class _CollectorWitness:
+    """Notes whether automatic cycle collection is on when its turn starts, and once
+    the phase's other members (instant sim members) are done; then gives up."""
+
+    def __init__(self, member_id: str) -> None:
+        self.id = member_id
+        self.at_start: list[bool] = []
+        self.later: list[bool] = []
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        self.at_start.append(gc.isenabled())
+        await asyncio.sleep(0.05)
+        self.later.append(gc.isenabled())
+        raise RuntimeError("a witness has nothing to say")
+
+
+def test_no_collection_runs_while_a_phase_is_being_started(tmp_path: Path) -> None:
+    """While a phase's members are started (their requests prepared and sent), the
+    cycle collector waits: a collection there would delay every request after it.
+    It is back on once the first member is done, and after the run."""
+    witness: list[_CollectorWitness] = []
+
+    def make(seat: SeatedMember) -> _CollectorWitness:
+        witness.append(_CollectorWitness(seat.id))
+        return witness[-1]
+
+    assert gc.isenabled()
+    _, events = run(tiny(4, rounds=2), tmp_path / "run", overrides={"member_0": make})
+    asked = [e for e in events if isinstance(e, Turn) and e.member == "member_0"]
+    assert len(asked) == len(witness[0].at_start) >= 2
+    assert not any(witness[0].at_start)
+    assert all(witness[0].later)
+    assert gc.isenabled()
+
+
+def test_the_collector_is_back_on_when_a_run_is_cancelled_mid_phase(tmp_path: Path) -> None:
+    """Every member still running: the phase's deferral is in force when the run is
+    cancelled, and must not outlive it."""
+    sc = tiny(4, **{"protocol.turn_timeout_s": 30.0, "rounds": 1})
+    over: dict[str, Any] = {f"member_{i}": (lambda seat: SlowMember(seat.id, 60.0)) for i in range(4)}
+    seen: list[bool] = []
+
+    async def cancel_mid_phase() -> None:
+        task = asyncio.ensure_future(execute(sc, tmp_path / "run", overrides=over))
+        await asyncio.sleep(0.3)
+        seen.append(gc.isenabled())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_mid_phase())
+    assert seen == [False]
+    assert gc.isenabled()

@@ -7,6 +7,13 @@ an LLM member's model call (bench/client_cpu.py). Reference counting still frees
 them at once; only cycle detection runs less often. Freezing what exists when the
 run starts (imports, the scenario, the members) takes it out of every full
 collection during the run; it is unfrozen at the end, so nothing stays pinned.
+
+While a phase's members are being started, no collection runs at all
+(`collection_deferred`): with model calls, every member's request must be on the
+wire before the first answer comes back, and a gen-0 collection in that burst
+(about 19 ms at N = 256, bench/round_wall.py) delays every request started after
+it, so the whole round. Deferred, it runs as soon as the burst is over, while
+the requests are in flight.
 """
 
 from __future__ import annotations
@@ -37,3 +44,22 @@ def collector_tuned_for_a_run() -> Iterator[None]:
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+@contextlib.contextmanager
+def collection_deferred() -> Iterator[None]:
+    """No automatic collection inside the block; the first allocation after it
+    collects if one is due, as it would have.
+
+    Reference counting still frees everything acyclic at once, so the block only
+    postpones cycle detection. Blocks that overlap (runs sharing a loop or a
+    process) leave the collector to whichever one disabled it, and a collector
+    disabled by someone else stays disabled."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

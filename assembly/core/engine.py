@@ -31,6 +31,7 @@ from typing import Any
 
 from assembly.core.actions import Action
 from assembly.core.admission import LoopLag, TurnClock
+from assembly.core.collector import collection_deferred
 from assembly.core.events import AnyEvent, RoundEnded, RoundStarted, RunEnded, RunInterrupted, Turn, TurnStatus
 from assembly.core.member import Member, Request, TurnResult
 from assembly.core.protocol import Protocol
@@ -208,12 +209,19 @@ class Engine:
             self.emit(*turns)
             return turns
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
-        seats = await self._start_paced(member_ids, request, deadline)
-        if seats:
+        loop = asyncio.get_running_loop()
+        # No cycle collection until the first member is done: until then the phase's
+        # requests are still being prepared or on their way (`core.collector`).
+        with collection_deferred():
+            seats = await self._start_paced(loop, member_ids, request, deadline)
+            settled = [s.settled for s in seats]
             # Members end themselves at their own deadlines (their clocks' timers); the
             # round's remaining time bounds the phase whatever the queue.
-            round_left = self.round_timeout - self.round_clock
-            _, pending = await asyncio.wait([s.settled for s in seats], timeout=round_left)
+            phase_end = loop.time() + self.round_timeout - self.round_clock
+            if settled:
+                await asyncio.wait(settled, timeout=phase_end - loop.time(), return_when=asyncio.FIRST_COMPLETED)
+        if seats:
+            _, pending = await asyncio.wait(settled, timeout=max(0.0, phase_end - loop.time()))
             if pending:
                 for s in seats:
                     if not s.settled.done():
@@ -225,7 +233,9 @@ class Engine:
         self.emit(*turns)
         return turns
 
-    async def _start_paced(self, member_ids: Sequence[str], request: Request, deadline: float) -> list[Seat]:
+    async def _start_paced(
+        self, loop: asyncio.AbstractEventLoop, member_ids: Sequence[str], request: Request, deadline: float
+    ) -> list[Seat]:
         """Start every member's turn, each one's first steps before the next one's view.
 
         Started all at once, N turns would advance in lockstep: every view and prompt
@@ -238,7 +248,6 @@ class Engine:
         is on the wire a few starts after its member's, as soon as it is ready.
         Members that finish at once (sim members) are then started without yielding:
         there is nothing to overlap."""
-        loop = asyncio.get_running_loop()
         seats: list[Seat] = []
         pace = True
         for m in member_ids:
