@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
 from assembly.core.social_choice import condorcet_winner, proportional_veto_core
-from assembly.core.welfare import baselines, normalize, rank_options, spearman, utilities, welfare
+from assembly.core.welfare import CentredRanks, baselines, normalize, rank_options, spearman, utilities, welfare
 
 pref_profiles = pytest.importorskip("pref_voting.profiles")
 
@@ -281,3 +281,24 @@ def test_utilities_are_linear_in_values_and_facts(values, known) -> None:
     expected = attr @ w + eff.sum(axis=0)
     got = utilities(values, ATTRIBUTES, EFFECTS, known_facts=known)
     assert [got[o] for o in options] == pytest.approx(list(expected), abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), min_size=5, max_size=5),
+    st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=5), min_size=1, max_size=6),
+)
+def test_spearman_with_the_assigned_side_ranked_once_is_the_same(ys, rounds) -> None:
+    """A member's assigned utilities ranked once for all its rounds (as the summary
+    does) give exactly the correlations computed afresh, whatever options each round
+    states, and in whatever order."""
+    assigned = {o: float(y) for o, y in zip(OPTION_NAMES, ys, strict=False)}
+    ranks: dict[tuple[str, ...], CentredRanks] = {}
+    stated_sets: set[tuple[str, ...]] = set()
+    for xs in rounds:
+        stated = {OPTION_NAMES[(len(xs) - i) % 5]: float(x) for i, x in enumerate(xs)}
+        assert spearman(stated, assigned, ranks) == spearman(stated, assigned)
+        if len(stated) > 1:
+            stated_sets.add(tuple(stated))
+    # Ranked once for every list of options a round stated, once there were two to rank.
+    assert set(ranks) == stated_sets

@@ -167,7 +167,8 @@ class TurnClock:
         if self._running_since is None:
             self._running_since = now
             self._lag_since = self.lag.now_s() if self.lag is not None else 0.0
-            self._arm()
+            # Just started running: what is charged so far is exactly `used_s`.
+            self._timer = self.loop.call_at(now + max(0.0, self.budget_s - self.used_s), self._check)
 
     def queued(self) -> None:
         """The member waits for the tool's capacity: its clock stops until `admitted()`."""

@@ -30,7 +30,15 @@ from typing import Any
 
 from assembly.core.events import Disclosure, RunStarted, Seated
 from assembly.core.social_choice import plurality_winner
-from assembly.core.welfare import baselines, normalize, rank_options, spearman, utilities, welfare
+from assembly.core.welfare import (
+    CentredRanks,
+    baselines,
+    normalize,
+    rank_options,
+    spearman,
+    utilities,
+    welfare,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -146,12 +154,13 @@ def fidelity_by_round(
     """Round -> role -> the Spearman correlations between each member's stated scores
     and its assigned (full-information) utilities; undefined correlations are left out."""
     out: dict[int, dict[str, list[float]]] = {}
+    ranks: dict[str, dict[tuple[str, ...], CentredRanks]] = {}  # each member's assigned side, ranked once
     for r in sorted(stated.scores):
         by_role: dict[str, list[float]] = {}
         for member, scores in stated.scores[r].items():
             if member not in assigned:
                 continue
-            rho = spearman(scores, assigned[member])
+            rho = spearman(scores, assigned[member], ranks.setdefault(member, {}))
             if rho is not None:
                 by_role.setdefault(role_of[member], []).append(rho)
         out[r] = by_role

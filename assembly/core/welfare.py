@@ -237,7 +237,21 @@ def _average_ranks(xs: Sequence[float]) -> list[float]:
     return ranks
 
 
-def spearman(stated: Mapping[str, float], assigned: Mapping[str, float]) -> float | None:
+# Centred average ranks of one side of a correlation, and their sum of squares.
+CentredRanks = tuple[list[float], float]
+
+
+def _centred_ranks(xs: Sequence[float]) -> CentredRanks:
+    centre = (len(xs) + 1) / 2  # the mean of any average ranks of len(xs) values
+    d = [r - centre for r in _average_ranks(xs)]
+    return d, sum(x * x for x in d)
+
+
+def spearman(
+    stated: Mapping[str, float],
+    assigned: Mapping[str, float],
+    assigned_ranks: dict[tuple[str, ...], CentredRanks] | None = None,
+) -> float | None:
     """Spearman rank correlation between a member's stated and assigned option scores.
 
     Compares the options present in both dicts (in ``stated`` order). Ties get
@@ -245,18 +259,29 @@ def spearman(stated: Mapping[str, float], assigned: Mapping[str, float]) -> floa
     the result is the Pearson correlation of the ranks. ``None`` when fewer
     than 2 common options remain or either side is constant over them
     (correlation undefined). ``ValueError`` on NaN.
+
+    ``assigned_ranks`` keeps the ranks of ``assigned`` by common options, for a
+    caller that correlates many stated scores with the same assigned ones (a
+    member's every round): they are ranked once, and the result is the same.
     """
     common = [o for o in stated if o in assigned]
     if len(common) < 2:
         return None
     a = [float(stated[o]) for o in common]
-    b = [float(assigned[o]) for o in common]
-    if any(math.isnan(v) for v in a + b):
+    if any(math.isnan(v) for v in a):
         raise ValueError("spearman: NaN score")
-    centre = (len(common) + 1) / 2  # the mean of any average ranks of len(common) values
-    da = [r - centre for r in _average_ranks(a)]
-    db = [r - centre for r in _average_ranks(b)]
-    denom = math.sqrt(sum(x * x for x in da) * sum(y * y for y in db))
+    key = tuple(common)
+    ranked = assigned_ranks.get(key) if assigned_ranks is not None else None
+    if ranked is None:
+        b = [float(assigned[o]) for o in common]
+        if any(math.isnan(v) for v in b):
+            raise ValueError("spearman: NaN score")
+        ranked = _centred_ranks(b)
+        if assigned_ranks is not None:
+            assigned_ranks[key] = ranked
+    da, sum_a = _centred_ranks(a)
+    db, sum_b = ranked
+    denom = math.sqrt(sum_a * sum_b)
     if denom == 0:
         return None
     return max(-1.0, min(1.0, sum(x * y for x, y in zip(da, db, strict=True)) / denom))

@@ -100,7 +100,8 @@ def assembly_prompt(
     is the same without it, only slower in a large room)."""
     if request.phase == "synthesize":
         return Prompt(_facilitator_system(spec, view, request), _facilitator_user(view, request))
-    return Prompt(_member_system(role, view), _member_user(spec, view, request, digests))
+    system = digests.member_system(role, view) if digests is not None else _member_system(role, view)
+    return Prompt(system, _member_user(spec, view, request, digests))
 
 
 def _number(x: float) -> str:
@@ -219,8 +220,9 @@ class RoundDigest:
         if not quotes:
             return [f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.items()) + "."]
         # int / int is correctly rounded: the exact mean of the others' scores, as a float.
+        whole = count << _EXPONENT
         support = ", ".join(
-            f"{k} {total / (count << _EXPONENT):.2f} ({favoured.get(k, 0)})" for k, total in self._totals_without(mine)
+            f"{k} {total / whole:.2f} ({favoured.get(k, 0)})" for k, total in self._totals_without(mine)
         )
         lines = [f"{head} Mean support (and how many favour it): {support}."]
         # Which speakers are quoted rotates with the listener, so no member is always the
@@ -279,21 +281,33 @@ class RoundDigest:
 
 
 class RoundDigests:
-    """Digests of heard rounds, by round record. Views of one audience share their
-    round tuples (`core.view`), so a digest is built once per audience and round; the
-    tuple is held beside it so its id cannot be reused while the digest is kept."""
+    """What prompts share, made once: digests of heard rounds, the options block and
+    each member's system message.
+
+    Digests are kept by round record. Views of one audience share their round tuples
+    (`core.view`), so a digest is built once per audience and round; the tuple is
+    held beside it so its id cannot be reused while the digest is kept."""
 
     LIMIT = 512
 
     def __init__(self) -> None:
         self._by_id: dict[int, tuple[Sequence[Heard], RoundDigest]] = {}
         self._options: tuple[object, str] | None = None
+        self._systems: dict[str, tuple[object, RoleSpec | None, object, str]] = {}
 
     def options(self, view: View) -> str:
         """The options block, which every member's prompt shares: formatted once per run."""
         if self._options is None or self._options[0] is not view.options:
             self._options = (view.options, _options(view))
         return self._options[1]
+
+    def member_system(self, role: RoleSpec | None, view: View) -> str:
+        """A member's system message, which only its seat, role and own facts make:
+        formatted once per member, not once per turn."""
+        found = self._systems.get(view.member.id)
+        if found is None or found[0] is not view.member or found[1] is not role or found[2] is not view.own_facts:
+            found = self._systems[view.member.id] = (view.member, role, view.own_facts, _member_system(role, view))
+        return found[3]
 
     def of(self, heard: Sequence[Heard]) -> RoundDigest:
         found = self._by_id.get(id(heard))
