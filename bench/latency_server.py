@@ -15,6 +15,11 @@ request's schema, from the tests' generator, seeded by the request's index), and
 sends it at arrival + L from a timer, keeping the connection alive. No faults, no
 request log, no streaming: only the no-fault case the latency goals are about.
 
+It notes when each chat completion arrived (monotonic clock, the system-wide one on
+Linux), and `GET /arrivals` hands those times over at once and forgets them: how
+long a client took to put a round's requests on the wire, measured where a provider
+would see it (`round_wall.py`).
+
     python bench/latency_server.py --port 8000 --latency 1.0
 """
 
@@ -67,12 +72,11 @@ class _Connection(asyncio.Protocol):
             self._answer(head[0], body, arrived)
 
     def _answer(self, request_line: str, body: bytes, arrived: float) -> None:
-        status, payload = self.server.respond(request_line, body)
-        data = json.dumps(payload).encode()
-        reply = (
-            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            "Connection: keep-alive\r\n\r\n"
-        ).encode() + data
+        if request_line.startswith("GET /arrivals"):
+            self._send(_reply("200 OK", {"arrivals": self.server.take_arrivals()}))
+            return
+        status, payload = self.server.respond(request_line, body, arrived)
+        reply = _reply(status, payload)
         loop = asyncio.get_running_loop()
         loop.call_at(loop.time() + max(0.0, arrived + self.server.latency_s - time.monotonic()), self._send, reply)
 
@@ -84,6 +88,12 @@ class _Connection(asyncio.Protocol):
         self.transport = None
 
 
+def _reply(status: str, payload: dict[str, Any]) -> bytes:
+    data = json.dumps(payload).encode()
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+    return (head + "Connection: keep-alive\r\n\r\n").encode() + data
+
+
 class LatencyServer:
     """Answers chat completions with a schema instance after exactly `latency_s`."""
 
@@ -91,14 +101,20 @@ class LatencyServer:
         self.latency_s = latency_s
         self.seed = seed
         self.count = 0
+        self.arrivals: list[float] = []
 
-    def respond(self, request_line: str, body: bytes) -> tuple[str, dict[str, Any]]:
+    def take_arrivals(self) -> list[float]:
+        taken, self.arrivals = self.arrivals, []
+        return taken
+
+    def respond(self, request_line: str, body: bytes, arrived: float) -> tuple[str, dict[str, Any]]:
         method, _, rest = request_line.partition(" ")
         path = rest.split(" ", 1)[0].split("?", 1)[0].rstrip("/")
         if method != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
             return "404 Not Found", {"error": {"message": "not found", "type": "invalid_request_error"}}
         try:
             request = json.loads(body)
+            self.arrivals.append(arrived)
             schema = FakeOpenAIServer._schema_of(request)
             self.count += 1
             content = FakeOpenAIServer._content(request, schema, random.Random(f"{self.seed}:{self.count}"))

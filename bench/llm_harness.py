@@ -8,12 +8,14 @@ inside, the client process being measured.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +52,11 @@ def _free_port() -> int:
 class Server:
     url: str  # base URL, …/v1
     pid: int
+
+    def arrivals(self) -> list[float]:
+        """When each chat completion reached the server since the last call (monotonic clock)."""
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/arrivals", timeout=10) as answer:
+            return [float(t) for t in json.load(answer)["arrivals"]]
 
     def cpu_s(self) -> float:
         """CPU seconds the server process has used so far (all its threads)."""
