@@ -283,7 +283,7 @@ def test_members_are_started_one_by_one_so_the_first_request_leaves_first(tmp_pa
 
 class _CollectorWitness:
     """Notes whether automatic cycle collection is on when its turn starts, and once
-    the phase's other members (instant sim members) are done; then gives up."""
+    the phase's other members (instant sim members) have started; then gives up."""
 
     def __init__(self, member_id: str) -> None:
         self.id = member_id
@@ -300,7 +300,7 @@ class _CollectorWitness:
 def test_no_collection_runs_while_a_phase_is_being_started(tmp_path: Path) -> None:
     """While a phase's members are started (their requests prepared and sent), the
     cycle collector waits: a collection there would delay every request after it.
-    It is back on once the first member is done, and after the run."""
+    It is back on once they all are, and after the run."""
     witness: list[_CollectorWitness] = []
 
     def make(seat: SeatedMember) -> _CollectorWitness:
@@ -316,21 +316,49 @@ def test_no_collection_runs_while_a_phase_is_being_started(tmp_path: Path) -> No
     assert gc.isenabled()
 
 
-def test_the_collector_is_back_on_when_a_run_is_cancelled_mid_phase(tmp_path: Path) -> None:
-    """Every member still running: the phase's deferral is in force when the run is
-    cancelled, and must not outlive it."""
+class _RunCanceller:
+    """Cancels the whole run as its turn starts, while the phase is being started."""
+
+    def __init__(self, member_id: str, run_task: list[asyncio.Task[Any]], seen: list[bool]) -> None:
+        self.id = member_id
+        self.run_task = run_task
+        self.seen = seen
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        self.seen.append(gc.isenabled())
+        self.run_task[0].cancel()
+        await asyncio.sleep(60)
+        raise AssertionError("the run was cancelled")
+
+
+def test_the_collector_is_back_on_when_a_run_is_cancelled_while_a_phase_starts(tmp_path: Path) -> None:
     sc = tiny(4, **{"protocol.turn_timeout_s": 30.0, "rounds": 1})
+    run_task: list[asyncio.Task[Any]] = []
+    seen: list[bool] = []
+    over: dict[str, Any] = {"member_0": lambda seat: _RunCanceller(seat.id, run_task, seen)}
+
+    async def cancelled_run() -> None:
+        run_task.append(asyncio.ensure_future(execute(sc, tmp_path / "run", overrides=over)))
+        with pytest.raises(asyncio.CancelledError):
+            await run_task[0]
+
+    asyncio.run(cancelled_run())
+    assert seen == [False], "the run was cancelled while the phase's collection was deferred"
+    assert gc.isenabled()
+
+
+def test_the_deferral_ends_with_the_burst_not_with_the_slowest_member(tmp_path: Path) -> None:
+    """Members that take long to answer (a slow model) must not keep the collector
+    off: it is back on once every member has been started."""
+    sc = tiny(4, **{"protocol.turn_timeout_s": 0.5, "rounds": 1})
     over: dict[str, Any] = {f"member_{i}": (lambda seat: SlowMember(seat.id, 60.0)) for i in range(4)}
     seen: list[bool] = []
 
-    async def cancel_mid_phase() -> None:
-        task = asyncio.ensure_future(execute(sc, tmp_path / "run", overrides=over))
-        await asyncio.sleep(0.3)
+    async def watch() -> None:
+        run_task = asyncio.ensure_future(execute(sc, tmp_path / "run", overrides=over))
+        await asyncio.sleep(0.25)  # every member is waiting for its answer
         seen.append(gc.isenabled())
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await run_task
 
-    asyncio.run(cancel_mid_phase())
-    assert seen == [False]
-    assert gc.isenabled()
+    asyncio.run(watch())
+    assert seen == [True]

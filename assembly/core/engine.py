@@ -42,6 +42,12 @@ from assembly.core.view import ViewBuilder
 
 # How long cancelled members get to unwind before the engine stops waiting for them.
 CANCEL_GRACE_S = 1.0
+# Loop passes a member just started is given to reach its first wait before the
+# phase's deferred cycle collection may run. An LLM member's request is on the wire
+# two passes after its turn starts (its model call runs as a task of its own,
+# `llm.cancellation`); one more is slack.
+SETTLE_PASSES = 3
+
 # A turn's event-loop lag is written to its timing from this much on (below it, it is
 # the loop's ordinary scheduling jitter).
 LOOP_LAG_RECORDED_S = 0.01
@@ -209,19 +215,12 @@ class Engine:
             self.emit(*turns)
             return turns
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
-        loop = asyncio.get_running_loop()
-        # No cycle collection until the first member is done: until then the phase's
-        # requests are still being prepared or on their way (`core.collector`).
-        with collection_deferred():
-            seats = await self._start_paced(loop, member_ids, request, deadline)
-            settled = [s.settled for s in seats]
+        seats = await self._start_paced(member_ids, request, deadline)
+        if seats:
             # Members end themselves at their own deadlines (their clocks' timers); the
             # round's remaining time bounds the phase whatever the queue.
-            phase_end = loop.time() + self.round_timeout - self.round_clock
-            if settled:
-                await asyncio.wait(settled, timeout=phase_end - loop.time(), return_when=asyncio.FIRST_COMPLETED)
-        if seats:
-            _, pending = await asyncio.wait(settled, timeout=max(0.0, phase_end - loop.time()))
+            round_left = self.round_timeout - self.round_clock
+            _, pending = await asyncio.wait([s.settled for s in seats], timeout=round_left)
             if pending:
                 for s in seats:
                     if not s.settled.done():
@@ -233,9 +232,7 @@ class Engine:
         self.emit(*turns)
         return turns
 
-    async def _start_paced(
-        self, loop: asyncio.AbstractEventLoop, member_ids: Sequence[str], request: Request, deadline: float
-    ) -> list[Seat]:
+    async def _start_paced(self, member_ids: Sequence[str], request: Request, deadline: float) -> list[Seat]:
         """Start every member's turn, each one's first steps before the next one's view.
 
         Started all at once, N turns would advance in lockstep: every view and prompt
@@ -247,15 +244,25 @@ class Engine:
         what it started then advances while the next members start, so each request
         is on the wire a few starts after its member's, as soon as it is ready.
         Members that finish at once (sim members) are then started without yielding:
-        there is nothing to overlap."""
+        there is nothing to overlap.
+
+        No cycle collection runs until the last member started has had
+        `SETTLE_PASSES` passes of the loop to reach its first wait (`core.collector`):
+        a collection in the burst would hold up every request after it. The deferral
+        lasts as long as the burst, never as long as members take to answer."""
+        loop = asyncio.get_running_loop()
         seats: list[Seat] = []
         pace = True
-        for m in member_ids:
-            seat = self._start(loop, m, request, deadline)
-            seats.append(seat)
+        with collection_deferred():
+            for m in member_ids:
+                seat = self._start(loop, m, request, deadline)
+                seats.append(seat)
+                if pace:
+                    await asyncio.sleep(0)
+                    pace = not seat.task.done()
             if pace:
-                await asyncio.sleep(0)
-                pace = not seat.task.done()
+                for _ in range(SETTLE_PASSES):
+                    await asyncio.sleep(0)
         return seats
 
     def _start(self, loop: asyncio.AbstractEventLoop, member_id: str, request: Request, deadline: float) -> Seat:
