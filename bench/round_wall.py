@@ -95,16 +95,17 @@ def arrival_spreads(arrivals: list[float], latency: float) -> list[float]:
     """First-to-last arrival of each round's requests. A round's requests all arrive
     before any of its answers leaves (L later), so a gap of more than L / 2 between
     two arrivals starts the next round."""
-    spreads: list[float] = []
     times = sorted(arrivals)
-    first = prev = times[0] if times else 0.0
+    if not times:
+        return []
+    spreads: list[float] = []
+    first = prev = times[0]
     for t in times[1:]:
         if t - prev > latency / 2:
             spreads.append(prev - first)
             first = t
         prev = t
-    if times:
-        spreads.append(prev - first)
+    spreads.append(prev - first)
     return spreads
 
 

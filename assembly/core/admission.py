@@ -146,15 +146,17 @@ class TurnClock:
             self._timer.cancel()
             self._timer = None
 
-    def _arm(self) -> None:
-        self._timer = self.loop.call_later(max(0.0, self.budget_s - self.charged_s()), self._check)
+    def _arm(self, charged_s: float) -> None:
+        """Check again once the budget not yet charged (`charged_s` so far) could be spent."""
+        self._timer = self.loop.call_later(max(0.0, self.budget_s - charged_s), self._check)
 
     def _check(self) -> None:
         # The loop's lag since the clock started is not the member's: if some of the
         # budget is still unspent after taking it off, wait for that much more.
         self._timer = None
-        if self.charged_s() < self.budget_s - 1e-4:
-            self._arm()
+        charged = self.charged_s()
+        if charged < self.budget_s - 1e-4:
+            self._arm(charged)
         else:
             self.on_expired()
 
@@ -167,8 +169,7 @@ class TurnClock:
         if self._running_since is None:
             self._running_since = now
             self._lag_since = self.lag.now_s() if self.lag is not None else 0.0
-            # Just started running: what is charged so far is exactly `used_s`.
-            self._timer = self.loop.call_at(now + max(0.0, self.budget_s - self.used_s), self._check)
+            self._arm(self.used_s)  # just started running: exactly `used_s` is charged so far
 
     def queued(self) -> None:
         """The member waits for the tool's capacity: its clock stops until `admitted()`."""
