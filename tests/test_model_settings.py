@@ -23,6 +23,7 @@ import pytest
 from assembly.core.events import Turn
 from tests.conftest import SCENARIOS, run_cli
 from tests.fake_openai import FakeOpenAIServer
+from tests.test_answer_size import write_widest
 from tests.test_llm_runs import CANARY_KEY, _canary_key, llm_scenario, make_profile, run, turns
 from tests.test_llm_runs import _models_file as _llm_models_file
 
@@ -81,7 +82,19 @@ def test_models_check_sends_a_runs_own_schema(tmp_path: Path) -> None:
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert set(fmt["json_schema"]["schema"]["properties"]) >= {"strategy", "value", "justification"}
-    assert body["max_tokens"] == 300  # asked as a run asks for a proposal
+    # Room for the longest answer the schema admits, written as llama.cpp's grammar
+    # lets a small model write it (one token a character, the widest whitespace after
+    # every token): an answer cut short would make the check blame the mode.
+    schema = fmt["json_schema"]["schema"]
+    longest = {
+        name: prop["const"]
+        if "const" in prop
+        else "x" * prop["maxLength"]
+        if prop["type"] == "string"
+        else prop["maximum"]
+        for name, prop in schema["properties"].items()
+    }
+    assert body["max_tokens"] >= len(write_widest(longest))
 
 
 @pytest.mark.parametrize("client_kind", ["openai", "litellm"])

@@ -24,14 +24,16 @@ from assembly.llm.keys import register_secret, scrub
 from assembly.llm.profiles import ModelProfile
 
 Mode = Literal["json_schema", "json_object"]
-# The probe: a proposal of the consensus game, asked as a run asks it (its max tokens too).
+# The probe: a proposal of the consensus game, asked as a run asks it. Its max tokens
+# are the longest answer the schema admits (`core.answer_size`), not the game's 300:
+# the probe asks whether the server takes the mode, and an answer cut short (a small
+# model writing digits and the grammar's widest whitespace) would wrongly say no.
 PROBE_SYSTEM = (
     "You are agent_0, an agent in a consensus game: the agents must agree on one integer from 0 to 50. "
     'Answer with one JSON object with the fields "strategy" (a private note), "value" (your integer) and '
     '"justification" (one sentence for the others), and nothing else.'
 )
 PROBE_USER = "ROUND 1 of 3. Your initial value is 17. Propose a value."
-PROBE_MAX_TOKENS = 300
 
 
 @dataclass(frozen=True)
@@ -92,19 +94,20 @@ async def structured_probe(profile: ModelProfile, mode: Mode) -> str | None:
     """None if the profile answers the probe validly in `mode`, else why not."""
     from autogen_core.models import SystemMessage, UserMessage
 
+    from assembly.core.answer_size import longest_answer_chars
     from assembly.llm.clients import make_client
     from assembly.llm.structured import call_structured
     from assembly.protocols.consensus_game.prompts import proposal_model
 
-    probe = profile.model_copy(
-        update={"retries": 0, "structured_output": mode, "max_tokens": {"default": PROBE_MAX_TOKENS}}
-    )
+    output = proposal_model(0, 50, False)
+    max_tokens = longest_answer_chars(output.model_json_schema())
+    probe = profile.model_copy(update={"retries": 0, "structured_output": mode, "max_tokens": {"default": max_tokens}})
     client = make_client(probe)
     try:
         result = await call_structured(
             client,
             [SystemMessage(content=PROBE_SYSTEM), UserMessage(content=PROBE_USER, source="user")],
-            proposal_model(0, 50, False),
+            output,
             profile=probe,
             kind="propose",
             max_malformed_retries=0,
