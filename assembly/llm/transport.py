@@ -2,8 +2,9 @@
 
 One function, `provider_client`, decides how a request reaches a server:
 
-* ``client: openai``: the lean OpenAI-compatible client (`openai_http`), one pooled
-  aiohttp session per event loop;
+* ``client: openai``: the lean OpenAI-compatible client (`openai_http`): whole answers
+  on `http1`'s keep-alive connections, streams and proxied requests on one pooled
+  aiohttp session, per event loop;
 * ``client: litellm``: litellm resolves the model string to a provider once, when the
   client is built. A self-hosted OpenAI-compatible endpoint (provider ``openai``,
   ``custom_openai`` or ``hosted_vllm`` with an ``api_base``) then gets the same lean
