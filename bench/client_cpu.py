@@ -6,8 +6,11 @@ process) with fixed latency L, for several rounds; CPU is this process's CPU tim
 over the warm rounds (2..R) divided by their calls. The server's CPU is not in it.
 
 Rows, side by side in one run:
-* `aiohttp floor`: one pooled aiohttp session posting a pre-serialized body and
-  parsing the answer with json.loads: the least any Python client can spend;
+* `http1 floor`: the transport the `openai` path uses for whole answers
+  (`llm/http1.py`, keep-alive connections) posting a pre-serialized body, and the
+  answer parsed with json.loads: what is left with nothing of assembly above it;
+* `aiohttp floor`: the same with one pooled aiohttp session, the usual asyncio
+  HTTP client (and the transport of streams and proxied requests);
 * `openai SDK`: `openai.AsyncOpenAI.chat.completions.create` with the same body,
   as the `openai` client path used it before: shards of 16 keep-alive connections
   per SDK client (httpcore scans its whole pool for every request, encode/httpx#3215);
@@ -92,6 +95,31 @@ def bare_http_call(session: Any, url: str) -> Call:
     return call
 
 
+def bare_http1_call(url: str) -> Call:
+    """`bare_http_call` on the lean transport: one `http1.Endpoint` for the URL."""
+    from yarl import URL
+
+    from assembly.llm.http1 import Endpoint
+
+    u = URL(url)
+    assert u.host is not None and u.port is not None
+    endpoint = Endpoint(
+        scheme=u.scheme, host=u.host, port=u.port, target=u.raw_path_qs, headers={"Content-Type": "application/json"}
+    )
+    fmt = structured_format(Speech, "json_schema")
+
+    async def call(i: int, r: int) -> Any:
+        body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
+        body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
+        return json.loads((await endpoint.post(body.encode())).body)
+
+    return call
+
+
+async def http1_floor(server: Server, n: int, rep: int) -> tuple[float, int]:
+    return await _rounds(n, bare_http1_call(server.url + "/chat/completions"))
+
+
 async def aiohttp_floor(server: Server, n: int, rep: int) -> tuple[float, int]:
     import aiohttp
 
@@ -163,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with fake_server(args.latency) as server, tempfile.TemporaryDirectory(prefix="bench-client-cpu-") as td:
         work = Path(td)
         stacks = {
+            "http1 floor": http1_floor,
             "aiohttp floor": aiohttp_floor,
             "openai SDK": openai_sdk,
             "assembly openai": assembly_path("openai", work),

@@ -21,10 +21,10 @@ round over L is its handling of the answers that come back, as spread out as the
 requests left.
 
 Beside each case, the HTTP floor: the same N requests a round, against the same
-server, from a bare aiohttp session with nothing of assembly (`_http_floor`): what
-putting N requests on the wire and reading N answers costs on this machine's one
-client CPU. What a round costs above it is the rest of the tool (views, prompts,
-agents, the cache, the engine, the transcript).
+server, on the tool's own transport (`llm/http1.py`) with nothing else of assembly
+(`_http_floor`): what putting N requests on the wire and reading N answers costs on
+this machine's one client CPU. What a round costs above it is the rest of the tool
+(views, prompts, agents, the cache, the engine, the transcript).
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from client_cpu import bare_http_call
+from client_cpu import bare_http1_call
 from common import ROOT, command_line, machine_info, measured, table, write_result
 from llm_harness import fake_server, profile, run
 
@@ -78,16 +77,15 @@ def scenario(n: int, prof: str, rounds: int, turn_timeout: float) -> Scenario:
 
 
 async def _http_floor(url: str, n: int, rounds: int) -> list[float]:
-    """Wall time of each round of N concurrent requests with nothing but HTTP: one
-    pooled aiohttp session posting pre-serialized bodies of a member's size and
-    parsing each answer. What the server, the loopback and this machine allow."""
+    """Wall time of each round of N concurrent requests with nothing but HTTP: the
+    lean transport posting pre-serialized bodies of a member's size and parsing each
+    answer. What the server, the loopback and this machine allow."""
     walls = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        call = bare_http_call(session, url)
-        for r in range(1, rounds + 1):
-            start = time.perf_counter()
-            await asyncio.gather(*(call(i, r) for i in range(n)))
-            walls.append(time.perf_counter() - start)
+    call = bare_http1_call(url)
+    for r in range(1, rounds + 1):
+        start = time.perf_counter()
+        await asyncio.gather(*(call(i, r) for i in range(n)))
+        walls.append(time.perf_counter() - start)
     return walls
 
 

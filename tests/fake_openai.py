@@ -638,11 +638,22 @@ class FakeOpenAIServer:
                 }
             )
         delay = hang_s if fault == "hang" else latency + (extra if fault == "latency" else 0.0)
+        answering = False
+
+        def answer_leaves() -> None:
+            # A request stops being in flight when its answer starts to leave: a client
+            # may read the answer and send its next request before this thread gets
+            # back from writing, and that must not count as one more in flight.
+            nonlocal answering
+            if not answering:
+                answering = True
+                with self._lock:
+                    self._in_flight -= 1
+
         try:
-            self._respond(handler, body, index, fault, seed, arrived + delay, retry_after)
+            self._respond(handler, body, index, fault, seed, arrived + delay, retry_after, answer_leaves)
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            answer_leaves()
 
     def _respond(
         self,
@@ -653,6 +664,7 @@ class FakeOpenAIServer:
         seed: int,
         due: float,
         retry_after: str,
+        answer_leaves: Callable[[], None],
     ) -> None:
         """Answer at `due` (monotonic): the request's arrival plus its latency.
 
@@ -665,11 +677,13 @@ class FakeOpenAIServer:
             if self._wait_until(due):
                 handler.close_connection = True
                 return
+            answer_leaves()
             reply()
             return
         if self._wait_until(due):
             handler.close_connection = True
             return
+        answer_leaves()
         if fault == "disconnect":
             handler.close_connection = True
             with contextlib.suppress(OSError):

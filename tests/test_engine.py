@@ -16,6 +16,7 @@ from assembly.core.member import Request, TurnResult
 from assembly.core.transcript import canonical
 from assembly.core.view import View
 from assembly.launch import execute
+from assembly.protocols import protocol_class
 from assembly.protocols.facilitated.actions import Speech
 from tests.helpers import run, scenario, tiny
 
@@ -362,3 +363,102 @@ def test_the_deferral_ends_with_the_burst_not_with_the_slowest_member(tmp_path: 
 
     asyncio.run(watch())
     assert seen == [True]
+
+
+class ActOnly:
+    """A member the engine can only reach through `act`, as it reached every member
+    before instant members: a task per turn, under its clock."""
+
+    def __init__(self, inner: Any) -> None:
+        self.id = inner.id
+        self.inner = inner
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        return await self.inner.act(view, request)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("name", "over"),
+    [
+        (
+            "citizens_assembly",
+            {
+                "members.sim.faults": {"timeout_rate": 0.2, "malformed_rate": 0.3, "provider_error_rate": 0.2},
+                "members.sim.max_retries": 1,
+            },
+        ),
+        ("consensus_game", {}),
+    ],
+)
+def test_a_sim_member_answering_at_once_is_recorded_as_through_act(
+    tmp_path: Path, name: str, over: dict[str, Any]
+) -> None:
+    """Sim members on virtual time answer in `act_now`, with no task and no timer; the
+    transcript must be the one their `act` makes, faults and timeouts included."""
+    sc = scenario(name, **over)
+    protocol = protocol_class(sc.protocol.kind)(sc)
+    seats = protocol.seat().seats
+    assert all(hasattr(protocol.sim_member(s), "act_now") for s in seats)
+    _, direct = run(sc, tmp_path / "direct")
+    _, through_act = run(
+        sc, tmp_path / "act", overrides={s.id: (lambda seat: ActOnly(protocol.sim_member(seat))) for s in seats}
+    )
+    assert canonical(direct) == canonical(through_act)
+    statuses = {t.status for t in direct if isinstance(t, Turn)}
+    assert "ok" in statuses
+    if over:
+        assert {"timeout", "malformed", "provider_error"} <= statuses
+
+
+class InstantRaiser:
+    def __init__(self, member_id: str) -> None:
+        self.id = member_id
+        self.acted = 0
+
+    def act_now(self, view: View, request: Request) -> TurnResult | None:
+        raise RuntimeError("boom at once")
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        self.acted += 1
+        raise AssertionError("an instant member that raised must not be asked again")
+
+
+class LateInstant:
+    """Answers at once only in odd rounds; in even rounds it needs `act`, and sleeps."""
+
+    def __init__(self, member_id: str) -> None:
+        self.id = member_id
+        self.acted: list[int] = []
+
+    def act_now(self, view: View, request: Request) -> TurnResult | None:
+        return None if request.round % 2 == 0 else TurnResult(action=None, status="malformed", detail="at once")
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        self.acted.append(request.round)
+        await asyncio.sleep(60)
+        raise AssertionError("cut at its deadline")
+
+
+def test_an_instant_member_that_raises_or_needs_act_is_recorded_like_any_member(tmp_path: Path) -> None:
+    raiser: list[InstantRaiser] = []
+    late: list[LateInstant] = []
+
+    def make_raiser(seat: SeatedMember) -> InstantRaiser:
+        raiser.append(InstantRaiser(seat.id))
+        return raiser[-1]
+
+    def make_late(seat: SeatedMember) -> LateInstant:
+        late.append(LateInstant(seat.id))
+        return late[-1]
+
+    sc = tiny(5, **{"protocol.turn_timeout_s": 0.2, "rounds": 2, "protocol.first_vote_round": 3})
+    summary, events = run(sc, tmp_path / "run", overrides={"member_1": make_raiser, "member_2": make_late})
+    turns = [e for e in events if isinstance(e, Turn)]
+    first = [t for t in turns if t.member == "member_1"]
+    assert first and all(t.status == "provider_error" and "boom at once" in (t.detail or "") for t in first)
+    assert raiser[0].acted == 0
+    second = [t for t in turns if t.member == "member_2"]
+    assert {t.status for t in second if t.round == 1} == {"malformed"}
+    assert {t.status for t in second if t.round == 2} == {"timeout"}
+    assert late[0].acted and set(late[0].acted) == {2}
+    assert summary["status"] == "complete"

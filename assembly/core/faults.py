@@ -29,14 +29,46 @@ class SeededFaults:
         self.params = params
         self.seed = seed
 
-    async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
-        """Wrap a computed action in the seeded fault model, sleeping in real mode."""
+    @property
+    def instant(self) -> bool:
+        """Whether every turn's outcome is known at once: in virtual time, or with
+        neither latency nor faults to wait for (`now` then never returns None)."""
         p = self.params
-        if p.latency.median_s == 0 and not (
+        return p.latency.mode != "real" or self._fault_free
+
+    @property
+    def _fault_free(self) -> bool:
+        p = self.params
+        return p.latency.median_s == 0 and not (
             p.faults.timeout_rate or p.faults.malformed_rate or p.faults.provider_error_rate
-        ):
+        )
+
+    def now(self, member_id: str, request: Request, make: Action | None) -> TurnResult | None:
+        """The turn's outcome at once (virtual time, or nothing to wait for); None in
+        real time, where `run` waits the drawn latency out."""
+        if self._fault_free:
             # Nothing to draw: skip seeding a stream (a third of a fault-free turn).
             return TurnResult(action=make, attempts=[_OK], sim_latency_s=0.0)
+        if self.params.latency.mode == "real":
+            return None
+        result, latency, hang = self._draw(member_id, request, make)
+        result.sim_latency_s = math.inf if hang else latency
+        return result
+
+    async def run(self, member_id: str, request: Request, make: Action | None) -> TurnResult:
+        """Wrap a computed action in the seeded fault model, sleeping in real mode."""
+        found = self.now(member_id, request, make)
+        if found is not None:
+            return found
+        result, latency, hang = self._draw(member_id, request, make)
+        if hang or latency >= request.deadline_s:
+            await asyncio.sleep(max(request.deadline_s * 10, 3600.0))  # cut off by the engine
+        await asyncio.sleep(latency)
+        return result
+
+    def _draw(self, member_id: str, request: Request, make: Action | None) -> tuple[TurnResult, float, bool]:
+        """The seeded outcome (without its latency), the latency and whether it hangs."""
+        p = self.params
         r = stream(self.seed, "fault", member_id, request.round, request.phase)
         hang = bool(r.random() < p.faults.timeout_rate)
         attempts: list[Attempt] = []
@@ -63,17 +95,7 @@ class SeededFaults:
                 status = "ok"
                 break
         action = make if status == "ok" else None
-        if p.latency.mode == "real":
-            if hang or latency >= request.deadline_s:
-                await asyncio.sleep(max(request.deadline_s * 10, 3600.0))  # cut off by the engine
-            await asyncio.sleep(latency)
-            return TurnResult(action=action, status=status, attempts=attempts)
-        return TurnResult(
-            action=action,
-            status=status,
-            attempts=attempts,
-            sim_latency_s=math.inf if hang else latency,
-        )
+        return TurnResult(action=action, status=status, attempts=attempts), latency, hang
 
 
 def _lognormal(r: random.Random, median: float, sigma: float) -> float:

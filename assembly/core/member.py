@@ -52,3 +52,13 @@ class Member(Protocol):
     id: str
 
     async def act(self, view: View, request: Request) -> TurnResult: ...
+
+
+class InstantMember(Member, Protocol):
+    """A member that may answer without waiting for anything, e.g. a sim member on
+    virtual time. The engine asks `act_now` first, in the phase's own pass of the
+    event loop, with no task and no deadline timer of its own (a tenth of what a sim
+    turn costs); None means this turn needs `act` after all (real-time latency).
+    A member whose `act_now` answers must give the same answer `act` would."""
+
+    def act_now(self, view: View, request: Request) -> TurnResult | None: ...

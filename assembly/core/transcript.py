@@ -96,10 +96,21 @@ class TranscriptWriter:
         self._syncer: ThreadPoolExecutor | None = None
         self._syncing: Future[None] | None = None
 
+    @staticmethod
+    def dump(event: AnyEvent) -> str:
+        """An event's JSON as its line carries it, before sealing. Redacted here, at the
+        one place events become text, whatever produced their text, and before
+        sealing, so that the chain covers what is on disk. Apart from `write` so that
+        the engine can dump a turn when its answer arrives, not all of a phase's turns
+        when it closes."""
+        return redact(event.model_dump_json(exclude_none=True))
+
     def write(self, events: Iterable[AnyEvent]) -> None:
-        # Redacted here, at the one place events become bytes, whatever produced their
-        # text, and before sealing, so that the chain covers what is on disk.
-        text = "".join(self._line(redact(e.model_dump_json(exclude_none=True))) + "\n" for e in events)
+        self.write_dumped(self.dump(e) for e in events)
+
+    def write_dumped(self, bodies: Iterable[str]) -> None:
+        """Append events already dumped (`dump`), in order."""
+        text = "".join(self._line(body) + "\n" for body in bodies)
         if self._fh is None and not self._closed:
             self._create(text)
             return

@@ -12,7 +12,6 @@ strips them before a provider sees them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,11 @@ class CreateCall:
     cancellation_token: CancellationToken | None = None
 
     def with_args(self, extra_create_args: Mapping[str, Any]) -> CreateCall:
-        return dataclasses.replace(self, extra_create_args=extra_create_args)
+        # Built directly: `dataclasses.replace` inspects the fields on every call, and
+        # every member turn makes one.
+        return CreateCall(
+            self.messages, self.tools, self.tool_choice, self.json_output, extra_create_args, self.cancellation_token
+        )
 
     async def create(self, client: ChatCompletionClient) -> CreateResult:
         """Make this call on `client`."""

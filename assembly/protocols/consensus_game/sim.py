@@ -86,14 +86,19 @@ class ConsensusSimAgent:
         self.faults = faults
 
     async def act(self, view: View, request: Request) -> TurnResult:
-        action: Action
+        return await self.faults.run(self.id, request, self._action(view, request))
+
+    def act_now(self, view: View, request: Request) -> TurnResult | None:
+        if not self.faults.instant:
+            return None
+        return self.faults.now(self.id, request, self._action(view, request))
+
+    def _action(self, view: View, request: Request) -> Action:
         if request.action is Proposal:
-            action = self.byzantine_proposal(view) if self.byzantine else self.honest_proposal(view, request)
-        elif request.action is StopVote:
-            action = StopVote(vote="continue") if self.byzantine else self.honest_vote(view)
-        else:
-            raise TypeError(f"consensus-game sim agent cannot produce {request.action.__name__}")
-        return await self.faults.run(self.id, request, action)
+            return self.byzantine_proposal(view) if self.byzantine else self.honest_proposal(view, request)
+        if request.action is StopVote:
+            return StopVote(vote="continue") if self.byzantine else self.honest_vote(view)
+        raise TypeError(f"consensus-game sim agent cannot produce {request.action.__name__}")
 
     # ---- honest
 

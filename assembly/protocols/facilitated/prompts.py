@@ -200,6 +200,8 @@ class RoundDigest:
         self.early.update(i for _, _, where in self.totals.values() for i, _ in where)
         self.order = sorted(self.totals, key=lambda k: self.totals[k][2][0])
         self._favoured_memo: dict[tuple[str | None, int], dict[str, int]] = {}
+        self._older_memo: dict[tuple[str | None, int, bool], list[str]] = {}
+        self._quotes: dict[int, str] = {}
 
     def lines(self, me: str, roster_index: int, quotes: int) -> list[str]:
         """The round as `me` hears it: one aggregate line, plus `quotes` speakers verbatim
@@ -215,10 +217,20 @@ class RoundDigest:
         count = len(self.speeches) - (mine >= 0)
         if not count:
             return []
+        if not quotes:
+            # An older round's line depends on the listener only as its favoured counts
+            # do, and on whether it spoke: most listeners share one.
+            key = (self.positions[mine] if mine >= 0 else None, mine if mine in self.early else -1, mine >= 0)
+            found = self._older_memo.get(key)
+            if found is None:
+                favoured = self._favoured_without(mine)
+                head = f"Round {self.speeches[0].round}, {count} speakers."
+                found = self._older_memo[key] = [
+                    f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.items()) + "."
+                ]
+            return list(found)
         favoured = self._favoured_without(mine)
         head = f"Round {self.speeches[0].round}, {count} speakers."
-        if not quotes:
-            return [f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.items()) + "."]
         # int / int is correctly rounded: the exact mean of the others' scores, as a float.
         whole = count << _EXPONENT
         support = ", ".join(
@@ -230,11 +242,18 @@ class RoundDigest:
         start = roster_index % count
         picked = sorted((start + j) % count for j in range(min(quotes, count)))
         for j in picked:  # in record order
-            h = self.speeches[j + (0 <= mine <= j)]
-            lines.append(
+            lines.append(self._quote(j + (0 <= mine <= j)))
+        return lines
+
+    def _quote(self, i: int) -> str:
+        """Speech `i` quoted, as every listener given it reads it."""
+        found = self._quotes.get(i)
+        if found is None:
+            h = self.speeches[i]
+            found = self._quotes[i] = (
                 f'  - {h.member}, for {h.public.get("position")}: "{clean(h.public.get("message", ""), QUOTE_CHARS)}"'
             )
-        return lines
+        return found
 
     def _favoured_without(self, mine: int) -> dict[str, int]:
         """Favoured counts among the others, most favoured first, ties in order of first appearance.

@@ -134,16 +134,22 @@ class SimMember:
         self._base: np.ndarray | None = None
 
     async def act(self, view: View, request: Request) -> TurnResult:
+        return await self.faults.run(self.id, request, self._action(view, request))
+
+    def act_now(self, view: View, request: Request) -> TurnResult | None:
+        if not self.faults.instant:
+            return None
+        return self.faults.now(self.id, request, self._action(view, request))
+
+    def _action(self, view: View, request: Request) -> Action:
         if request.action is Speech:
             # Only a speech draws (noise, disclosures): other turns skip seeding a stream.
-            action: Action = self.speak(view, self._policy_stream(request.round, request.phase))
-        elif request.action is Synthesis:
-            action = self.synthesize(view, int(str(request.params.get("candidates", 3))))
-        elif request.action is Ballot:
-            action = self.vote(view, BALLOT_FIELD.get(str(request.params.get("rule", "")), "choice"))
-        else:
-            raise TypeError(f"sim assembly member cannot produce {request.action.__name__}")
-        return await self.faults.run(self.id, request, action)
+            return self.speak(view, self._policy_stream(request.round, request.phase))
+        if request.action is Synthesis:
+            return self.synthesize(view, int(str(request.params.get("candidates", 3))))
+        if request.action is Ballot:
+            return self.vote(view, BALLOT_FIELD.get(str(request.params.get("rule", "")), "choice"))
+        raise TypeError(f"sim assembly member cannot produce {request.action.__name__}")
 
     # ---- the model
 
