@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from assembly.llm.clients import make_client
 from assembly.llm.cost import cost_usd
+from assembly.llm.json_text import SLOT
 from assembly.llm.keys import scrub
 from assembly.llm.litellm_client import LiteLLMChatCompletionClient
 from assembly.llm.profiles import ModelProfile, load_models_file
@@ -734,7 +735,8 @@ def test_missing_key_env_is_reported_without_value(monkeypatch: pytest.MonkeyPat
 
 
 @given(
-    texts=st.lists(st.text(max_size=40), min_size=1, max_size=3),
+    # Any text, including the splice's own placeholder as a member might write it.
+    texts=st.lists(st.text(max_size=40) | st.sampled_from([SLOT, json.dumps(SLOT), "\x00"]), min_size=1, max_size=3),
     salt=st.text(max_size=20),
     temperature=st.none() | st.floats(0, 2),
     mode=st.sampled_from(["json_schema", "json_object"]),
@@ -759,7 +761,9 @@ def test_the_cache_key_is_autogens_own(
         args["temperature"] = temperature
     ours = ResponseCache(cast(ChatCompletionClient, None), GroupCommitStore(InMemoryStore()))
     theirs = ChatCompletionCache(cast(ChatCompletionClient, None), InMemoryStore())
-    assert ours._check_cache(messages, [], None, args)[1] == theirs._check_cache(messages, [], None, args)[1]
+    key = theirs._check_cache(messages, [], None, args)[1]
+    assert ours._check_cache(messages, [], None, args)[1] == key
+    assert ours._check_cache(messages, [], None, args)[1] == key  # texts escaped before, now kept
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pathlib import Path
 from autogen_core.models import ChatCompletionClient
 
 from assembly.llm.cost import cost_usd
+from assembly.llm.json_text import Literals
 from assembly.llm.profiles import ModelProfile
 from assembly.llm.rate_limit import limiter_for
 from assembly.llm.response_cache import cached
@@ -32,8 +33,10 @@ def make_client(profile: ModelProfile, cache_dir: Path | None = None) -> ChatCom
 
     Raises KeyError if the profile's key variable is not set.
     """
-    client: ChatCompletionClient = GatedClient(provider_client(profile), limiter_for(profile), profile.timeout_s)
-    return client if cache_dir is None else cached(client, cache_dir, profile.model)
+    literals = Literals()  # message texts escaped once, for the cache key and the request body
+    bare = provider_client(profile, literals)
+    client: ChatCompletionClient = GatedClient(bare, limiter_for(profile), profile.timeout_s)
+    return client if cache_dir is None else cached(client, cache_dir, profile.model, literals)
 
 
 def prepare(profile: ModelProfile) -> None:

@@ -36,6 +36,7 @@ from autogen_core.models import CreateResult
 from assembly.core.redaction import redact_url
 from assembly.llm.cancellation import await_linked
 from assembly.llm.http1 import Endpoint, HTTPConnectionError
+from assembly.llm.json_text import SLOT, Literals, dumps_spliced
 from assembly.llm.response_format import WireFormat, response_format_for
 from assembly.llm.wire import ProviderClient, StreamedAnswer, finish_reason, to_openai_messages, tool_calls_of, usage_of
 from assembly.llm.wrappers import Chunk, CreateCall, public_args
@@ -93,12 +94,14 @@ class OpenAICompatClient(ProviderClient):
         api_key: str | None,
         timeout_s: float,
         names: bool = False,
+        literals: Literals | None = None,
     ) -> None:
         self._base = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
         self._key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._model = model
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._names = names
+        self._literals = literals if literals is not None else Literals()
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
             weakref.WeakKeyDictionary()
         )
@@ -166,13 +169,19 @@ class OpenAICompatClient(ProviderClient):
         if fmt is not None and from_output is not None:
             raise ValueError("json_output and extra_create_args['response_format'] are both set")
         fmt = fmt if fmt is not None else from_output
-        body: dict[str, Any] = {"model": self._model, "messages": to_openai_messages(call.messages, names=self._names)}
+        messages = to_openai_messages(call.messages, names=self._names)
+        texts = []
+        for message in messages:  # each text escaped once (a member's system message, once a run)
+            if isinstance(message["content"], str):
+                texts.append(message["content"])
+                message["content"] = SLOT
+        body: dict[str, Any] = {"model": self._model, "messages": messages}
         body.update(args.pop("extra_body", None) or {})
         body.update(args)
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        text = json.dumps(body, ensure_ascii=False)
+        text = dumps_spliced(body, texts, self._literals)
         if fmt is not None:
             encoded = fmt.encoded if isinstance(fmt, WireFormat) else json.dumps(fmt, ensure_ascii=False)
             text = f'{text[:-1]},"response_format":{encoded}}}'

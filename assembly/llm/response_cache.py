@@ -37,6 +37,7 @@ from autogen_core.tools import Tool, ToolSchema
 from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
 from pydantic import BaseModel
 
+from assembly.llm.json_text import SLOT, Literals, splice
 from assembly.llm.response_format import WireFormat
 
 # One store (one diskcache.Cache, one SQLite connection pool, one set of answers
@@ -53,9 +54,12 @@ COMMIT_BATCH = 1024
 _FORMAT_SLOT_JSON = json.dumps(_FORMAT_SLOT)
 
 
-def cached(client: ChatCompletionClient, cache_dir: Path, model: str) -> ChatCompletionClient:
-    """`client` behind the response cache of `model` in `cache_dir`."""
-    return ResponseCache(client, _store(Path(cache_dir) / _namespace(model)))
+def cached(
+    client: ChatCompletionClient, cache_dir: Path, model: str, literals: Literals | None = None
+) -> ChatCompletionClient:
+    """`client` behind the response cache of `model` in `cache_dir`; `literals`, when
+    the client below shares them, escape each message text once for both."""
+    return ResponseCache(client, _store(Path(cache_dir) / _namespace(model)), literals)
 
 
 class GroupCommitStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
@@ -99,9 +103,10 @@ class GroupCommitStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
 class ResponseCache(ChatCompletionCache):
     """autogen's `ChatCompletionCache` with the same keys, computed without re-serializing the schema."""
 
-    def __init__(self, client: ChatCompletionClient, store: GroupCommitStore) -> None:
+    def __init__(self, client: ChatCompletionClient, store: GroupCommitStore, literals: Literals | None = None) -> None:
         super().__init__(client, store)
         self.group_store = store
+        self.literals = literals if literals is not None else Literals()
 
     def _check_cache(
         self,
@@ -113,13 +118,23 @@ class ResponseCache(ChatCompletionCache):
         fmt = extra_create_args.get("response_format")
         if not isinstance(fmt, WireFormat) or (isinstance(json_output, type) and issubclass(json_output, BaseModel)):
             return super()._check_cache(messages, tools, json_output, extra_create_args)
+        dumped, texts = [], []
+        for message in messages:  # each text escaped once (`json_text`), the rest dumped around it
+            fields = message.model_dump()
+            if isinstance(fields.get("content"), str):
+                texts.append(fields["content"])
+                fields["content"] = SLOT
+            dumped.append(fields)
         data = {
-            "messages": [message.model_dump() for message in messages],
+            "messages": dumped,
             "tools": [(tool.schema if isinstance(tool, Tool) else tool) for tool in tools],
             "json_output": json_output if isinstance(json_output, bool) else None,
             "extra_create_args": {**extra_create_args, "response_format": _FORMAT_SLOT},
         }
-        text = json.dumps(data, sort_keys=True).replace(_FORMAT_SLOT_JSON, fmt.sorted_encoded, 1)
+        # The format's slot comes first (``extra_create_args`` sorts before ``messages``)
+        # and is filled before the texts are spliced in, so no text can be taken for it.
+        skeleton = json.dumps(data, sort_keys=True).replace(_FORMAT_SLOT_JSON, fmt.sorted_encoded, 1)
+        text = splice(skeleton, texts, self.literals)
         key = hashlib.sha256(text.encode()).hexdigest()
         return self.store.get(key), key  # diskcache hands back the objects it was given
 

@@ -23,6 +23,7 @@ import importlib
 
 from autogen_core.models import ChatCompletionClient
 
+from assembly.llm.json_text import Literals
 from assembly.llm.keys import register_profile_secret
 from assembly.llm.litellm_client import LiteLLMChatCompletionClient, import_litellm
 from assembly.llm.openai_http import OpenAICompatClient
@@ -32,8 +33,9 @@ from assembly.llm.profiles import ModelProfile
 OPENAI_WIRE_PROVIDERS = frozenset({"openai", "custom_openai", "hosted_vllm"})
 
 
-def provider_client(profile: ModelProfile) -> ChatCompletionClient:
-    """The bare client for a profile: no rate limit, cache or retries.
+def provider_client(profile: ModelProfile, literals: Literals | None = None) -> ChatCompletionClient:
+    """The bare client for a profile: no rate limit, cache or retries. ``literals``
+    are the escaped message texts it may share with the cache above it (`json_text`).
 
     Raises KeyError if the profile's key variable is not set.
     """
@@ -50,13 +52,16 @@ def provider_client(profile: ModelProfile) -> ChatCompletionClient:
             api_key=api_key,
             timeout_s=profile.timeout_s,
             names=True,  # what autogen's OpenAI client sent, so servers see the same requests
+            literals=literals,
         )
     # Imported here, when a litellm client is built (before any timed turn), never
     # inside a call's deadline: importing it takes seconds of CPU.
     litellm = import_litellm()
     model, provider, _, _ = litellm.get_llm_provider(profile.model, api_base=profile.api_base)
     if provider in OPENAI_WIRE_PROVIDERS and profile.api_base is not None:
-        return OpenAICompatClient(model=model, base_url=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s)
+        return OpenAICompatClient(
+            model=model, base_url=profile.api_base, api_key=api_key, timeout_s=profile.timeout_s, literals=literals
+        )
     # What litellm's first request would import (the OpenAI SDK's resources, which its
     # providers build on): seconds that would otherwise block the loop inside a turn.
     importlib.import_module("openai.resources")
