@@ -75,15 +75,17 @@ def _answer_now(
     """An instant member's turn as a finished future, holding what a task running
     `Engine._timed` would: (result, wall seconds), or the exception it raised. None
     when the member needs `act` for this turn."""
-    future: asyncio.Future[Any] = loop.create_future()
     t0 = time.perf_counter()
+    future: asyncio.Future[Any]
     try:
         result = act_now(view, request)
     except Exception as exc:  # recorded as the member's failure, as a raising `act` is
+        future = loop.create_future()
         future.set_exception(exc)
         return future
     if result is None:
         return None
+    future = loop.create_future()
     future.set_result((result, time.perf_counter() - t0))
     return future
 
