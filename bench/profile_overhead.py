@@ -29,9 +29,10 @@ from assembly import launch as runner
 BUCKETS: list[tuple[str, str, str]] = [
     ("seating + building members", "FacilitatedAssembly", "seat"),
     ("seating + building members", "", "build_members"),
-    ("sim policy (SimMember.act)", "SimMember", "act"),
+    ("sim policy (SimMember.act_now)", "SimMember", "act_now"),
+    ("sim policy (SimMember.act_now)", "SimMember", "act"),
     ("building views (ViewBuilder.view)", "ViewBuilder", "view"),
-    ("task scheduling (ensure_future)", "", "ensure_future"),
+    ("task scheduling (ensure_future; none for sim members)", "", "ensure_future"),
     ("recording turns (Engine._turn)", "Engine", "_turn"),
     ("folding events (Engine.observe)", "Engine", "observe"),
     ("writing the transcript", "TranscriptWriter", "dump"),
