@@ -8,7 +8,7 @@ off (first_vote_round beyond the last round). So the floor of a round is L, and
 round wall / L measures what concurrency, HTTP and orchestration add on top.
 
 Both client paths are measured: `openai` and `litellm` (both reach this OpenAI-compatible
-server on the lean aiohttp transport, litellm after resolving the provider once).
+server on the lean transport, `llm/http1.py`, litellm after resolving the provider once).
 Like every loopback benchmark, the server runs on its own CPU (`llm_harness.fake_server`). Round wall is the engine's
 own `RoundEnded.timing.wall_s`; round 1 opens the connections (cold), rounds 2+ reuse
 them (warm). Client CPU per call is this process's CPU time over the whole run

@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 [
                     r["members"],
                     f"{r['latency_s']:g} s",
-                    f"{r['warm_over_L']:.2f}",
+                    f"{r['warm_over_L']:.3f}",  # at two decimals, just over the goal would print as it
                     f"≤ {r['goal_over_L']:g}" if r["goal_over_L"] else "measured",
                     ("yes" if r["warm_over_L"] <= r["goal_over_L"] else "NO") if r["goal_over_L"] else "-",
                     f"{r['warm_arrival_spread_s'] * 1e3:.0f} ms",
