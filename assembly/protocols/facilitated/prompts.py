@@ -313,6 +313,7 @@ class RoundDigests:
         self._by_id: dict[int, tuple[Sequence[Heard], RoundDigest]] = {}
         self._options: tuple[object, str] | None = None
         self._systems: dict[str, tuple[object, RoleSpec | None, object, str]] = {}
+        self._roster: tuple[tuple[str, ...], dict[str, int]] | None = None
 
     def options(self, view: View) -> str:
         """The options block, which every member's prompt shares: formatted once per run."""
@@ -328,6 +329,13 @@ class RoundDigests:
             found = self._systems[view.member.id] = (view.member, role, view.own_facts, _member_system(role, view))
         return found[3]
 
+    def roster_index(self, roster: tuple[str, ...], member: str) -> int:
+        """A member's place in the roster (0 if it is not seated): a lookup, where
+        `tuple.index` would scan the roster once per member and turn."""
+        if self._roster is None or self._roster[0] is not roster:
+            self._roster = (roster, {m: i for i, m in reversed(list(enumerate(roster)))})
+        return self._roster[1].get(member, 0)
+
     def of(self, heard: Sequence[Heard]) -> RoundDigest:
         found = self._by_id.get(id(heard))
         if found is not None and found[0] is heard:
@@ -341,7 +349,10 @@ class RoundDigests:
 
 def _heard(view: View, quotes: int = QUOTED_PER_ROUND, digests: RoundDigests | None = None) -> str:
     me = view.member.id
-    index = view.roster.index(me) if me in view.roster else 0
+    if digests is not None:
+        index = digests.roster_index(view.roster, me)
+    else:
+        index = view.roster.index(me) if me in view.roster else 0
     blocks: list[str] = []
     for utterances in view.recent:
         digest = digests.of(utterances) if digests is not None else RoundDigest(utterances)
