@@ -642,3 +642,32 @@ def test_cli_models_with_model_checks_only_that_model(server: FakeOpenAIServer) 
     text = result.stdout
     assert text.startswith("--model openai_fake-model") and text.count(" OK ") == 1 and "FAIL" not in text, text
     assert "gpt-4o-mini" not in text  # the models file's other profiles are neither listed nor checked
+
+
+class _FinalizerCountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the async generators it had to close for their owners."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finalized: list[str] = []
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self.finalized.append(getattr(agen, "__qualname__", repr(agen)))
+        super()._asyncgen_finalizer_hook(agen)  # type: ignore[misc]
+
+
+def test_a_member_turn_leaves_no_async_generator_for_the_loop_to_close(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """A dropped async generator costs the loop a wake-up through its self-pipe and a
+    task to close it; a member turn (autogen's agent stream included) ends every one
+    it starts."""
+    profile = make_profile(server, "openai")
+    sc = llm_scenario("citizens_assembly", profile.name)
+    setup = LLMSetup(profiles={profile.name: profile})
+    loop = _FinalizerCountingLoop()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(execute(sc, tmp_path / "run", factory=factory_for(setup)))
+    done = turns(read_transcript(tmp_path / "run").events)
+    assert len(done) > 20 and all(t.status == "ok" for t in done)
+    assert loop.finalized == []

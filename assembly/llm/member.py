@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -191,7 +192,15 @@ class LLMMember:
         token = CancellationToken()
         try:
             await entry.agent.on_reset(token)  # no history: the view is the whole context
-            await entry.agent.on_messages([TextMessage(content=prompt.user, source="user")], token)
+            # The agent's stream is read to its end, not left at its `Response` as
+            # `on_messages` leaves it: an async generator dropped before its end is
+            # closed by asyncio's finalizer hook, which wakes the event loop through its
+            # self-pipe (a system call) and starts a task to close it, every turn.
+            async with aclosing(
+                entry.agent.on_messages_stream([TextMessage(content=prompt.user, source="user")], token)
+            ) as stream:
+                async for _ in stream:
+                    pass
         except asyncio.CancelledError:
             token.cancel()  # the deadline passed: abort the request in flight, discard any answer
             raise
