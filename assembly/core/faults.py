@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from abc import ABC, abstractmethod
 from typing import Literal
 
 from assembly.core.actions import Action
@@ -18,6 +19,7 @@ from assembly.core.events import Attempt
 from assembly.core.member import Request, TurnResult
 from assembly.core.seeding import stream
 from assembly.core.spec import SimBase
+from assembly.core.view import View
 
 _OK = Attempt(attempt=1, outcome="ok")
 
@@ -102,3 +104,25 @@ def _lognormal(r: random.Random, median: float, sigma: float) -> float:
     if median <= 0:
         return 0.0
     return median * math.exp(sigma * r.gauss(0.0, 1.0))
+
+
+class SeededSimMember(ABC):
+    """The member side every sim policy shares: an action computed from the view
+    (`action`), wrapped in the seeded fault model. It answers at once where nothing
+    needs waiting for (`act_now`, see `core.member.InstantMember`), and through `act`,
+    sleeping, in real time."""
+
+    id: str
+    faults: SeededFaults
+
+    @abstractmethod
+    def action(self, view: View, request: Request) -> Action:
+        """What the policy does this turn, before faults."""
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        return await self.faults.run(self.id, request, self.action(view, request))
+
+    def act_now(self, view: View, request: Request) -> TurnResult | None:
+        if not self.faults.instant:
+            return None
+        return self.faults.now(self.id, request, self.action(view, request))

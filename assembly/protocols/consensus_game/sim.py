@@ -36,8 +36,8 @@ import math
 import numpy as np
 
 from assembly.core.actions import Action
-from assembly.core.faults import SeededFaults
-from assembly.core.member import Request, TurnResult
+from assembly.core.faults import SeededFaults, SeededSimMember
+from assembly.core.member import Request
 from assembly.core.seeding import rng
 from assembly.core.view import View
 from assembly.protocols.consensus_game.actions import Proposal, StopVote
@@ -66,7 +66,7 @@ def step(current: int, target: float, inertia: float, noise: float, lo: int, hi:
     return min(hi, max(lo, nxt))
 
 
-class ConsensusSimAgent:
+class ConsensusSimAgent(SeededSimMember):
     """One offline agent: honest or Byzantine according to its seat."""
 
     def __init__(
@@ -85,15 +85,7 @@ class ConsensusSimAgent:
         self.seed = seed
         self.faults = faults
 
-    async def act(self, view: View, request: Request) -> TurnResult:
-        return await self.faults.run(self.id, request, self._action(view, request))
-
-    def act_now(self, view: View, request: Request) -> TurnResult | None:
-        if not self.faults.instant:
-            return None
-        return self.faults.now(self.id, request, self._action(view, request))
-
-    def _action(self, view: View, request: Request) -> Action:
+    def action(self, view: View, request: Request) -> Action:
         if request.action is Proposal:
             return self.byzantine_proposal(view) if self.byzantine else self.honest_proposal(view, request)
         if request.action is StopVote:

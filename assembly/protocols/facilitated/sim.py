@@ -21,8 +21,8 @@ import random
 import numpy as np
 
 from assembly.core.actions import MAX_TEXT, Action
-from assembly.core.faults import SeededFaults
-from assembly.core.member import Request, TurnResult
+from assembly.core.faults import SeededFaults, SeededSimMember
+from assembly.core.member import Request
 from assembly.core.seeding import streams
 from assembly.core.spec import OptionSpec
 from assembly.core.view import HeardMatrix, View
@@ -109,7 +109,7 @@ def _bound_mask(heard: HeardMatrix, member: str, bound: float) -> np.ndarray | N
     return masks.mask(member)
 
 
-class SimMember:
+class SimMember(SeededSimMember):
     """An assembly member (or facilitator) following the opinion-dynamics model.
 
     Per-option vectors are Python float lists: with a handful of options, numpy's
@@ -133,15 +133,7 @@ class SimMember:
         self._index: dict[str, int] = {}
         self._base: np.ndarray | None = None
 
-    async def act(self, view: View, request: Request) -> TurnResult:
-        return await self.faults.run(self.id, request, self._action(view, request))
-
-    def act_now(self, view: View, request: Request) -> TurnResult | None:
-        if not self.faults.instant:
-            return None
-        return self.faults.now(self.id, request, self._action(view, request))
-
-    def _action(self, view: View, request: Request) -> Action:
+    def action(self, view: View, request: Request) -> Action:
         if request.action is Speech:
             # Only a speech draws (noise, disclosures): other turns skip seeding a stream.
             return self.speak(view, self._policy_stream(request.round, request.phase))
