@@ -56,6 +56,7 @@ SYSTEM = "You are a member of a citizens' assembly on the city budget. " * 20
 USER = "Round {r}. Member {i} heard: the transit option would cut commute times; " * 40
 
 Call = Callable[[int, int], Awaitable[Any]]
+_SPEECH_FORMAT = structured_format(Speech, "json_schema")
 
 
 def messages(i: int, r: int) -> list[dict[str, str]]:
@@ -81,15 +82,19 @@ async def _timed_rounds(n: int, call: Call) -> tuple[float, int]:
     return cpu, n * (ROUNDS - 1)
 
 
+def bare_body(i: int, r: int) -> bytes:
+    """Member i's structured request of round r, serialized as a bare client would."""
+    body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
+    return f'{body[:-1]},"response_format":{_SPEECH_FORMAT.encoded}}}'.encode()
+
+
 def bare_http_call(session: Any, url: str) -> Call:
     """Member i's structured request of round r with nothing but HTTP: a pre-serialized
     body posted on a pooled aiohttp session, and the answer parsed with json.loads."""
-    fmt = structured_format(Speech, "json_schema")
 
     async def call(i: int, r: int) -> Any:
-        body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
-        body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
-        async with session.post(url, data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
+        headers = {"Content-Type": "application/json"}
+        async with session.post(url, data=bare_body(i, r), headers=headers) as resp:
             return json.loads(await resp.read())
 
     return call
@@ -106,12 +111,9 @@ def bare_http1_call(url: str) -> Call:
     endpoint = Endpoint(
         scheme=u.scheme, host=u.host, port=u.port, target=u.raw_path_qs, headers={"Content-Type": "application/json"}
     )
-    fmt = structured_format(Speech, "json_schema")
 
     async def call(i: int, r: int) -> Any:
-        body = json.dumps({"model": "fake-model", "messages": messages(i, r)})
-        body = f'{body[:-1]},"response_format":{fmt.encoded}}}'
-        return json.loads((await endpoint.post(body.encode())).body)
+        return json.loads((await endpoint.post(bare_body(i, r))).body)
 
     return call
 

@@ -246,8 +246,7 @@ class _Connection(asyncio.Protocol):
 class _Pool:
     """Idle keep-alive connections to one origin, in one event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.idle: list[_Connection] = []
         self.busy: set[_Connection] = set()
 
@@ -307,8 +306,8 @@ class Endpoint:
         later); a lost connection or an unreadable answer raises `HTTPConnectionError`."""
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
-        if pool is None or pool.loop is not loop:
-            pool = self._pools[loop] = _Pool(loop)
+        if pool is None:
+            pool = self._pools[loop] = _Pool()
         conn = pool.idle.pop() if pool.idle else await self._connect(loop, pool)
         pool.busy.add(conn)
         waiter = conn.send(self._head + str(len(body)).encode() + b"\r\n\r\n" + body, loop)
@@ -334,9 +333,9 @@ class Endpoint:
 
     def close(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Close the connections of ``loop`` (or of every loop)."""
-        pools = [self._pools.pop(loop, None)] if loop is not None else list(self._pools.values())
         if loop is None:
-            self._pools.clear()
+            pools, self._pools = list(self._pools.values()), {}
+        else:
+            pools = [self._pools.pop(loop)] if loop in self._pools else []
         for pool in pools:
-            if pool is not None:
-                pool.close()
+            pool.close()

@@ -45,6 +45,17 @@ class Literals:
         return found
 
 
+def take_texts(messages: Sequence[dict[str, Any]]) -> list[str]:
+    """The text contents of `messages`, in order, each replaced by `SLOT` in its
+    message (a list of content parts stays in place, dumped as it is)."""
+    texts = []
+    for message in messages:
+        if isinstance(message.get("content"), str):
+            texts.append(message["content"])
+            message["content"] = SLOT
+    return texts
+
+
 def dumps_spliced(document: Any, texts: Sequence[str], literal: Callable[[str], str], sort_keys: bool = False) -> str:
     """`json.dumps(document, sort_keys=sort_keys)` of `document` with each `SLOT` in it
     replaced by the next of `texts`, each text's literal made by `literal`.

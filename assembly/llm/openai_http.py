@@ -36,7 +36,7 @@ from autogen_core.models import CreateResult
 from assembly.core.redaction import redact_url
 from assembly.llm.cancellation import await_linked
 from assembly.llm.http1 import Endpoint, HTTPConnectionError
-from assembly.llm.json_text import SLOT, Literals, dumps_spliced
+from assembly.llm.json_text import Literals, dumps_spliced, take_texts
 from assembly.llm.response_format import WireFormat, response_format_for
 from assembly.llm.wire import ProviderClient, StreamedAnswer, finish_reason, to_openai_messages, tool_calls_of, usage_of
 from assembly.llm.wrappers import Chunk, CreateCall, public_args
@@ -170,11 +170,7 @@ class OpenAICompatClient(ProviderClient):
             raise ValueError("json_output and extra_create_args['response_format'] are both set")
         fmt = fmt if fmt is not None else from_output
         messages = to_openai_messages(call.messages, names=self._names)
-        texts = []
-        for message in messages:  # each text escaped once (a member's system message, once a run)
-            if isinstance(message["content"], str):
-                texts.append(message["content"])
-                message["content"] = SLOT
+        texts = take_texts(messages)  # each escaped once (a member's system message, once a run)
         body: dict[str, Any] = {"model": self._model, "messages": messages}
         body.update(args.pop("extra_body", None) or {})
         body.update(args)

@@ -37,7 +37,7 @@ from autogen_core.tools import Tool, ToolSchema
 from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
 from pydantic import BaseModel
 
-from assembly.llm.json_text import SLOT, Literals, splice
+from assembly.llm.json_text import Literals, splice, take_texts
 from assembly.llm.response_format import WireFormat
 
 # One store (one diskcache.Cache, one SQLite connection pool, one set of answers
@@ -118,13 +118,8 @@ class ResponseCache(ChatCompletionCache):
         fmt = extra_create_args.get("response_format")
         if not isinstance(fmt, WireFormat) or (isinstance(json_output, type) and issubclass(json_output, BaseModel)):
             return super()._check_cache(messages, tools, json_output, extra_create_args)
-        dumped, texts = [], []
-        for message in messages:  # each text escaped once (`json_text`), the rest dumped around it
-            fields = message.model_dump()
-            if isinstance(fields.get("content"), str):
-                texts.append(fields["content"])
-                fields["content"] = SLOT
-            dumped.append(fields)
+        dumped = [message.model_dump() for message in messages]
+        texts = take_texts(dumped)  # each escaped once (`json_text`), the rest dumped around them
         data = {
             "messages": dumped,
             "tools": [(tool.schema if isinstance(tool, Tool) else tool) for tool in tools],

@@ -200,7 +200,7 @@ class RoundDigest:
         self.early.update(i for _, _, where in self.totals.values() for i, _ in where)
         self.order = sorted(self.totals, key=lambda k: self.totals[k][2][0])
         self._favoured_memo: dict[tuple[str | None, int], dict[str, int]] = {}
-        self._older_memo: dict[tuple[str | None, int, bool], list[str]] = {}
+        self._older_memo: dict[tuple[str | None, int, bool], str] = {}
         self._quotes: dict[int, str] = {}
 
     def lines(self, me: str, roster_index: int, quotes: int) -> list[str]:
@@ -217,20 +217,17 @@ class RoundDigest:
         count = len(self.speeches) - (mine >= 0)
         if not count:
             return []
+        head = f"Round {self.speeches[0].round}, {count} speakers."
         if not quotes:
             # An older round's line depends on the listener only as its favoured counts
             # do, and on whether it spoke: most listeners share one.
             key = (self.positions[mine] if mine >= 0 else None, mine if mine in self.early else -1, mine >= 0)
-            found = self._older_memo.get(key)
-            if found is None:
-                favoured = self._favoured_without(mine)
-                head = f"Round {self.speeches[0].round}, {count} speakers."
-                found = self._older_memo[key] = [
-                    f"{head} Favoured by: " + ", ".join(f"{k} {n}" for k, n in favoured.items()) + "."
-                ]
-            return list(found)
+            line = self._older_memo.get(key)
+            if line is None:
+                counts = ", ".join(f"{k} {n}" for k, n in self._favoured_without(mine).items())
+                line = self._older_memo[key] = f"{head} Favoured by: {counts}."
+            return [line]
         favoured = self._favoured_without(mine)
-        head = f"Round {self.speeches[0].round}, {count} speakers."
         # int / int is correctly rounded: the exact mean of the others' scores, as a float.
         whole = count << _EXPONENT
         support = ", ".join(
