@@ -10,7 +10,8 @@ are reused across calls, and parses the answer with one ``json.loads``.
 
 A whole answer (every member turn) goes through `http1`, a minimal HTTP/1.1
 client that writes a request in one piece; aiohttp, which costs about 0.2 ms of
-CPU more per request, carries streams and requests through a proxy.
+CPU more per request (bench/client_cpu.py), carries streams and requests through
+a proxy.
 
 What a provider error is stays legible to `errors.classify_error`: HTTP statuses
 keep their ``status_code`` and headers (so ``Retry-After`` is honoured), dropped
