@@ -60,10 +60,10 @@ CASES: dict[str, list[str]] = {
 }
 
 
-def record(name: str, args: list[str], out_dir: Path) -> Path:
+def record(name: str, args: list[str], out_dir: Path, env: dict[str, str] | None = None) -> Path:
     run_dir = out_dir / name
     cmd = [sys.executable, "-m", "assembly.cli", "run", *args, "--out", str(run_dir), "--quiet"]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env=env)
     return run_dir / "transcript.jsonl"
 
 

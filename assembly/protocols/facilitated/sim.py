@@ -16,6 +16,7 @@ not contain.
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -34,8 +35,10 @@ from assembly.protocols.facilitated.rules import BALLOT_FIELD
 _ABSTAIN = Ballot(abstain=True)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+def _sigmoid(x: np.ndarray) -> list[float]:
+    # math.exp (libm), not np.exp: numpy's float64 exp has an AVX-512 kernel whose
+    # last bit differs from libm's, which made a seed's transcript depend on the CPU.
+    return [1.0 / (1.0 + math.exp(-v)) for v in x.tolist()]
 
 
 def _trust_weights(heard: HeardMatrix, role: str, trust: Trust) -> np.ndarray | None:
@@ -58,7 +61,10 @@ def _heard_mean(heard: HeardMatrix, role: str, trust: Trust, weights: np.ndarray
     key = ("mean", None) if weights is None else ("mean", role, trust.in_role, trust.out_role)
     m = heard.memo.get(key)
     if m is None:
-        mean = heard.mean if weights is None else heard.by_option @ weights / weights.sum()
+        # Sums are numpy's pairwise reductions, never a matrix product: BLAS kernels
+        # sum in an order of their own per CPU, which would make the run's transcript
+        # depend on the machine (docs/sim_model.md, "Same seed, same run").
+        mean = heard.mean if weights is None else np.add.reduce(heard.by_option * weights, axis=1) / weights.sum()
         m = heard.memo[key] = mean.tolist()
     return m
 
@@ -161,10 +167,10 @@ class SimMember(SeededSimMember):
         key = tuple(f.id for f in view.heard_facts)
         cached = self._anchors.get(key)
         if cached is None:
-            cached = self._anchors[key] = self._compute_anchor(view).tolist()
+            cached = self._anchors[key] = self._compute_anchor(view)
         return cached
 
-    def _compute_anchor(self, view: View) -> np.ndarray:
+    def _compute_anchor(self, view: View) -> list[float]:
         if self._base is None:
             values = view.member.values
             self._base = np.array([sum(w * o.attributes.get(d, 0.0) for d, w in values.items()) for o in view.options])
@@ -218,7 +224,8 @@ class SimMember(SeededSimMember):
                 if trust is not None:
                     near *= trust
                 count = near.sum()
-                others = (cols @ near / count).tolist() if count else own
+                # A pairwise reduction, not `cols @ near` (BLAS): see `_heard_mean`.
+                others = (np.add.reduce(cols * near, axis=1) / count).tolist() if count else own
             lam = self.susceptibility(role)
             x = [lam * o + (1.0 - lam) * ai for o, ai in zip(others, a, strict=True)]
         if r is not None and p.speech_noise > 0:
