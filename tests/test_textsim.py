@@ -55,3 +55,23 @@ def test_edge_cases() -> None:
     assert mean_pairwise_similarity(["transit now", "bikes later"]) == pytest.approx(0.0, abs=1e-12)
     # A silent member pulls the mean down instead of being dropped: 1 similar pair of 3.
     assert mean_pairwise_similarity(["more trams", "more trams", ""]) == pytest.approx(1 / 3)
+
+
+# Any ASCII: punctuation, digits, underscores and one-letter words, which take the
+# fast tokenizer; one non-ASCII text sends the whole round through the regular expression.
+ascii_texts = st.lists(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60), min_size=2, max_size=8
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ascii_texts, st.booleans())
+def test_ascii_and_unicode_tokenizing_agree_with_scikit_learn(docs: list[str], add_unicode: bool) -> None:
+    if add_unicode:
+        docs = [*docs, "Équité for the K\u212aelvin tram"]
+    ours = mean_pairwise_similarity(docs)
+    ref = sklearn_mean_pairwise(docs)
+    if ref is None:
+        assert ours is None
+    else:
+        assert ours == pytest.approx(ref, abs=1e-9)

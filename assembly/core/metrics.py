@@ -6,16 +6,17 @@ events, so what a run reported and what its transcript supports cannot disagree.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from assembly.core.actions import Action, by_kind
-from assembly.core.events import AnyEvent, Turn
+from assembly.core.events import AnyEvent, Turn, TurnStatus
 from assembly.core.protocol import Protocol
 from assembly.core.run_welfare import run_welfare
 from assembly.core.transcript import Transcript
 
-FAILED = ("timeout", "malformed", "provider_error", "skipped")
+FAILED: tuple[TurnStatus, ...] = ("timeout", "malformed", "provider_error", "skipped")
 
 
 def liveness(turns: list[Turn], actions: Mapping[str, type[Action]]) -> dict[str, int]:
@@ -27,20 +28,17 @@ def liveness(turns: list[Turn], actions: Mapping[str, type[Action]]) -> dict[str
     they measure the tool, not the members, and counting them as abstentions would
     make abstention rates grow with group size for the tool's sake. The protocols
     still see no action from a throttled member (its ballot is not counted)."""
-    counts = {"turn_timeouts": 0, "throttled": 0, "malformed": 0, "provider_errors": 0, "abstentions": 0, "retries": 0}
-    for t in turns:
-        if t.status == "timeout":
-            counts["turn_timeouts"] += 1
-        elif t.status == "throttled":
-            counts["throttled"] += 1
-        elif t.status == "malformed":
-            counts["malformed"] += 1
-        elif t.status == "provider_error":
-            counts["provider_errors"] += 1
-        if t.status in FAILED or (t.action and _abstains(t.action, actions)):
-            counts["abstentions"] += 1
-        counts["retries"] += max(0, len(t.attempts) - 1)
-    return counts
+    status = Counter(t.status for t in turns)
+    failed = sum(status[s] for s in FAILED)
+    said = sum(1 for t in turns if t.action and t.status not in FAILED and _abstains(t.action, actions))
+    return {
+        "turn_timeouts": status["timeout"],
+        "throttled": status["throttled"],
+        "malformed": status["malformed"],
+        "provider_errors": status["provider_error"],
+        "abstentions": failed + said,
+        "retries": sum(len(t.attempts) - 1 for t in turns if len(t.attempts) > 1),
+    }
 
 
 def _abstains(action: dict[str, Any], actions: Mapping[str, type[Action]]) -> bool:

@@ -28,14 +28,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from assembly.core.events import Disclosure, RunStarted, Seated
 from assembly.core.social_choice import plurality_winner
 from assembly.core.welfare import (
-    CentredRanks,
     baselines,
     normalize,
     rank_options,
-    spearman,
+    spearman_rows,
     utilities,
     welfare,
 )
@@ -152,17 +153,29 @@ def fidelity_by_round(
     stated: StatedPreferences, assigned: Mapping[str, Mapping[str, float]], role_of: Mapping[str, str]
 ) -> dict[int, dict[str, list[float]]]:
     """Round -> role -> the Spearman correlations between each member's stated scores
-    and its assigned (full-information) utilities; undefined correlations are left out."""
+    and its assigned (full-information) utilities; undefined correlations are left out.
+
+    Each round's members are correlated together (`spearman_rows`), grouped by the
+    options their two sides share: one group, unless some speech left options out."""
     out: dict[int, dict[str, list[float]]] = {}
-    ranks: dict[str, dict[tuple[str, ...], CentredRanks]] = {}  # each member's assigned side, ranked once
     for r in sorted(stated.scores):
+        said = stated.scores[r]
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for member, scores in said.items():
+            if member in assigned:
+                mine = assigned[member]
+                groups.setdefault(tuple(o for o in scores if o in mine), []).append(member)
+        rho: dict[str, float | None] = {}
+        for common, members in groups.items():
+            shape = (len(members), len(common))
+            a = np.array([[said[m][o] for o in common] for m in members], dtype=float).reshape(shape)
+            b = np.array([[assigned[m][o] for o in common] for m in members], dtype=float).reshape(shape)
+            rho.update(zip(members, spearman_rows(a, b), strict=True))
         by_role: dict[str, list[float]] = {}
-        for member, scores in stated.scores[r].items():
-            if member not in assigned:
-                continue
-            rho = spearman(scores, assigned[member], ranks.setdefault(member, {}))
-            if rho is not None:
-                by_role.setdefault(role_of[member], []).append(rho)
+        for member in said:  # in the order members spoke
+            value = rho.get(member)
+            if value is not None:
+                by_role.setdefault(role_of[member], []).append(value)
         out[r] = by_role
     return out
 
@@ -215,10 +228,12 @@ def run_welfare(events: Sequence[Any], stated: StatedPreferences) -> RunWelfare 
     first = stated.positions.get(1, {})
     chosen["plurality_round1"] = plurality_winner([p for p in first.values() if p in options], options)
     fidelity = fidelity_by_round(stated, raw, role_of)
+    # Ways of choosing often agree: each option chosen is scored once.
+    scored = {o: _scored(o, full, role_of, options) for o in dict.fromkeys(chosen[name] for name in OUTCOMES)}
     section = {
         "options": options,
         "roles": {role: sum(1 for r in role_of.values() if r == role) for role in sorted(set(role_of.values()))},
-        "outcomes": {name: _scored(chosen[name], full, role_of, options) for name in OUTCOMES},
+        "outcomes": {name: dict(scored[chosen[name]]) for name in OUTCOMES},
         "information": _information(full, informed, known, effects, options),
         "fidelity": _fidelity_table(fidelity),
         "members": {

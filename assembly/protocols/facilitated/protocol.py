@@ -278,7 +278,7 @@ class FacilitatedAssembly(Protocol):
         figs["leading"] = tally.leading if tally else None
         figs["ballots_counted"] = tally.counted if tally else 0
         figs["disclosures"] = sum(isinstance(e, Disclosure) for e in round_events)
-        # Idea convergence beside the action convergence above (see assembly/textsim.py).
+        # Idea convergence beside the action convergence above (see idea_similarity.py).
         similarity = textsim.mean_pairwise_similarity(
             [
                 str(e.action.get("message", ""))
