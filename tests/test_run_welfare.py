@@ -37,9 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assembly.core.events import Disclosure, RunStarted, Seated, SeatedMember
-from assembly.core.run_welfare import StatedPreferences, informed_facts, run_welfare
+from assembly.core.run_welfare import StatedPreferences, fidelity_by_round, informed_facts, run_welfare
+from assembly.core.welfare import spearman
 from assembly.inspection.replay import check
 from assembly.scenario.loading import build_scenario
 from tests.helpers import run, scenario
@@ -213,3 +216,34 @@ def test_shipped_split_and_hidden_profile_baselines(tmp_path: Path, name: str) -
     else:
         assert outcomes["utilitarian"]["option"] == "A"
         assert outcomes["plurality_round1"]["option"] != "A"
+
+
+OPTS = ["A", "B", "C", "D"]
+stated_rounds = st.dictionaries(
+    st.integers(1, 3),
+    st.dictionaries(
+        st.sampled_from(["m0", "m1", "m2", "m3", "stranger"]),  # a stranger has no assigned utilities
+        st.lists(st.sampled_from(OPTS), unique=True).flatmap(  # any subset, in any order
+            lambda opts: st.fixed_dictionaries({o: st.integers(0, 3).map(float) | st.floats(0, 1) for o in opts})
+        ),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(stated_rounds, st.lists(st.integers(0, 3).map(float), min_size=3, max_size=3))
+def test_fidelity_by_round_is_each_members_spearman(scores, levels) -> None:
+    """Members grouped by the options they share and correlated a round at a time give
+    each member's own Spearman correlation, in the order members spoke."""
+    assigned = {f"m{i}": {o: levels[(i + j) % 3] for j, o in enumerate(OPTS[: 2 + i % 3])} for i in range(4)}
+    role_of = {"m0": "a", "m1": "b", "m2": "a", "m3": "b", "stranger": "a"}
+    stated = StatedPreferences(decision=None, positions={}, scores=scores)
+    expected: dict[int, dict[str, list[float]]] = {}
+    for r in sorted(scores):
+        by_role: dict[str, list[float]] = {}
+        for m, said in scores[r].items():
+            rho = spearman(said, assigned[m]) if m in assigned else None
+            if rho is not None:
+                by_role.setdefault(role_of[m], []).append(rho)
+        expected[r] = by_role
+    assert fidelity_by_round(stated, assigned, role_of) == expected

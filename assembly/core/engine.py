@@ -247,7 +247,9 @@ class Engine:
             return turns
         request = Request(round=self.round, phase=phase, action=action, deadline_s=deadline, params=dict(params or {}))
         seats = await self._start_paced(member_ids, request, deadline)
-        if seats:
+        # Members that answered at once (sim members) have nothing to wait for, and
+        # `asyncio.wait` would still schedule a callback per future and a loop pass.
+        if any(not s.settled.done() for s in seats):
             # Members end themselves at their own deadlines (their clocks' timers); the
             # round's remaining time bounds the phase whatever the queue.
             round_left = self.round_timeout - self.round_clock

@@ -164,7 +164,8 @@ def fidelity_by_round(
         for member, scores in said.items():
             if member in assigned:
                 mine = assigned[member]
-                groups.setdefault(tuple(o for o in scores if o in mine), []).append(member)
+                common = tuple(scores) if scores.keys() <= mine.keys() else tuple(o for o in scores if o in mine)
+                groups.setdefault(common, []).append(member)
         rho: dict[str, float | None] = {}
         for common, members in groups.items():
             shape = (len(members), len(common))

@@ -25,7 +25,7 @@ from assembly.core.actions import MAX_TEXT, Action
 from assembly.core.faults import SeededFaults, SeededSimMember
 from assembly.core.member import Request
 from assembly.core.seeding import streams
-from assembly.core.spec import OptionSpec
+from assembly.core.spec import FactSpec, OptionSpec
 from assembly.core.view import HeardMatrix, View
 from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
 from assembly.protocols.facilitated.config import OpinionDynamics, Trust
@@ -132,6 +132,8 @@ class SimMember(SeededSimMember):
         self._policy_stream = streams(seed, "policy", member_id)
         # Anchors by the facts heard from others (a seat's own facts never change).
         self._anchors: dict[tuple[str, ...], list[float]] = {}
+        self._last_heard: tuple[FactSpec, ...] | None = None  # the heard facts of the newest anchor
+        self._last_anchor: list[float] = []
         # The run's options (one tuple for every view), their ids, and this member's
         # valuation of them before any fact: fixed for the run, computed once.
         self._options: tuple[OptionSpec, ...] = ()
@@ -164,10 +166,14 @@ class SimMember(SeededSimMember):
 
         Cached per set of facts heard: it only changes when a fact is learned."""
         self.option_ids(view)
-        key = tuple(f.id for f in view.heard_facts)
+        facts = view.heard_facts
+        if facts is self._last_heard:  # views hand out the same tuple until a fact is heard
+            return self._last_anchor
+        key = tuple(f.id for f in facts)
         cached = self._anchors.get(key)
         if cached is None:
             cached = self._anchors[key] = self._compute_anchor(view)
+        self._last_heard, self._last_anchor = facts, cached
         return cached
 
     def _compute_anchor(self, view: View) -> list[float]:
@@ -213,24 +219,25 @@ class SimMember(SeededSimMember):
             if p.confidence_bound is None:
                 others = _heard_mean(heard, role, p.trust, trust)
             else:
-                own = self.current(view)
                 cols = heard.by_option
-                mask = None
-                if self._spoke_in(view, heard.round):
-                    mask = _bound_mask(heard, self.id, p.confidence_bound)
+                mask = _bound_mask(heard, self.id, p.confidence_bound) if self._spoke_in(view, heard.round) else None
+                own: list[float] | None = None
                 if mask is None:  # its current opinion is older than the heard round
+                    own = self.current(view)
                     mask = np.abs(cols - np.array(own)[:, None]).sum(axis=0) <= p.confidence_bound * len(own)
-                near = mask.astype(float)
-                if trust is not None:
-                    near *= trust
-                count = near.sum()
-                # A pairwise reduction, not `cols @ near` (BLAS): see `_heard_mean`.
-                others = (np.add.reduce(cols * near, axis=1) / count).tolist() if count else own
+                # 0/1 weights times scores are exact, so an unweighted mask needs no
+                # float copy. A pairwise reduction, not `cols @ near` (BLAS): see `_heard_mean`.
+                near = mask if trust is None else mask * trust
+                count = np.count_nonzero(mask) if trust is None else near.sum()
+                if count:
+                    others = (np.add.reduce(cols * near, axis=1) / count).tolist()
+                else:
+                    others = own if own is not None else self.current(view)
             lam = self.susceptibility(role)
             x = [lam * o + (1.0 - lam) * ai for o, ai in zip(others, a, strict=True)]
         if r is not None and p.speech_noise > 0:
-            noise = [r.gauss(0.0, p.speech_noise) for _ in range(len(x))]
-            x = [xi + e for xi, e in zip(x, noise, strict=True)]
+            gauss, sd = r.gauss, p.speech_noise  # one draw per option, in option order
+            return [min(max(xi + gauss(0.0, sd), 0.0), 1.0) for xi in x]
         return [min(max(xi, 0.0), 1.0) for xi in x]
 
     def speak(self, view: View, r: random.Random) -> Speech:
