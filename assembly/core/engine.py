@@ -451,7 +451,7 @@ class Engine:
             member=member,
             status=result.status,
             action=result.action.model_dump(mode="json") if result.action is not None else None,
-            attempts=list(result.attempts),
+            attempts=result.attempts,  # validation copies the list
             detail=result.detail,
             latency_s=round(sim, 6) if sim is not None else None,
             timing=timing,

@@ -229,8 +229,8 @@ class ViewBuilder:
         """Keep a member's own actions from the last `window` rounds, and always the
         newest action of each kind (a member must not forget its own current value
         or position because it spent a few rounds timing out)."""
-        if len(own) <= self.window:
-            return
+        if len(own) <= self.window or own[-1].round > round - self.window:
+            return  # nothing is older than the window: every action stays
         seen: set[str] = set()
         kept: list[Heard] = []
         for h in own:  # newest first
