@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +40,21 @@ def tiny(n: int = 6, **overrides: Any) -> Scenario:
 def run(sc: Scenario, out: Path, **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
     summary = asyncio.run(execute(sc, out, **kwargs))
     return summary, read_transcript(out).events
+
+
+@contextmanager
+def cyclic_garbage() -> Iterator[Counter[str]]:
+    """Count, by type name, the objects the block leaves in unreachable reference
+    cycles: what only the cycle collector can free. Collections during the block
+    save what they find instead of freeing it, and one at the end finds the rest."""
+    found: Counter[str] = Counter()
+    gc.collect()
+    flags = gc.get_debug()
+    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+    try:
+        yield found
+        gc.collect()
+        found.update(type(o).__name__ for o in gc.garbage)
+    finally:
+        gc.set_debug(flags)
+        gc.garbage.clear()

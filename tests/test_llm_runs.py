@@ -35,6 +35,7 @@ from assembly.scenario.loading import build_scenario, load_scenario
 from assembly.scenario.model import Scenario
 from tests.conftest import ROOT, SCENARIOS, run_cli
 from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import cyclic_garbage
 
 CANARY_KEY = "sk-canary-LLMRUNS-0123456789abcdef"
 KEY_ENV = "ASSEMBLY_TEST_LLM_KEY"
@@ -654,6 +655,18 @@ class _FinalizerCountingLoop(asyncio.SelectorEventLoop):
     def _asyncgen_finalizer_hook(self, agen: Any) -> None:
         self.finalized.append(getattr(agen, "__qualname__", repr(agen)))
         super()._asyncgen_finalizer_hook(agen)  # type: ignore[misc]
+
+
+def test_llm_turns_leave_no_reference_cycles(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """An LLM member's seat and its turn clock (whose expiry callback points back at
+    the seat) are freed when the phase ends, not left for the cycle collector."""
+    profile = make_profile(server, "openai")
+    sc = llm_scenario("citizens_assembly", profile.name)
+    setup = LLMSetup(profiles={profile.name: profile})
+    with cyclic_garbage() as garbage:
+        asyncio.run(execute(sc, tmp_path / "run", factory=factory_for(setup)))
+    assert len(turns(read_transcript(tmp_path / "run").events)) > 20
+    assert not {"Seat", "TurnClock"} & set(garbage), garbage
 
 
 def test_a_member_turn_leaves_no_async_generator_for_the_loop_to_close(

@@ -73,6 +73,10 @@ class LoopLag:
             self._handle = None
 
 
+def _expired_after_release() -> None:
+    """What a released clock calls on expiry: nothing (it can no longer expire)."""
+
+
 class TurnClock:
     """A member's turn clock: `budget_s` seconds of admitted time, then `on_expired` is called.
 
@@ -178,6 +182,14 @@ class TurnClock:
         if self._queued_since is None:
             self._queued_since = now
         self._ever_queued = True
+
+    def release(self) -> None:
+        """Drop `on_expired` once the turn is over. The engine's callback refers to its
+        seat, which refers to this clock: without this, every LLM turn would leave a
+        reference cycle for the cycle collector to find, instead of being freed when
+        its phase ends."""
+        self._pause()  # no timer left to call it
+        self.on_expired = _expired_after_release
 
     def stop(self) -> None:
         """The turn is over: no expiry any more, and the time so far is charged."""

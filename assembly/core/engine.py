@@ -98,7 +98,7 @@ class Seat:
     settled: asyncio.Future[None]  # done when the task is, or when it is abandoned after a cut
     started: float  # loop time the phase started
     task: asyncio.Future[Any] = field(init=False)
-    clock: TurnClock = field(init=False)
+    clock: TurnClock | None = None  # none for a member that answered at once: nothing to time
     cut: TurnStatus | None = None  # "timeout" or "throttled" once the engine cancelled the turn
     turn: Turn | None = None  # the turn, once its member answered in time (`Engine._settled`)
     dumped: str | None = None  # and its transcript JSON
@@ -257,7 +257,8 @@ class Engine:
             if pending:
                 for s in seats:
                     if not s.settled.done():
-                        self._cut(s, "throttled" if s.clock.held_by_tool(LOOP_LAG_RECORDED_S) else "timeout")
+                        held = s.clock is not None and s.clock.held_by_tool(LOOP_LAG_RECORDED_S)
+                        self._cut(s, "throttled" if held else "timeout")
                 await asyncio.wait(pending)  # each settles within CANCEL_GRACE_S of its cut
         turns = [s.turn if s.turn is not None else self._turn(phase, s, deadline) for s in seats]
         self.round_throttled = self.round_throttled or any(t.status == "throttled" for t in turns)
@@ -305,7 +306,6 @@ class Engine:
     def _start(self, loop: asyncio.AbstractEventLoop, member_id: str, request: Request, deadline: float) -> Seat:
         """Start one member's turn as its own task, under its own clock."""
         seat = Seat(member_id, loop.create_future(), loop.time())
-        seat.clock = TurnClock(loop, deadline, partial(self._cut, seat, "timeout"), self.loop_lag)
         view = self.views.view(member_id, self.round, request.phase)
         member = self.members[member_id]
         act_now = getattr(member, "act_now", None)  # an `InstantMember`
@@ -314,6 +314,7 @@ class Engine:
             seat.task = answered
             self._settled(seat, request.phase, deadline, answered)
             return seat
+        seat.clock = TurnClock(loop, deadline, partial(self._cut, seat, "timeout"), self.loop_lag)
         seat.task = asyncio.ensure_future(self._timed(member, view, request, seat.clock))
         seat.task.add_done_callback(partial(self._settled, seat, request.phase, deadline))
         return seat
@@ -329,6 +330,8 @@ class Engine:
                 seat.dumped = self.writer.dump(seat.turn) if self.writer is not None else None
             except Exception:  # the phase's close builds it again, and raises there
                 seat.turn = seat.dumped = None
+        if seat.clock is not None:
+            seat.clock.release()  # the task is over (its clock stopped); see `TurnClock.release`
         _settle(seat.settled)
 
     @staticmethod
@@ -338,10 +341,12 @@ class Engine:
         member that ignores cancellation is abandoned, never waited for."""
         if seat.cut is not None or seat.task.done():
             return
+        clock = seat.clock
+        assert clock is not None  # a turn still running is a task under its clock
         seat.cut = status
-        seat.clock.stop()
+        clock.stop()
         seat.task.cancel()
-        seat.clock.loop.call_later(CANCEL_GRACE_S, _settle, seat.settled)
+        clock.loop.call_later(CANCEL_GRACE_S, _settle, seat.settled)
 
     def phase_deadline(self) -> float:
         """Each member's deadline in the next phase: the turn timeout, capped by what
@@ -397,8 +402,9 @@ class Engine:
 
     def _turn(self, phase: str, seat: Seat, deadline: float) -> Turn:
         member, task = seat.member, seat.task
+        clock = seat.clock
         if seat.cut == "throttled":
-            clock = seat.clock
+            assert clock is not None  # only a running turn is cut
             return self.throttled_turn(phase, member, clock.queued_s, clock.loop.time() - seat.started, clock.lag_s)
         if seat.cut is not None or not task.done() or task.cancelled():
             # A late answer is discarded, even from a member that swallowed its cancellation.
@@ -416,10 +422,11 @@ class Engine:
             )
         result, wall = task.result()
         timing = {"wall_s": round(wall, 6)}
-        if seat.clock.queued_s > 0.0:
-            timing["queued_s"] = round(seat.clock.queued_s, 6)
-        if seat.clock.lag_s >= LOOP_LAG_RECORDED_S:
-            timing["loop_lag_s"] = round(seat.clock.lag_s, 6)
+        if clock is not None:
+            if clock.queued_s > 0.0:
+                timing["queued_s"] = round(clock.queued_s, 6)
+            if clock.lag_s >= LOOP_LAG_RECORDED_S:
+                timing["loop_lag_s"] = round(clock.lag_s, 6)
         sim = result.sim_latency_s
         if sim is not None and (math.isinf(sim) or sim > deadline):
             return Turn(

@@ -24,7 +24,7 @@ import numpy as np
 from assembly.core.actions import MAX_TEXT, Action
 from assembly.core.faults import SeededFaults, SeededSimMember
 from assembly.core.member import Request
-from assembly.core.seeding import streams
+from assembly.core.seeding import gaussians, streams
 from assembly.core.spec import FactSpec, OptionSpec
 from assembly.core.view import HeardMatrix, View
 from assembly.protocols.facilitated.actions import Ballot, Candidate, Speech, Synthesis, candidates_of
@@ -236,8 +236,8 @@ class SimMember(SeededSimMember):
             lam = self.susceptibility(role)
             x = [lam * o + (1.0 - lam) * ai for o, ai in zip(others, a, strict=True)]
         if r is not None and p.speech_noise > 0:
-            gauss, sd = r.gauss, p.speech_noise  # one draw per option, in option order
-            return [min(max(xi + gauss(0.0, sd), 0.0), 1.0) for xi in x]
+            noise = gaussians(r, len(x), 0.0, p.speech_noise)  # one draw per option, in option order
+            return [min(max(xi + e, 0.0), 1.0) for xi, e in zip(x, noise, strict=True)]
         return [min(max(xi, 0.0), 1.0) for xi in x]
 
     def speak(self, view: View, r: random.Random) -> Speech:
