@@ -66,11 +66,14 @@ def summarize(events: Sequence[AnyEvent] | Transcript, protocol: type[Protocol])
     run = events if isinstance(events, Transcript) else Transcript.of(events)
     started, seated = run.started, run.seated
     actions = by_kind(protocol.actions)
+    # Every turn belongs to its round, so the run's liveness totals are the sums of
+    # every round's, complete or not: each turn is classified once.
+    live = {r: liveness(rnd.turns, actions) for r, rnd in run.rounds.items()}
     per_round = []
     for r in run.complete_rounds:
         rnd = run.rounds[r]
         turns = rnd.turns
-        row: dict[str, Any] = {"round": r, **liveness(turns, actions)}
+        row: dict[str, Any] = {"round": r, **live[r]}
         row.update(protocol.round_figures(rnd.events, started, seated, run.events[: rnd.started_at or 0]))
         row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens", "cost_usd")})
         per_round.append(row)
@@ -81,7 +84,10 @@ def summarize(events: Sequence[AnyEvent] | Transcript, protocol: type[Protocol])
             row["fidelity"] = plural.fidelity_by_round.get(row["round"])
     end, interrupted = run.end, run.interrupted
     all_turns = [e for e in run.events if isinstance(e, Turn)]
-    totals: dict[str, Any] = {**liveness(all_turns, actions), **usage(all_turns)}
+    totals: dict[str, Any] = {**liveness([], actions), **usage(all_turns)}
+    for counts in live.values():
+        for k, n in counts.items():
+            totals[k] += n
     ended = [e for e in (run.rounds[r].ended for r in run.complete_rounds) if e is not None]
     wall = sum(float((e.timing or {}).get("wall_s", 0.0)) for e in ended)
     clock = sum(float((e.timing or {}).get("clock_s", 0.0)) for e in ended)
