@@ -96,6 +96,25 @@ def test_round_timeout_caps_every_phase(tmp_path: Path) -> None:
         assert float((vote.detail or "").split("within ")[1].rstrip("s")) <= 0.15 + 1e-9
 
 
+class JunkResultMember:
+    """Answers with a result whose attempts are not `Attempt`s: a plug-in's mistake."""
+
+    def __init__(self, member_id: str) -> None:
+        self.id = member_id
+
+    async def act(self, view: View, request: Request) -> TurnResult:
+        speech = Speech(message="hi", position="a", scores={"a": 1.0}, disclose=[])
+        return TurnResult(action=speech, attempts=["not an attempt"])  # type: ignore[list-item]
+
+
+def test_a_member_result_the_event_cannot_hold_is_recorded_not_fatal(tmp_path: Path) -> None:
+    summary, events = run(tiny(5), tmp_path / "run", overrides={"member_2": lambda s: JunkResultMember(s.id)})
+    bad = [e for e in events if isinstance(e, Turn) and e.member == "member_2"]
+    assert bad and all(t.status == "provider_error" for t in bad)
+    assert "member returned an invalid result (attempts.0" in (bad[0].detail or "")
+    assert summary["status"] == "complete"
+
+
 def test_member_exception_is_recorded_not_fatal(tmp_path: Path) -> None:
     summary, events = run(tiny(5), tmp_path / "run", overrides={"member_2": lambda s: RaisingMember(s.id)})
     bad = [e for e in events if isinstance(e, Turn) and e.member == "member_2"]

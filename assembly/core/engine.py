@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+
 from assembly.core.actions import Action
 from assembly.core.admission import LoopLag, TurnClock
 from assembly.core.collector import collection_deferred
@@ -452,14 +454,26 @@ class Engine:
         # The hot path, once per member per phase. Validating is the faster way to
         # build the event: pydantic's core checks these fields in less time than
         # `model_construct` assembles them in Python.
-        return Turn(
-            round=self.round,
-            phase=phase,
-            member=member,
-            status=result.status,
-            action=result.action.model_dump(mode="json") if result.action is not None else None,
-            attempts=result.attempts,  # validation copies the list
-            detail=result.detail,
-            latency_s=round(sim, 6) if sim is not None else None,
-            timing=timing,
-        )
+        try:
+            return Turn(
+                round=self.round,
+                phase=phase,
+                member=member,
+                status=result.status,
+                action=result.action.model_dump(mode="json") if result.action is not None else None,
+                attempts=result.attempts,  # validation copies the list
+                detail=result.detail,
+                latency_s=round(sim, 6) if sim is not None else None,
+                timing=timing,
+            )
+        except ValidationError as invalid:  # a plug-in member's result the event cannot hold
+            problem = invalid.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            return Turn(
+                round=self.round,
+                phase=phase,
+                member=member,
+                status="provider_error",
+                timing=timing,
+                detail=f"member returned an invalid result ({where}: {problem['msg']})"[:500],
+            )
