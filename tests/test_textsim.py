@@ -26,15 +26,18 @@ def sklearn_mean_pairwise(docs: list[str]) -> float | None:
     return float(np.mean([sims[i, j] for i, j in itertools.combinations(range(len(docs)), 2)]))
 
 
-@settings(max_examples=150, deadline=None)
-@given(texts)
-def test_matches_scikit_learn_tfidf_cosine(docs: list[str]) -> None:
-    ours = mean_pairwise_similarity(docs)
-    ref = sklearn_mean_pairwise(docs)
+def assert_matches_scikit_learn(docs: list[str]) -> None:
+    ours, ref = mean_pairwise_similarity(docs), sklearn_mean_pairwise(docs)
     if ref is None:
         assert ours is None
     else:
         assert ours == pytest.approx(ref, abs=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts)
+def test_matches_scikit_learn_tfidf_cosine(docs: list[str]) -> None:
+    assert_matches_scikit_learn(docs)
 
 
 @settings(max_examples=50, deadline=None)
@@ -69,9 +72,4 @@ ascii_texts = st.lists(
 def test_ascii_and_unicode_tokenizing_agree_with_scikit_learn(docs: list[str], add_unicode: bool) -> None:
     if add_unicode:
         docs = [*docs, "Équité for the K\u212aelvin tram"]
-    ours = mean_pairwise_similarity(docs)
-    ref = sklearn_mean_pairwise(docs)
-    if ref is None:
-        assert ours is None
-    else:
-        assert ours == pytest.approx(ref, abs=1e-9)
+    assert_matches_scikit_learn(docs)
