@@ -414,10 +414,9 @@ class Engine:
         exc = task.exception()
         if exc is not None:
             # A member that raises must not end the run; it is recorded and visible.
-            return Turn(
-                round=self.round,
-                phase=phase,
-                member=member,
+            return self._member_turn(
+                phase,
+                member,
                 status="provider_error",
                 detail=f"member raised {type(exc).__name__}: {exc}"[:500],
                 timing={"wall_s": 0.0},
@@ -431,10 +430,9 @@ class Engine:
                 timing["loop_lag_s"] = round(clock.lag_s, 6)
         sim = result.sim_latency_s
         if sim is not None and (math.isinf(sim) or sim > deadline):
-            return Turn(
-                round=self.round,
-                phase=phase,
-                member=member,
+            return self._member_turn(
+                phase,
+                member,
                 status="timeout",
                 detail=f"no answer within {deadline:g}s",
                 attempts=result.attempts,
@@ -442,10 +440,9 @@ class Engine:
                 timing=timing,
             )
         if result.status not in _RESULT_STATUSES or (result.action is None) == (result.status == "ok"):
-            return Turn(
-                round=self.round,
-                phase=phase,
-                member=member,
+            return self._member_turn(
+                phase,
+                member,
                 status="provider_error",
                 attempts=result.attempts,
                 timing=timing,
@@ -469,11 +466,14 @@ class Engine:
         except ValidationError as invalid:  # a plug-in member's result the event cannot hold
             problem = invalid.errors()[0]
             where = ".".join(str(p) for p in problem["loc"])
-            return Turn(
-                round=self.round,
-                phase=phase,
-                member=member,
+            return self._member_turn(
+                phase,
+                member,
                 status="provider_error",
                 timing=timing,
                 detail=f"member returned an invalid result ({where}: {problem['msg']})"[:500],
             )
+
+    def _member_turn(self, phase: str, member: str, **fields: Any) -> Turn:
+        """A turn event of this round's `phase` for `member`: how `_turn` records a failure."""
+        return Turn(round=self.round, phase=phase, member=member, **fields)

@@ -68,11 +68,11 @@ def summarize(events: Sequence[AnyEvent] | Transcript, protocol: type[Protocol])
     actions = by_kind(protocol.actions)
     # Every turn belongs to its round, so the run's liveness totals are the sums of
     # every round's, complete or not: each turn is classified once.
-    live = {r: liveness(rnd.turns, actions) for r, rnd in run.rounds.items()}
+    turns_of = {r: rnd.turns for r, rnd in run.rounds.items()}
+    live = {r: liveness(turns, actions) for r, turns in turns_of.items()}
     per_round = []
     for r in run.complete_rounds:
-        rnd = run.rounds[r]
-        turns = rnd.turns
+        rnd, turns = run.rounds[r], turns_of[r]
         row: dict[str, Any] = {"round": r, **live[r]}
         row.update(protocol.round_figures(rnd.events, started, seated, run.events[: rnd.started_at or 0]))
         row.update({k: v for k, v in usage(turns).items() if k in ("prompt_tokens", "completion_tokens", "cost_usd")})

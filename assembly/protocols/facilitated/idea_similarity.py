@@ -75,8 +75,8 @@ def mean_pairwise_similarity(texts: Sequence[str]) -> float | None:
     if single:
         counts[:, single] = 0.0
     # Machine-independent arithmetic, like the sim's (docs/sim_model.md): the idf's
-    # logarithm from libm rather than numpy's SIMD kernels, sums as numpy's pairwise
-    # reductions rather than BLAS.
+    # logarithm from libm rather than numpy's SIMD kernels, sums as numpy's
+    # reductions (in a fixed order) rather than BLAS products.
     df = np.count_nonzero(counts, axis=0).tolist()
     x = counts * np.array([math.log((1 + n) / (1 + d)) + 1.0 for d in df])
     norms = np.sqrt(np.add.reduce(x * x, axis=1))
